@@ -1,0 +1,55 @@
+//! The `BatonConnector` API: spec, status, condition helpers and the generated CRD.
+
+pub mod conditions;
+mod spec;
+mod status;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+pub use spec::*;
+pub use status::*;
+
+/// API group of every resource this operator serves.
+pub const GROUP: &str = "baton.conductorone.com";
+
+/// Trigger annotations. The operator never removes them; it echoes the handled value in status.
+pub const ROTATE_REQUESTED_AT: &str = "baton.conductorone.com/rotate-requested-at";
+pub const RESTART_REQUESTED_AT: &str = "baton.conductorone.com/restart-requested-at";
+pub const RECONCILE_REQUESTED_AT: &str = "baton.conductorone.com/reconcile-requested-at";
+
+/// The CRDs this operator serves, as they are installed (`crds/`, the `crd` subcommand).
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![batonconnector_crd()]
+}
+
+/// The `BatonConnector` CRD with what the derive cannot express: a status default, so that a new
+/// object reads `observedGeneration: -1` (kstatus and Flux then treat it as in progress until the
+/// operator has seen it).
+pub fn batonconnector_crd() -> CustomResourceDefinition {
+    let mut crd = BatonConnector::crd();
+    for version in &mut crd.spec.versions {
+        let Some(status) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .and_then(|s| s.properties.as_mut())
+            .and_then(|p| p.get_mut("status"))
+        else {
+            continue;
+        };
+        status.default = Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSON(
+            serde_json::json!({ "observedGeneration": -1 }),
+        ));
+    }
+    crd
+}
+
+/// The CRDs as one multi-document YAML stream, exactly as committed under `crds/`.
+pub fn crds_yaml() -> String {
+    crds()
+        .iter()
+        .map(|crd| serde_yaml::to_string(crd).expect("a CRD always serializes"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}

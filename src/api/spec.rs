@@ -1,0 +1,362 @@
+//! The `BatonConnector` spec: what a person writes.
+//!
+//! Every field carries a doc comment because the comments become the CRD's descriptions, which is
+//! what `kubectl explain batonconnector.spec` prints.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, LocalObjectReference, ResourceRequirements, Toleration};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::status::BatonConnectorStatus;
+
+/// Environment variables the operator sets itself; a person sets them through dedicated spec fields
+/// (or, for the ConductorOne credentials, through `credentials`), never through `env`.
+pub const RESERVED_ENV: &[&str] = &[
+    "BATON_CLIENT_ID",
+    "BATON_CLIENT_SECRET",
+    "BATON_HOST_ID",
+    "BATON_PROVISIONING",
+    "BATON_TICKETING",
+    "BATON_HEALTH_CHECK",
+    "BATON_HEALTH_CHECK_PORT",
+    "BATON_HEALTH_CHECK_BIND_ADDRESS",
+];
+
+/// A Baton connector run by baton-operator: one application (Okta, Segment, GitHub, ...) synced into
+/// ConductorOne. The operator turns it into a Deployment (and the Secret it needs), keeps it rolled
+/// out, and reports its health in `status`.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "baton.conductorone.com",
+    version = "v1alpha1",
+    kind = "BatonConnector",
+    plural = "batonconnectors",
+    singular = "batonconnector",
+    shortname = "bc",
+    category = "baton",
+    namespaced,
+    cel,
+    status = "BatonConnectorStatus",
+    derive = "PartialEq",
+    doc = "A ConductorOne Baton connector run by baton-operator.",
+    printcolumn(name = "Connector", type_ = "string", json_path = ".spec.connector", description = "The Baton app"),
+    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode", description = "How the connector runs"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether the connector is running and healthy"
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        description = "Why it is (not) ready"
+    ),
+    printcolumn(
+        name = "Last Sync",
+        type_ = "date",
+        json_path = ".status.sync.lastCompletedAt",
+        description = "When ConductorOne last completed a sync"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Next Rotation",
+        type_ = "date",
+        json_path = ".status.credentials.nextRotationAt",
+        priority = 1,
+        description = "When managed credentials rotate next"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1
+    ),
+    validation = Rule::new("!has(self.spec.credentials.managed) || has(self.spec.conductorOne)")
+        .message("credentials.managed needs spec.conductorOne: the operator mints credentials through the ConductorOne API")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BatonConnectorSpec {
+    /// The Baton app this connector syncs, as in the image name `baton-<connector>`: for example
+    /// `okta`, `segment`, `sentinel-one`, `privx`, `github`. Immutable: a different app is a different
+    /// connector in ConductorOne, so create a new BatonConnector instead.
+    #[schemars(length(min = 1, max = 50), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("connector is immutable; create a new BatonConnector for another app"))]
+    pub connector: String,
+
+    /// Which container image to run. Defaults to `public.ecr.aws/conductorone/baton-<connector>:latest`;
+    /// pin a tag, or better a digest, in production.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSpec>,
+
+    /// How the connector runs. `Service` (the default) is a long-running Deployment that takes its work
+    /// from ConductorOne.
+    #[serde(default)]
+    pub mode: Mode,
+
+    /// Plain, non-secret configuration passed to the connector as environment variables, for example
+    /// `BATON_DOMAIN`. Secrets belong in `secretRefs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
+    #[x_kube(validation = Rule::new(
+        "self.all(e, !(e.name in ['BATON_CLIENT_ID', 'BATON_CLIENT_SECRET', 'BATON_HOST_ID', 'BATON_PROVISIONING', 'BATON_TICKETING', 'BATON_HEALTH_CHECK', 'BATON_HEALTH_CHECK_PORT', 'BATON_HEALTH_CHECK_BIND_ADDRESS']))"
+    ).message("env may not set BATON_CLIENT_ID, BATON_CLIENT_SECRET, BATON_HOST_ID, BATON_PROVISIONING, BATON_TICKETING or BATON_HEALTH_CHECK*: use credentials, provisioning, ticketing and healthCheck instead"))]
+    #[x_kube(validation = Rule::new("self.all(e, self.exists_one(f, f.name == e.name))").message("env has the same name twice"))]
+    pub env: Vec<EnvEntry>,
+
+    /// Secrets in this namespace holding the app's own credentials (API tokens, private keys). Every
+    /// key becomes an environment variable of the connector (`envFrom`); the data is never copied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub secret_refs: Vec<SecretRef>,
+
+    /// Lets ConductorOne provision access through this connector (`BATON_PROVISIONING`).
+    #[serde(default)]
+    pub provisioning: bool,
+
+    /// Lets ConductorOne create tickets through this connector (`BATON_TICKETING`).
+    #[serde(default)]
+    pub ticketing: bool,
+
+    /// Where the connector's ConductorOne client ID and secret come from.
+    pub credentials: CredentialsSpec,
+
+    /// ConductorOne API access for the operator itself: needed for managed credentials and used to
+    /// report sync status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conductor_one: Option<ConductorOneSpec>,
+
+    /// Compute resources of the connector container. Defaults to requests of 100m CPU and 128Mi memory
+    /// and limits of 1 CPU and 1Gi memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Node labels the connector pod must run on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Tolerations of the connector pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+
+    /// Scheduling affinity of the connector pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// Extra labels on the connector pod. The operator's own labels win on a clash.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+
+    /// Extra annotations on the connector pod.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+
+    /// ServiceAccount the connector pod runs as. When unset the pod gets no Kubernetes API token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub service_account_name: Option<String>,
+
+    /// Secrets used to pull the image from a private registry or mirror.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+
+    /// PriorityClass of the connector pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+
+    /// The connector's own health endpoint (Baton SDK v0.7.6 or newer), used for Kubernetes probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckSpec>,
+
+    /// Stops the operator from changing anything for this connector. The running workload is left as
+    /// it is; status says it is suspended.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// What happens to operator-minted ConductorOne credentials when this resource is deleted:
+    /// `Revoke` (the default) revokes them, `Orphan` leaves them valid in ConductorOne.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// Container image override.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageSpec {
+    /// Image repository without tag or digest. Defaults to `public.ecr.aws/conductorone/baton-<connector>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[a-z0-9]+([._/:-][a-z0-9]+)*$"))]
+    pub repository: Option<String>,
+
+    /// Image tag. Defaults to `latest` when no digest is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"))]
+    pub tag: Option<String>,
+
+    /// Image digest (`sha256:` and 64 hex digits). Pins the image; takes precedence over the tag for
+    /// what actually runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^sha256:[a-f0-9]{64}$"))]
+    pub digest: Option<String>,
+
+    /// When the kubelet pulls the image. Kubernetes' default applies when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<PullPolicy>,
+}
+
+/// Kubernetes image pull policy.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Never => "Never",
+        }
+    }
+}
+
+/// How the connector runs. Only `Service` exists today; a scheduled one-shot mode will be added as
+/// another value.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// A long-running Deployment that polls ConductorOne for work.
+    #[default]
+    Service,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Service => "Service",
+        }
+    }
+}
+
+/// One plain environment variable.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct EnvEntry {
+    /// Variable name, for example `BATON_DOMAIN`.
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub name: String,
+    /// Variable value.
+    #[serde(default)]
+    #[schemars(length(max = 4096))]
+    pub value: String,
+}
+
+/// A reference to a Secret in the resource's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SecretRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub name: String,
+}
+
+/// Where the ConductorOne client credentials come from. Set exactly one field.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.secretRef) != has(self.managed)").message("set exactly one of credentials.secretRef or credentials.managed"))]
+pub struct CredentialsSpec {
+    /// A Secret you manage, in this namespace, with the keys `BATON_CLIENT_ID` and
+    /// `BATON_CLIENT_SECRET`, as made by "Rotate" in the ConductorOne UI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+
+    /// The operator mints the credentials through the ConductorOne API (see `conductorOne`), keeps
+    /// them in a Secret it owns, and rotates them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<ManagedCredentials>,
+}
+
+/// Operator-managed ConductorOne credentials.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedCredentials {
+    /// When and how credentials rotate.
+    #[serde(default)]
+    pub rotation: RotationSpec,
+}
+
+/// Rotation of managed credentials.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationSpec {
+    /// How often to rotate, as a duration such as `720h`. The operator adds up to 10% jitter so a
+    /// fleet does not rotate at once.
+    #[serde(default = "default_rotation_interval")]
+    #[schemars(regex(pattern = r"^([0-9]+(ns|us|ms|s|m|h))+$"))]
+    pub interval: String,
+
+    /// How long the previous credential stays valid after the new one is in use, as a duration such
+    /// as `10m`.
+    #[serde(default = "default_grace_period")]
+    #[schemars(regex(pattern = r"^([0-9]+(ns|us|ms|s|m|h))+$"))]
+    pub grace_period: String,
+}
+
+fn default_rotation_interval() -> String {
+    "720h".into()
+}
+
+fn default_grace_period() -> String {
+    "10m".into()
+}
+
+impl Default for RotationSpec {
+    fn default() -> Self {
+        Self { interval: default_rotation_interval(), grace_period: default_grace_period() }
+    }
+}
+
+/// ConductorOne API access for the operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConductorOneSpec {
+    /// A Secret in this namespace with the client ID and secret of a ConductorOne service principal,
+    /// under the keys `clientId` and `clientSecret`. The API host is taken from the client ID.
+    pub api_credentials_secret_ref: SecretRef,
+
+    /// The ConductorOne app the connector belongs to.
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    pub app_id: String,
+
+    /// The connector's id in ConductorOne.
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    pub connector_id: String,
+}
+
+/// Probes on the connector's health endpoint.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckSpec {
+    /// Turns on the connector's health server (`BATON_HEALTH_CHECK`) and adds startup, liveness and
+    /// readiness probes. Needs an image built with Baton SDK v0.7.6 or newer.
+    #[serde(default)]
+    pub enabled: bool,
+
+    /// Port of the health server. Defaults to 8081.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+}
+
+/// What deletion does to operator-minted credentials.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeletionPolicy {
+    /// Revoke the credentials the operator minted.
+    #[default]
+    Revoke,
+    /// Leave them valid in ConductorOne.
+    Orphan,
+}

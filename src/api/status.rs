@@ -1,0 +1,136 @@
+//! The `BatonConnector` status: the operator's report to people and GitOps tools.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What the operator last saw and did. Written only when something in it changed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatonConnectorStatus {
+    /// The `metadata.generation` the operator last acted on; -1 until it has seen the resource.
+    #[serde(default = "unobserved")]
+    pub observed_generation: i64,
+
+    /// `Ready` sums up health; `Reconciling` and `Stalled` follow kstatus; `WorkloadAvailable`,
+    /// `CredentialsReady`, `Suspended` (and `Synced` with API access) give the detail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+
+    /// The image reference the workload runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+
+    /// The Deployment that runs the connector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadStatus>,
+
+    /// Which trigger annotations (`baton.conductorone.com/*-requested-at`) have been handled.
+    #[serde(default, skip_serializing_if = "HandledRequests::is_empty")]
+    pub handled_requests: HandledRequests,
+
+    /// The connector's ConductorOne client credentials (never the secret itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsStatus>,
+
+    /// ConductorOne's view of the connector's syncs (needs `spec.conductorOne`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncStatus>,
+}
+
+fn unobserved() -> i64 {
+    -1
+}
+
+impl Default for BatonConnectorStatus {
+    fn default() -> Self {
+        Self {
+            observed_generation: unobserved(),
+            conditions: Vec::new(),
+            image: None,
+            workload: None,
+            handled_requests: HandledRequests::default(),
+            credentials: None,
+            sync: None,
+        }
+    }
+}
+
+/// The connector Deployment as last observed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStatus {
+    /// Name of the Deployment.
+    pub name: String,
+    /// Pods that run the current template and are available.
+    #[serde(default)]
+    pub available_replicas: i32,
+    /// Hash of everything the pod reads (spec-derived settings and referenced Secret data); a change
+    /// rolls the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+}
+
+/// The values of the trigger annotations the operator has acted on.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HandledRequests {
+    /// Last handled `baton.conductorone.com/restart-requested-at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    /// Last handled `baton.conductorone.com/reconcile-requested-at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<String>,
+    /// Last handled `baton.conductorone.com/rotate-requested-at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate: Option<String>,
+}
+
+impl HandledRequests {
+    pub fn is_empty(&self) -> bool {
+        self.restart.is_none() && self.reconcile.is_none() && self.rotate.is_none()
+    }
+}
+
+/// The ConductorOne client credentials the connector uses. Secrets never appear here.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsStatus {
+    /// The Secret the connector reads its client ID and secret from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// The ConductorOne client ID in use (not secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// ConductorOne's id of the credential in use (managed credentials only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<String>,
+    /// When the credential in use was issued (managed credentials only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<Time>,
+    /// When the next rotation is due (managed credentials only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_at: Option<Time>,
+}
+
+/// ConductorOne's view of the connector's syncs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatus {
+    /// The last sync's state as ConductorOne reports it (`SYNC_STATUS_*` without the prefix, or
+    /// `Unknown`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// When the last sync started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_started_at: Option<Time>,
+    /// When the last sync completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_completed_at: Option<Time>,
+    /// The last sync error ConductorOne reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the operator last found something new in ConductorOne's report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<Time>,
+}

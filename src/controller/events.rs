@@ -1,0 +1,118 @@
+//! Which events to publish, decided from what changed. Events go out on transitions only, so a
+//! steady state publishes nothing and a repeated failure is one event (the recorder folds repeats of
+//! the same event into a series).
+
+use crate::api::{
+    BatonConnectorStatus,
+    conditions::{self, READY},
+};
+
+/// An event to publish about the reconciled resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub action: &'static str,
+    pub message: String,
+}
+
+/// The event for a write to the Deployment.
+pub fn applied(cause: &'static str, name: &str) -> Note {
+    let (reason, message) = match cause {
+        "create" => ("Created", format!("created Deployment {name}")),
+        "drift" => ("DriftCorrected", format!("put back fields of Deployment {name} that were changed by hand")),
+        _ => ("RolledOut", format!("updated Deployment {name}; its pods roll")),
+    };
+    Note { warning: false, reason, action: "Apply", message }
+}
+
+/// Events for changes of the `Ready` condition and for newly handled trigger annotations.
+pub fn transitions(old: Option<&BatonConnectorStatus>, new: &BatonConnectorStatus) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let old_ready = old.and_then(|s| conditions::find(&s.conditions, READY));
+    if let Some(ready) = conditions::find(&new.conditions, READY) {
+        let changed = old_ready.is_none_or(|o| o.status != ready.status || o.reason != ready.reason);
+        if changed {
+            let reason: &'static str = leak_reason(&ready.reason);
+            if ready.status == "True" {
+                notes.push(Note { warning: false, reason: "Ready", action: "Reconcile", message: ready.message.clone() });
+            } else if !matches!(reason, "Progressing" | "Suspended") {
+                notes.push(Note { warning: true, reason, action: "Reconcile", message: ready.message.clone() });
+            }
+        }
+    }
+    let old_restart = old.and_then(|s| s.handled_requests.restart.as_ref());
+    if let Some(at) = &new.handled_requests.restart
+        && old_restart != Some(at)
+    {
+        notes.push(Note {
+            warning: false,
+            reason: "RestartRequested",
+            action: "Restart",
+            message: format!("restarting the connector as requested at {at}"),
+        });
+    }
+    notes
+}
+
+/// Condition reasons come from a fixed set of `&'static str`s; map the owned copy back to it so the
+/// event reason stays bounded.
+fn leak_reason(reason: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "SecretNotFound",
+        "SecretKeyMissing",
+        "SecretKeyEmpty",
+        "OwnershipConflict",
+        "InvalidSpec",
+        "ProgressDeadlineExceeded",
+        "Progressing",
+        "Suspended",
+    ];
+    KNOWN.iter().find(|k| **k == reason).copied().unwrap_or("NotReady")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::conditions::{Desired, merge};
+    use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+
+    fn status(ready: bool, reason: &'static str) -> BatonConnectorStatus {
+        let now = Time(Timestamp::from_second(1).unwrap());
+        BatonConnectorStatus {
+            conditions: merge(&[], vec![Desired::new(READY, ready, reason, "m")], Some(1), &now),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn steady_state_publishes_nothing() {
+        let s = status(true, "Available");
+        assert!(transitions(Some(&s), &s).is_empty());
+        let s = status(false, "SecretNotFound");
+        assert!(transitions(Some(&s), &s).is_empty());
+    }
+
+    #[test]
+    fn failure_is_a_warning_and_recovery_is_normal() {
+        let bad = transitions(Some(&status(true, "Available")), &status(false, "SecretNotFound"));
+        assert_eq!(bad.len(), 1);
+        assert!(bad[0].warning);
+        assert_eq!(bad[0].reason, "SecretNotFound");
+        let good = transitions(Some(&status(false, "SecretNotFound")), &status(true, "Available"));
+        assert_eq!((good[0].warning, good[0].reason), (false, "Ready"));
+    }
+
+    #[test]
+    fn progressing_is_not_worth_an_event() {
+        assert!(transitions(None, &status(false, "Progressing")).is_empty());
+    }
+
+    #[test]
+    fn new_restart_request_is_announced_once() {
+        let mut new = status(true, "Available");
+        new.handled_requests.restart = Some("t1".into());
+        assert_eq!(transitions(Some(&status(true, "Available")), &new)[0].reason, "RestartRequested");
+        assert!(transitions(Some(&new), &new).is_empty());
+    }
+}

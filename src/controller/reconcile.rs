@@ -1,0 +1,183 @@
+//! One reconcile: read what exists, let the pure builders decide, write only what changed.
+
+use std::sync::Arc;
+
+use k8s_openapi::{
+    api::{apps::v1::Deployment, core::v1::Secret},
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{controller::Action, events::EventType},
+};
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use super::{
+    Context,
+    events::{self, Note},
+    status::{self, Observation, Problem},
+};
+use crate::{
+    Error, Result,
+    api::BatonConnector,
+    metrics::ApplyLabels,
+    resources::{
+        self, SecretData,
+        compare::{self, APPLIED_HASH_ANNOTATION},
+        inputs,
+    },
+};
+
+/// The field manager of every write; forced, because the operator is the authority on what it owns.
+pub const FIELD_MANAGER: &str = "baton-operator";
+
+pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = bc.namespace().ok_or(Error::NotNamespaced)?;
+    let name = bc.name_any();
+    if bc.meta().deletion_timestamp.is_some() {
+        // Children carry owner references; the garbage collector removes them.
+        return Ok(Action::await_change());
+    }
+    let now = Time(Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid timestamp"));
+    let secrets = read_secrets(&ctx.client, &ns, &inputs::referenced_secrets(&bc)).await?;
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut live = deployments.get_opt(&name).await?;
+
+    let mut notes = Vec::new();
+    let mut problem = None;
+    let mut config_hash = None;
+    let mut applied_current = false;
+    if !bc.spec.suspend {
+        match resources::plan(&bc, &secrets) {
+            Err(p) => problem = Some(Problem::Input(p)),
+            Ok(plan) => {
+                config_hash = Some(plan.config_hash.clone());
+                match apply_deployment(&ctx, &bc, &deployments, live.as_ref(), plan.deployment).await? {
+                    Applied::Conflict => {
+                        problem = Some(Problem::OwnershipConflict { kind: "Deployment", name: name.clone() })
+                    }
+                    Applied::Rejected(message) => problem = Some(Problem::Rejected { message }),
+                    Applied::Unchanged => applied_current = true,
+                    Applied::Written(cause, d) => {
+                        applied_current = true;
+                        notes.push(events::applied(cause, &name));
+                        live = Some(*d);
+                    }
+                }
+            }
+        }
+    }
+
+    let observation = Observation {
+        problem,
+        deployment: live.as_ref(),
+        config_hash,
+        applied_current,
+        client_id: inputs::client_id(&bc, &secrets),
+    };
+    let new_status = status::compute(&bc, &observation, &now);
+    notes.extend(events::transitions(bc.status.as_ref(), &new_status));
+    if bc.status.as_ref() != Some(&new_status) {
+        let api: Api<BatonConnector> = Api::namespaced(ctx.client.clone(), &ns);
+        let patch = json!({
+            "apiVersion": "baton.conductorone.com/v1alpha1",
+            "kind": "BatonConnector",
+            "status": new_status,
+        });
+        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+        ctx.metrics.status_writes.inc();
+        debug!(namespace = %ns, name = %name, "status updated");
+    }
+    publish(&ctx, &bc, notes).await;
+
+    if let Some(p) = &observation.problem {
+        // The condition and event already tell the user; the error makes the controller back off.
+        return Err(Error::Blocked(p.reason()));
+    }
+    Ok(Action::requeue(ctx.config.resync_interval_jittered()))
+}
+
+/// Reads the Secrets the resource references. Missing ones are simply absent from the result; the
+/// builders decide what that means.
+async fn read_secrets(client: &kube::Client, ns: &str, names: &[String]) -> Result<SecretData> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let mut out = SecretData::default();
+    for name in names {
+        if let Some(secret) = api.get_opt(name).await? {
+            out.insert_secret(&secret);
+        }
+    }
+    Ok(out)
+}
+
+enum Applied {
+    Unchanged,
+    Written(&'static str, Box<Deployment>),
+    Conflict,
+    Rejected(String),
+}
+
+async fn apply_deployment(
+    ctx: &Context,
+    bc: &BatonConnector,
+    api: &Api<Deployment>,
+    live: Option<&Deployment>,
+    mut desired: Deployment,
+) -> Result<Applied> {
+    let hash = compare::desired_hash(&desired);
+    let cause = match live {
+        None => "create",
+        Some(l) if !owned_by(l, bc) => return Ok(Applied::Conflict),
+        Some(l) if l.annotations().get(APPLIED_HASH_ANNOTATION) != Some(&hash) => "update",
+        Some(l) if !same_owned_fields(l, &desired) => "drift",
+        Some(_) => return Ok(Applied::Unchanged),
+    };
+    compare::stamp(&mut desired);
+    let name = desired.name_any();
+    match api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired)).await {
+        Ok(d) => {
+            ctx.metrics.applies.get_or_create(&ApplyLabels { kind: "Deployment", cause }).inc();
+            info!(namespace = ?desired.metadata.namespace, name = %name, cause, "applied Deployment");
+            Ok(Applied::Written(cause, Box::new(d)))
+        }
+        Err(kube::Error::Api(s)) if s.code == 422 => {
+            warn!(name = %name, reason = %s.reason, "Deployment rejected by the API server");
+            Ok(Applied::Rejected(s.message))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn owned_by(child: &Deployment, bc: &BatonConnector) -> bool {
+    let uid = bc.uid();
+    child.owner_references().iter().any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
+}
+
+/// Whether the live object still has every value the operator set (labels, annotations, spec).
+fn same_owned_fields(live: &Deployment, desired: &Deployment) -> bool {
+    let l = serde_json::to_value(live).unwrap_or_default();
+    let d = serde_json::to_value(desired).unwrap_or_default();
+    ["labels", "annotations"].iter().all(|k| compare::contains(&l["metadata"][k], &d["metadata"][k]))
+        && compare::contains(&l["spec"], &d["spec"])
+}
+
+async fn publish(ctx: &Context, bc: &BatonConnector, notes: Vec<Note>) {
+    let reference = bc.object_ref(&());
+    for note in notes {
+        let level = if note.warning { EventType::Warning } else { EventType::Normal };
+        let event = kube::runtime::events::Event {
+            type_: level,
+            reason: note.reason.into(),
+            note: Some(note.message),
+            action: note.action.into(),
+            secondary: None,
+        };
+        // An event that cannot be written must not fail the reconcile that already did the work.
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            warn!(error = %e, reason = note.reason, "could not publish event");
+        }
+    }
+}

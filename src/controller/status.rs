@@ -1,0 +1,236 @@
+//! Pure status rules: what was observed in, `BatonConnectorStatus` out.
+//!
+//! The rules follow kstatus (`Reconciling`/`Stalled` are abnormal-true, `Ready` sums up) so that
+//! `kubectl wait`, Flux and Argo CD all read the same truth.
+
+use k8s_openapi::{api::apps::v1::Deployment, apimachinery::pkg::apis::meta::v1::Time};
+use kube::ResourceExt;
+
+use crate::api::{
+    BatonConnector, BatonConnectorStatus, CredentialsStatus, HandledRequests, RECONCILE_REQUESTED_AT,
+    RESTART_REQUESTED_AT, WorkloadStatus,
+    conditions::{self as cond, Desired},
+};
+use crate::resources::InputProblem;
+
+/// Something that keeps the resource from converging, as reported in conditions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// A Secret the resource reads is missing or incomplete.
+    Input(InputProblem),
+    /// A child object with our name exists but belongs to someone else; taking it over silently could
+    /// break whatever owns it.
+    OwnershipConflict { kind: &'static str, name: String },
+    /// The API server refused the object the operator built (for example a value the schema cannot
+    /// check). Only a change to the resource can fix it.
+    Rejected { message: String },
+}
+
+impl Problem {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Input(p) => p.reason(),
+            Self::OwnershipConflict { .. } => "OwnershipConflict",
+            Self::Rejected { .. } => "InvalidSpec",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::Input(p) => p.to_string(),
+            Self::OwnershipConflict { kind, name } => format!(
+                "{kind} {name:?} exists and is not owned by this BatonConnector; delete it or rename the resource"
+            ),
+            Self::Rejected { message } => format!("the API server rejected the connector workload: {message}"),
+        }
+    }
+
+    /// Whether only a person can fix it (kstatus `Stalled`), as opposed to something that may resolve
+    /// while the operator retries.
+    pub fn needs_person(&self) -> bool {
+        match self {
+            Self::Input(p) => !p.may_resolve_itself(),
+            Self::OwnershipConflict { .. } | Self::Rejected { .. } => true,
+        }
+    }
+
+    /// Whether it concerns the ConductorOne credentials rather than the app's own configuration.
+    fn is_credentials(&self, credentials_secret: Option<&str>) -> bool {
+        let name = match self {
+            Self::Input(InputProblem::SecretNotFound { name, .. })
+            | Self::Input(InputProblem::KeyMissing { name, .. })
+            | Self::Input(InputProblem::KeyEmpty { name, .. }) => name,
+            _ => return false,
+        };
+        Some(name.as_str()) == credentials_secret
+    }
+}
+
+/// The state of the connector's Deployment as the Deployment controller reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkloadState {
+    /// No Deployment exists.
+    Absent,
+    /// Rolling out or waiting for a pod; the message says what it waits for.
+    Progressing(String),
+    /// The Deployment controller gave up (`ProgressDeadlineExceeded`).
+    Failed(String),
+    /// At least one pod of the current template is available.
+    Available,
+}
+
+/// Reads a live Deployment. "Current" means the Deployment controller has seen the latest template
+/// and every replica runs it: an available pod of an old template is not success.
+pub fn workload_state(deployment: Option<&Deployment>) -> WorkloadState {
+    let Some(d) = deployment else { return WorkloadState::Absent };
+    let Some(status) = &d.status else { return WorkloadState::Progressing("waiting for the Deployment controller".into()) };
+    let find = |t: &str| status.conditions.iter().flatten().find(|c| c.type_.as_deref() == Some(t));
+    if let Some(p) = find("Progressing")
+        && p.status.as_deref() == Some("False")
+        && p.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    {
+        return WorkloadState::Failed(p.message.clone().unwrap_or_else(|| "progress deadline exceeded".into()));
+    }
+    if status.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
+        return WorkloadState::Progressing("waiting for the Deployment controller to see the new template".into());
+    }
+    let want = d.spec.replicas.unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let total = status.replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if updated < want || total > updated {
+        return WorkloadState::Progressing(format!("rolling out: {updated} of {want} pods updated"));
+    }
+    let available_condition = find("Available").is_some_and(|c| c.status.as_deref() == Some("True"));
+    if available < want || !available_condition {
+        return WorkloadState::Progressing(format!("waiting for pods: {available} of {want} available"));
+    }
+    WorkloadState::Available
+}
+
+/// Everything one reconcile observed, the input of [`compute`].
+#[derive(Clone, Debug)]
+pub struct Observation<'a> {
+    pub problem: Option<Problem>,
+    pub deployment: Option<&'a Deployment>,
+    /// The config hash the pod template should carry (None when the inputs were unusable).
+    pub config_hash: Option<String>,
+    /// Whether this reconcile applied the current template (so a restart request is handled).
+    pub applied_current: bool,
+    pub client_id: Option<String>,
+}
+
+/// Computes the full status. Deterministic: the same observation and previous status give the same
+/// result, so an idle fleet never writes.
+pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonConnectorStatus {
+    let previous = bc.status.clone().unwrap_or_default();
+    let generation = bc.metadata.generation;
+    let suspended = bc.spec.suspend;
+    let workload = workload_state(obs.deployment);
+    let credentials_secret = bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.as_str());
+
+    let mut desired = Vec::new();
+    desired.push(if suspended {
+        Desired::new(cond::SUSPENDED, true, "Suspended", "spec.suspend is true: the operator changes nothing")
+    } else {
+        Desired::new(cond::SUSPENDED, false, "NotSuspended", "")
+    });
+
+    let credentials_problem = obs.problem.as_ref().filter(|p| p.is_credentials(credentials_secret));
+    desired.push(match credentials_problem {
+        Some(p) => Desired::new(cond::CREDENTIALS_READY, false, p.reason(), p.message()),
+        None if obs.config_hash.is_some() || suspended => {
+            Desired::new(cond::CREDENTIALS_READY, true, "SecretFound", "client ID and secret are present")
+        }
+        None => Desired::new(cond::CREDENTIALS_READY, false, "Unknown", "credentials were not checked"),
+    });
+
+    desired.push(match &workload {
+        WorkloadState::Available => Desired::new(cond::WORKLOAD_AVAILABLE, true, "Available", "the connector pod is available"),
+        WorkloadState::Absent => Desired::new(cond::WORKLOAD_AVAILABLE, false, "NotCreated", "the Deployment does not exist yet"),
+        WorkloadState::Progressing(m) => Desired::new(cond::WORKLOAD_AVAILABLE, false, "Progressing", m.clone()),
+        WorkloadState::Failed(m) => Desired::new(cond::WORKLOAD_AVAILABLE, false, "ProgressDeadlineExceeded", m.clone()),
+    });
+
+    let (ready, reconciling, stalled) = summary(suspended, obs.problem.as_ref(), &workload);
+    desired.push(ready);
+    desired.push(reconciling);
+    desired.push(stalled);
+
+    let annotations = bc.annotations();
+    let handled_requests = HandledRequests {
+        restart: if obs.applied_current {
+            annotations.get(RESTART_REQUESTED_AT).cloned()
+        } else {
+            previous.handled_requests.restart.clone()
+        },
+        reconcile: annotations.get(RECONCILE_REQUESTED_AT).cloned(),
+        rotate: previous.handled_requests.rotate.clone(),
+    };
+
+    BatonConnectorStatus {
+        observed_generation: generation.unwrap_or(previous.observed_generation),
+        conditions: cond::merge(&previous.conditions, desired, generation, now),
+        image: running_image(obs.deployment).or(previous.image),
+        workload: obs.deployment.map(|d| WorkloadStatus {
+            name: d.name_any(),
+            available_replicas: d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
+            config_hash: obs.config_hash.clone().or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
+        }),
+        handled_requests,
+        credentials: Some(CredentialsStatus {
+            secret_name: credentials_secret.map(str::to_string),
+            client_id: obs.client_id.clone().or_else(|| previous.credentials.as_ref().and_then(|c| c.client_id.clone())),
+            ..previous.credentials.clone().unwrap_or_default()
+        }),
+        sync: previous.sync,
+    }
+}
+
+/// `Ready`, `Reconciling` and `Stalled` together, so they can never contradict each other.
+fn summary(suspended: bool, problem: Option<&Problem>, workload: &WorkloadState) -> (Desired, Desired, Desired) {
+    let not_reconciling = || Desired::new(cond::RECONCILING, false, "Idle", "");
+    let not_stalled = || Desired::new(cond::STALLED, false, "NotStalled", "");
+    if suspended {
+        let available = *workload == WorkloadState::Available;
+        let msg = "reconciliation is suspended; the workload is left as it is";
+        return (Desired::new(cond::READY, available, "Suspended", msg), not_reconciling(), not_stalled());
+    }
+    if let Some(p) = problem {
+        let ready = Desired::new(cond::READY, false, p.reason(), p.message());
+        return if p.needs_person() {
+            (ready, not_reconciling(), Desired::new(cond::STALLED, true, p.reason(), p.message()))
+        } else {
+            (ready, Desired::new(cond::RECONCILING, true, p.reason(), p.message()), not_stalled())
+        };
+    }
+    match workload {
+        WorkloadState::Available => (
+            Desired::new(cond::READY, true, "Available", "the connector is running"),
+            not_reconciling(),
+            not_stalled(),
+        ),
+        WorkloadState::Failed(m) => (
+            Desired::new(cond::READY, false, "ProgressDeadlineExceeded", m.clone()),
+            not_reconciling(),
+            Desired::new(cond::STALLED, true, "ProgressDeadlineExceeded", m.clone()),
+        ),
+        WorkloadState::Absent => {
+            let m = "creating the connector workload";
+            (
+                Desired::new(cond::READY, false, "Progressing", m),
+                Desired::new(cond::RECONCILING, true, "Progressing", m),
+                not_stalled(),
+            )
+        }
+        WorkloadState::Progressing(m) => (
+            Desired::new(cond::READY, false, "Progressing", m.clone()),
+            Desired::new(cond::RECONCILING, true, "Progressing", m.clone()),
+            not_stalled(),
+        ),
+    }
+}
+
+fn running_image(deployment: Option<&Deployment>) -> Option<String> {
+    deployment?.spec.template.spec.as_ref()?.containers.first()?.image.clone()
+}

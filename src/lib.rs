@@ -1,0 +1,39 @@
+//! baton-operator: runs ConductorOne Baton connectors on Kubernetes from `BatonConnector` resources.
+//!
+//! Data flows one way: a watch event triggers [`controller::reconcile`], which reads the current
+//! state, lets the pure builders in [`resources`] and [`controller::status`] decide, and writes only
+//! what changed.
+
+pub mod api;
+pub mod controller;
+pub mod metrics;
+pub mod render;
+pub mod resources;
+pub mod server;
+pub mod telemetry;
+
+/// Errors of a reconcile. Messages name objects, never secret values.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("BatonConnector has no namespace")]
+    NotNamespaced,
+    /// The resource cannot converge for a reason already reported in its status; retried with backoff.
+    #[error("not converged: {0}")]
+    Blocked(&'static str),
+}
+
+impl Error {
+    /// A bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Kube(kube::Error::Api(_)) => "api_error",
+            Self::Kube(_) => "kube_client",
+            Self::NotNamespaced => "not_namespaced",
+            Self::Blocked(reason) => reason,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,96 @@
+//! The `baton-operator` binary: a thin CLI over the library.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use baton_operator::{api, controller, metrics::Metrics, render, server, telemetry};
+use clap::{Parser, Subcommand};
+
+/// Runs ConductorOne Baton connectors on Kubernetes from BatonConnector resources.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller against the current kubeconfig context, or in-cluster config in a pod.
+    Run(RunArgs),
+    /// Print the CustomResourceDefinitions as YAML.
+    Crd,
+    /// Print the objects `run` would apply for the BatonConnectors in a file (no cluster needed).
+    /// Secrets in the same file stand in for the cluster's.
+    Render {
+        /// YAML file with BatonConnectors and the Secrets they reference; `-` reads standard input.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Namespace for resources that do not name one.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Namespaces to watch (repeat or comma-separate); all namespaces when unset.
+    #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    namespace: Vec<String>,
+    /// Address of /livez, /readyz and /metrics.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
+    /// How often converged resources are re-checked (reads only), e.g. `10m`.
+    #[arg(long, env = "RESYNC_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    resync_interval: Duration,
+    /// How many resources reconcile at once.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 8)]
+    concurrency: u16,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    log_format: telemetry::LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Crd => print!("{}", api::crds_yaml()),
+        Command::Render { file, namespace } => {
+            let input = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            print!("{}", render::render(&input, &namespace)?);
+        }
+        Command::Run(args) => run(args).await?,
+    }
+    Ok(())
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    telemetry::init(args.log_format);
+    let client = kube::Client::try_default().await.context("no usable kubeconfig or in-cluster config")?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(Metrics::register(&mut registry));
+    let config = controller::Config {
+        namespaces: args.namespace,
+        resync_interval: args.resync_interval,
+        concurrency: args.concurrency,
+        ..Default::default()
+    };
+    let ctx = Arc::new(controller::Context::new(client, metrics, config));
+    let ready = Arc::new(AtomicBool::new(false));
+    let http = server::serve(args.http_addr, Arc::new(registry), ready.clone());
+    tracing::info!(addr = %args.http_addr, "starting baton-operator");
+    tokio::select! {
+        res = http => res.context("HTTP server failed")?,
+        () = controller::run(ctx, ready) => {}
+    }
+    Ok(())
+}

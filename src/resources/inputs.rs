@@ -1,0 +1,201 @@
+//! What the pod reads from Secrets, checked and hashed. A change of the hash rolls the pods.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{ByteString, api::core::v1::Secret};
+use sha2::{Digest, Sha256};
+
+use crate::api::BatonConnector;
+
+pub const CLIENT_ID_KEY: &str = "BATON_CLIENT_ID";
+pub const CLIENT_SECRET_KEY: &str = "BATON_CLIENT_SECRET";
+
+/// The data of Secrets as read from the cluster (or from a file for `render`), by name. A Secret that
+/// is absent here does not exist.
+#[derive(Clone, Debug, Default)]
+pub struct SecretData(BTreeMap<String, BTreeMap<String, ByteString>>);
+
+impl SecretData {
+    pub fn insert(&mut self, name: impl Into<String>, data: BTreeMap<String, ByteString>) {
+        self.0.insert(name.into(), data);
+    }
+
+    /// Adds a Secret object, folding `stringData` into `data` as the API server would.
+    pub fn insert_secret(&mut self, secret: &Secret) {
+        let mut data = secret.data.clone().unwrap_or_default();
+        for (k, v) in secret.string_data.iter().flatten() {
+            data.insert(k.clone(), ByteString(v.clone().into_bytes()));
+        }
+        self.insert(secret.metadata.name.clone().unwrap_or_default(), data);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&BTreeMap<String, ByteString>> {
+        self.0.get(name)
+    }
+}
+
+/// Why the pod's inputs are not usable. Messages name Secrets and keys, never values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InputProblem {
+    #[error("Secret {name:?} not found in namespace {namespace:?}")]
+    SecretNotFound { namespace: String, name: String },
+    #[error("Secret {name:?} has no key {key:?}")]
+    KeyMissing { name: String, key: &'static str },
+    #[error("Secret {name:?} key {key:?} is empty")]
+    KeyEmpty { name: String, key: &'static str },
+}
+
+impl InputProblem {
+    /// A short CamelCase reason for conditions and events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::SecretNotFound { .. } => "SecretNotFound",
+            Self::KeyMissing { .. } => "SecretKeyMissing",
+            Self::KeyEmpty { .. } => "SecretKeyEmpty",
+        }
+    }
+
+    /// Whether waiting can fix it: a Secret that does not exist yet is often created moments later by
+    /// GitOps or an external-secrets controller; a Secret with the wrong keys needs a person.
+    pub fn may_resolve_itself(&self) -> bool {
+        matches!(self, Self::SecretNotFound { .. })
+    }
+}
+
+/// The names of every Secret the operator must read to reconcile this resource, in a stable order.
+pub fn referenced_secrets(bc: &BatonConnector) -> Vec<String> {
+    let mut names: Vec<String> = bc.spec.secret_refs.iter().map(|s| s.name.clone()).collect();
+    if let Some(r) = &bc.spec.credentials.secret_ref {
+        names.push(r.name.clone());
+    }
+    if let Some(c1) = &bc.spec.conductor_one {
+        names.push(c1.api_credentials_secret_ref.name.clone());
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Checks that every Secret the pod reads exists with the keys it needs, and returns the hash of
+/// exactly the data the pod reads: the two credential keys of the credentials Secret and every key of
+/// each `secretRefs` Secret (they are mounted whole with `envFrom`).
+pub fn pod_inputs_hash(bc: &BatonConnector, namespace: &str, secrets: &SecretData) -> Result<String, InputProblem> {
+    let lookup = |name: &str| {
+        secrets.get(name).ok_or_else(|| InputProblem::SecretNotFound {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
+    };
+    let mut hasher = Sha256::new();
+    let mut feed = |parts: &[&[u8]]| {
+        for p in parts {
+            hasher.update((p.len() as u64).to_be_bytes());
+            hasher.update(p);
+        }
+    };
+    if let Some(r) = &bc.spec.credentials.secret_ref {
+        let data = lookup(&r.name)?;
+        for key in [CLIENT_ID_KEY, CLIENT_SECRET_KEY] {
+            let value = data.get(key).ok_or_else(|| InputProblem::KeyMissing { name: r.name.clone(), key })?;
+            if value.0.is_empty() {
+                return Err(InputProblem::KeyEmpty { name: r.name.clone(), key });
+            }
+            feed(&[b"credentials", r.name.as_bytes(), key.as_bytes(), &value.0]);
+        }
+    }
+    for r in &bc.spec.secret_refs {
+        for (key, value) in lookup(&r.name)? {
+            feed(&[b"secretRef", r.name.as_bytes(), key.as_bytes(), &value.0]);
+        }
+    }
+    Ok(hex::encode(&hasher.finalize()[..16]))
+}
+
+/// The ConductorOne client ID in a user-managed credentials Secret, for status (it is not secret).
+pub fn client_id(bc: &BatonConnector, secrets: &SecretData) -> Option<String> {
+    let r = bc.spec.credentials.secret_ref.as_ref()?;
+    let raw = secrets.get(&r.name)?.get(CLIENT_ID_KEY)?;
+    String::from_utf8(raw.0.clone()).ok().map(|s| s.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::SecretRef;
+    use crate::resources::testing::{connector, secret_data};
+
+    fn inputs() -> (BatonConnector, SecretData) {
+        let mut bc = connector("okta", "okta");
+        bc.spec.secret_refs = vec![SecretRef { name: "okta-app".into() }];
+        let mut s = SecretData::default();
+        s.insert("c1", secret_data(&[(CLIENT_ID_KEY, "id@acme.conductor.one/ccc"), (CLIENT_SECRET_KEY, "s3cr3t")]));
+        s.insert("okta-app", secret_data(&[("BATON_API_TOKEN", "tok")]));
+        (bc, s)
+    }
+
+    #[test]
+    fn hash_is_stable_and_follows_read_data() {
+        let (bc, mut s) = inputs();
+        let h1 = pod_inputs_hash(&bc, "ns", &s).unwrap();
+        assert_eq!(h1, pod_inputs_hash(&bc, "ns", &s).unwrap());
+        s.insert("okta-app", secret_data(&[("BATON_API_TOKEN", "tok2")]));
+        assert_ne!(h1, pod_inputs_hash(&bc, "ns", &s).unwrap());
+    }
+
+    #[test]
+    fn unread_keys_of_the_credentials_secret_do_not_roll() {
+        let (bc, mut s) = inputs();
+        let h1 = pod_inputs_hash(&bc, "ns", &s).unwrap();
+        s.insert(
+            "c1",
+            secret_data(&[(CLIENT_ID_KEY, "id@acme.conductor.one/ccc"), (CLIENT_SECRET_KEY, "s3cr3t"), ("note", "x")]),
+        );
+        assert_eq!(h1, pod_inputs_hash(&bc, "ns", &s).unwrap());
+    }
+
+    #[test]
+    fn hash_does_not_confuse_boundaries() {
+        let (bc, mut s) = inputs();
+        s.insert("okta-app", secret_data(&[("AB", "C")]));
+        let h1 = pod_inputs_hash(&bc, "ns", &s).unwrap();
+        s.insert("okta-app", secret_data(&[("A", "BC")]));
+        assert_ne!(h1, pod_inputs_hash(&bc, "ns", &s).unwrap());
+    }
+
+    #[test]
+    fn missing_secret_and_keys_are_reported_without_values() {
+        let (bc, mut s) = inputs();
+        let mut empty = SecretData::default();
+        empty.insert("okta-app", secret_data(&[]));
+        let err = pod_inputs_hash(&bc, "ns", &empty).unwrap_err();
+        assert_eq!(err.reason(), "SecretNotFound");
+        assert!(err.may_resolve_itself());
+
+        s.insert("c1", secret_data(&[(CLIENT_ID_KEY, "id")]));
+        let err = pod_inputs_hash(&bc, "ns", &s).unwrap_err();
+        assert_eq!(err, InputProblem::KeyMissing { name: "c1".into(), key: CLIENT_SECRET_KEY });
+        assert!(!err.may_resolve_itself());
+
+        s.insert("c1", secret_data(&[(CLIENT_ID_KEY, "id"), (CLIENT_SECRET_KEY, "")]));
+        assert_eq!(pod_inputs_hash(&bc, "ns", &s).unwrap_err().reason(), "SecretKeyEmpty");
+    }
+
+    #[test]
+    fn referenced_secrets_are_sorted_and_unique() {
+        let (mut bc, _) = inputs();
+        bc.spec.secret_refs.push(SecretRef { name: "c1".into() });
+        assert_eq!(referenced_secrets(&bc), ["c1", "okta-app"]);
+    }
+
+    #[test]
+    fn string_data_is_folded_in() {
+        let mut s = SecretData::default();
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta { name: Some("x".into()), ..Default::default() },
+            string_data: Some(BTreeMap::from([("K".to_string(), "v".to_string())])),
+            ..Default::default()
+        };
+        s.insert_secret(&secret);
+        assert_eq!(s.get("x").unwrap()["K"].0, b"v");
+    }
+}

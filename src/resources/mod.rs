@@ -1,0 +1,50 @@
+//! Pure desired-state builders: labels, inputs and their hash, the Deployment, and the comparison that
+//! decides whether an apply is needed. Nothing here talks to a server.
+
+pub mod compare;
+pub mod deployment;
+pub mod image;
+pub mod inputs;
+pub mod labels;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::ResourceExt;
+
+pub use inputs::{InputProblem, SecretData};
+
+use crate::api::BatonConnector;
+
+/// Everything the operator applies for one resource.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub deployment: Deployment,
+    pub image: String,
+    pub config_hash: String,
+}
+
+/// Computes the desired children of `bc` from the Secret data it reads.
+pub fn plan(bc: &BatonConnector, secrets: &SecretData) -> Result<Plan, InputProblem> {
+    let namespace = bc.namespace().unwrap_or_default();
+    let config_hash = inputs::pod_inputs_hash(bc, &namespace, secrets)?;
+    let credentials_secret = bc
+        .spec
+        .credentials
+        .secret_ref
+        .as_ref()
+        .map(|r| r.name.clone())
+        .unwrap_or_else(|| managed_secret_name(bc));
+    let deployment = deployment::deployment(
+        bc,
+        &deployment::DeploymentInputs { config_hash: config_hash.clone(), credentials_secret },
+    );
+    Ok(Plan { deployment, image: image::reference(bc), config_hash })
+}
+
+/// The Secret the operator writes managed credentials into.
+pub fn managed_secret_name(bc: &BatonConnector) -> String {
+    format!("{}-c1-credentials", bc.name_any())
+}

@@ -1,0 +1,160 @@
+//! Tests of the Deployment builder and the plan as a whole.
+
+use k8s_openapi::api::core::v1::PodSpec;
+
+use super::deployment::*;
+use super::inputs::{CLIENT_ID_KEY, CLIENT_SECRET_KEY};
+use super::testing::{connector, secret_data};
+use super::*;
+use crate::api::{EnvEntry, HealthCheckSpec, RESTART_REQUESTED_AT, SecretRef};
+
+fn secrets() -> SecretData {
+    let mut s = SecretData::default();
+    s.insert("c1", secret_data(&[(CLIENT_ID_KEY, "id@acme.conductor.one/ccc"), (CLIENT_SECRET_KEY, "s3cr3t")]));
+    s.insert("app", secret_data(&[("BATON_API_TOKEN", "tok")]));
+    s
+}
+
+fn pod(bc: &BatonConnector) -> PodSpec {
+    plan(bc, &secrets()).unwrap().deployment.spec.template.spec.unwrap()
+}
+
+fn env_value(spec: &PodSpec, name: &str) -> Option<String> {
+    spec.containers[0].env.as_ref()?.iter().find(|e| e.name == name)?.value.clone()
+}
+
+#[test]
+fn pod_meets_restricted_pod_security() {
+    let spec = pod(&connector("okta", "okta"));
+    let psc = spec.security_context.as_ref().unwrap();
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(psc.run_as_user, Some(65532));
+    assert_eq!(psc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+    let c = &spec.containers[0];
+    let sc = c.security_context.as_ref().unwrap();
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_string()][..]));
+    let mount = &c.volume_mounts.as_ref().unwrap()[0];
+    assert_eq!(mount.mount_path, "/tmp");
+    assert!(spec.volumes.as_ref().unwrap()[0].empty_dir.is_some());
+    let res = c.resources.as_ref().unwrap();
+    assert!(res.requests.as_ref().unwrap().contains_key("memory"));
+    assert!(res.limits.as_ref().unwrap().contains_key("memory"));
+    assert_eq!(spec.automount_service_account_token, Some(false));
+}
+
+#[test]
+fn env_carries_host_id_flags_and_credentials_by_reference() {
+    let mut bc = connector("okta-prod", "okta");
+    bc.spec.provisioning = true;
+    bc.spec.env = vec![EnvEntry { name: "BATON_DOMAIN".into(), value: "acme.okta.com".into() }];
+    let spec = pod(&bc);
+    assert_eq!(env_value(&spec, "BATON_HOST_ID").as_deref(), Some("okta-prod"));
+    assert_eq!(env_value(&spec, "BATON_PROVISIONING").as_deref(), Some("true"));
+    assert_eq!(env_value(&spec, "BATON_TICKETING").as_deref(), Some("false"));
+    assert_eq!(env_value(&spec, "BATON_DOMAIN").as_deref(), Some("acme.okta.com"));
+    let env = spec.containers[0].env.clone().unwrap();
+    let id = env.iter().find(|e| e.name == CLIENT_ID_KEY).unwrap();
+    assert!(id.value.is_none(), "credentials are referenced, never inlined");
+    let key_ref = id.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+    assert_eq!((key_ref.name.as_str(), key_ref.key.as_str()), ("c1", CLIENT_ID_KEY));
+}
+
+#[test]
+fn secret_refs_become_env_from() {
+    let mut bc = connector("okta", "okta");
+    bc.spec.secret_refs = vec![SecretRef { name: "app".into() }];
+    let spec = pod(&bc);
+    let from = spec.containers[0].env_from.as_ref().unwrap();
+    assert_eq!(from[0].secret_ref.as_ref().unwrap().name, "app");
+}
+
+#[test]
+fn health_check_adds_probes_and_binds_all_interfaces() {
+    let mut bc = connector("okta", "okta");
+    assert!(pod(&bc).containers[0].readiness_probe.is_none());
+    bc.spec.health_check = Some(HealthCheckSpec { enabled: true, port: None });
+    let spec = pod(&bc);
+    let c = &spec.containers[0];
+    assert_eq!(c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/ready"));
+    assert_eq!(c.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/live"));
+    assert!(c.startup_probe.is_some());
+    assert_eq!(env_value(&spec, "BATON_HEALTH_CHECK_BIND_ADDRESS").as_deref(), Some("0.0.0.0"));
+    assert_eq!(env_value(&spec, "BATON_HEALTH_CHECK_PORT").as_deref(), Some("8081"));
+}
+
+#[test]
+fn deployment_is_owned_labelled_and_selects_its_instance_only() {
+    let bc = connector("okta-a", "okta");
+    let d = plan(&bc, &secrets()).unwrap().deployment;
+    let owner = &d.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(owner.controller, Some(true));
+    assert_eq!(owner.kind, "BatonConnector");
+    assert_eq!(d.metadata.name.as_deref(), Some("okta-a"));
+    assert_eq!(d.metadata.labels.as_ref().unwrap()["app"], "baton-okta");
+    let spec = d.spec;
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(spec.selector.match_labels.unwrap()[labels::INSTANCE_LABEL], "okta-a");
+}
+
+#[test]
+fn same_inputs_give_identical_deployments() {
+    let bc = connector("okta", "okta");
+    let a = plan(&bc, &secrets()).unwrap().deployment;
+    let b = plan(&bc, &secrets()).unwrap().deployment;
+    assert_eq!(compare::desired_hash(&a), compare::desired_hash(&b));
+}
+
+#[test]
+fn secret_change_changes_only_the_config_hash() {
+    let mut bc = connector("okta", "okta");
+    bc.spec.secret_refs = vec![SecretRef { name: "app".into() }];
+    let before = plan(&bc, &secrets()).unwrap();
+    let mut changed = secrets();
+    changed.insert("app", secret_data(&[("BATON_API_TOKEN", "rotated")]));
+    let after = plan(&bc, &changed).unwrap();
+    assert_ne!(before.config_hash, after.config_hash);
+    let annotations = |p: &Plan| p.deployment.spec.template.clone().metadata.unwrap().annotations.unwrap();
+    assert_eq!(annotations(&after)[CONFIG_HASH_ANNOTATION], after.config_hash);
+    let mut a = serde_json::to_value(&before.deployment).unwrap();
+    let mut b = serde_json::to_value(&after.deployment).unwrap();
+    a["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] = "x".into();
+    b["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] = "x".into();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn restart_request_lands_in_the_pod_template() {
+    let mut bc = connector("okta", "okta");
+    bc.metadata.annotations = Some([(RESTART_REQUESTED_AT.to_string(), "2026-11-22T10:00:00Z".to_string())].into());
+    let d = plan(&bc, &secrets()).unwrap().deployment;
+    let ann = d.spec.template.metadata.unwrap().annotations.unwrap();
+    assert_eq!(ann[RESTARTED_AT_ANNOTATION], "2026-11-22T10:00:00Z");
+}
+
+#[test]
+fn pod_knobs_pass_through() {
+    let mut bc = connector("okta", "okta");
+    bc.spec.node_selector.insert("pool".into(), "infra".into());
+    bc.spec.service_account_name = Some("baton-kubernetes".into());
+    bc.spec.priority_class_name = Some("high".into());
+    bc.spec.pod_annotations.insert("team".into(), "iam".into());
+    let d = plan(&bc, &secrets()).unwrap().deployment;
+    let t = d.spec.template;
+    let spec = t.spec.unwrap();
+    assert_eq!(spec.node_selector.unwrap()["pool"], "infra");
+    assert_eq!(spec.service_account_name.as_deref(), Some("baton-kubernetes"));
+    assert_eq!(spec.automount_service_account_token, Some(true));
+    assert_eq!(spec.priority_class_name.as_deref(), Some("high"));
+    assert_eq!(t.metadata.unwrap().annotations.unwrap()["team"], "iam");
+}
+
+#[test]
+fn secret_values_never_reach_the_deployment() {
+    let mut bc = connector("okta", "okta");
+    bc.spec.secret_refs = vec![SecretRef { name: "app".into() }];
+    let json = serde_json::to_string(&plan(&bc, &secrets()).unwrap().deployment).unwrap();
+    assert!(!json.contains("s3cr3t"));
+    assert!(!json.contains("\"tok\""));
+}
