@@ -1,1 +1,176 @@
+//! Tests of the pure status rules.
 
+use k8s_openapi::{
+    api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus},
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
+};
+
+use super::status::*;
+use crate::api::{
+    RECONCILE_REQUESTED_AT, RESTART_REQUESTED_AT,
+    conditions::{self as cond, find, is_true},
+};
+use crate::resources::{InputProblem, testing::connector};
+
+fn t(s: i64) -> Time {
+    Time(Timestamp::from_second(s).unwrap())
+}
+
+fn deployment(generation: i64, observed: i64, updated: i32, available: i32, extra: Option<DeploymentCondition>) -> Deployment {
+    let mut conditions = vec![DeploymentCondition {
+        type_: Some("Available".into()),
+        status: Some(if available > 0 { "True" } else { "False" }.into()),
+        ..Default::default()
+    }];
+    conditions.extend(extra);
+    let mut d = Deployment::default();
+    d.metadata.name = Some("okta".into());
+    d.metadata.generation = Some(generation);
+    d.spec.replicas = Some(1);
+    d.status = Some(DeploymentStatus {
+        observed_generation: Some(observed),
+        replicas: Some(updated.max(1)),
+        updated_replicas: Some(updated),
+        available_replicas: Some(available),
+        conditions: Some(conditions),
+        ..Default::default()
+    });
+    d
+}
+
+fn obs(problem: Option<Problem>, d: Option<&Deployment>) -> Observation<'_> {
+    Observation { problem, deployment: d, config_hash: Some("h".into()), applied_current: true, client_id: None }
+}
+
+fn reason(s: &crate::api::BatonConnectorStatus, type_: &str) -> String {
+    find(&s.conditions, type_).unwrap().reason.clone()
+}
+
+#[test]
+fn available_current_workload_is_ready() {
+    let d = deployment(2, 2, 1, 1, None);
+    let s = compute(&connector("okta", "okta"), &obs(None, Some(&d)), &t(10));
+    assert!(is_true(&s.conditions, cond::READY));
+    assert!(!is_true(&s.conditions, cond::RECONCILING));
+    assert!(!is_true(&s.conditions, cond::STALLED));
+    assert!(is_true(&s.conditions, cond::WORKLOAD_AVAILABLE));
+    assert!(is_true(&s.conditions, cond::CREDENTIALS_READY));
+    assert_eq!(s.observed_generation, 1);
+    assert_eq!(s.workload.as_ref().unwrap().available_replicas, 1);
+}
+
+#[test]
+fn old_template_is_not_ready_even_if_a_pod_is_available() {
+    let d = deployment(3, 2, 1, 1, None);
+    let s = compute(&connector("okta", "okta"), &obs(None, Some(&d)), &t(10));
+    assert!(!is_true(&s.conditions, cond::READY));
+    assert!(is_true(&s.conditions, cond::RECONCILING));
+    assert_eq!(reason(&s, cond::READY), "Progressing");
+}
+
+#[test]
+fn a_new_resource_is_reconciling() {
+    let s = compute(&connector("okta", "okta"), &obs(None, None), &t(10));
+    assert!(is_true(&s.conditions, cond::RECONCILING));
+    assert_eq!(reason(&s, cond::WORKLOAD_AVAILABLE), "NotCreated");
+}
+
+#[test]
+fn progress_deadline_is_stalled() {
+    let deadline = DeploymentCondition {
+        type_: Some("Progressing".into()),
+        status: Some("False".into()),
+        reason: Some("ProgressDeadlineExceeded".into()),
+        message: Some("ReplicaSet \"okta-1\" has timed out progressing.".into()),
+        ..Default::default()
+    };
+    let d = deployment(2, 2, 1, 0, Some(deadline));
+    let s = compute(&connector("okta", "okta"), &obs(None, Some(&d)), &t(10));
+    assert!(is_true(&s.conditions, cond::STALLED));
+    assert!(!is_true(&s.conditions, cond::RECONCILING));
+    assert_eq!(reason(&s, cond::READY), "ProgressDeadlineExceeded");
+}
+
+#[test]
+fn missing_secret_waits_and_missing_key_stalls() {
+    let missing = Problem::Input(InputProblem::SecretNotFound { namespace: "ns".into(), name: "c1".into() });
+    let mut o = obs(Some(missing), None);
+    o.config_hash = None;
+    let s = compute(&connector("okta", "okta"), &o, &t(10));
+    assert!(is_true(&s.conditions, cond::RECONCILING));
+    assert!(!is_true(&s.conditions, cond::STALLED));
+    assert_eq!(reason(&s, cond::CREDENTIALS_READY), "SecretNotFound");
+    assert!(find(&s.conditions, cond::READY).unwrap().message.contains("\"c1\""));
+
+    let key = Problem::Input(InputProblem::KeyMissing { name: "c1".into(), key: "BATON_CLIENT_SECRET" });
+    let mut o = obs(Some(key), None);
+    o.config_hash = None;
+    let s = compute(&connector("okta", "okta"), &o, &t(10));
+    assert!(is_true(&s.conditions, cond::STALLED));
+    assert!(!is_true(&s.conditions, cond::RECONCILING));
+    assert_eq!(reason(&s, cond::READY), "SecretKeyMissing");
+}
+
+#[test]
+fn app_secret_problem_does_not_blame_credentials() {
+    let missing = Problem::Input(InputProblem::SecretNotFound { namespace: "ns".into(), name: "okta-app".into() });
+    let mut o = obs(Some(missing), None);
+    o.config_hash = None;
+    let s = compute(&connector("okta", "okta"), &o, &t(10));
+    assert_ne!(reason(&s, cond::CREDENTIALS_READY), "SecretNotFound");
+    assert_eq!(reason(&s, cond::READY), "SecretNotFound");
+}
+
+#[test]
+fn ownership_conflict_and_rejection_stall() {
+    for p in [
+        Problem::OwnershipConflict { kind: "Deployment", name: "okta".into() },
+        Problem::Rejected { message: "spec.template: invalid".into() },
+    ] {
+        let s = compute(&connector("okta", "okta"), &obs(Some(p.clone()), None), &t(10));
+        assert!(is_true(&s.conditions, cond::STALLED), "{p:?}");
+        assert_eq!(reason(&s, cond::STALLED), p.reason());
+    }
+}
+
+#[test]
+fn suspended_says_so_and_reports_the_existing_workload() {
+    let mut bc = connector("okta", "okta");
+    bc.spec.suspend = true;
+    let d = deployment(1, 1, 1, 1, None);
+    let mut o = obs(None, Some(&d));
+    o.config_hash = None;
+    o.applied_current = false;
+    let s = compute(&bc, &o, &t(10));
+    assert!(is_true(&s.conditions, cond::SUSPENDED));
+    assert!(is_true(&s.conditions, cond::READY));
+    assert_eq!(reason(&s, cond::READY), "Suspended");
+    assert!(!is_true(&s.conditions, cond::RECONCILING));
+}
+
+#[test]
+fn recomputing_from_the_written_status_changes_nothing() {
+    let d = deployment(1, 1, 1, 1, None);
+    let mut bc = connector("okta", "okta");
+    let first = compute(&bc, &obs(None, Some(&d)), &t(10));
+    bc.status = Some(first.clone());
+    let second = compute(&bc, &obs(None, Some(&d)), &t(99));
+    assert_eq!(first, second, "an idle resource must not cause a status write");
+}
+
+#[test]
+fn trigger_annotations_are_echoed() {
+    let mut bc = connector("okta", "okta");
+    bc.metadata.annotations = Some(
+        [(RESTART_REQUESTED_AT.to_string(), "r1".to_string()), (RECONCILE_REQUESTED_AT.to_string(), "c1".to_string())]
+            .into(),
+    );
+    let s = compute(&bc, &obs(None, None), &t(10));
+    assert_eq!(s.handled_requests.restart.as_deref(), Some("r1"));
+    assert_eq!(s.handled_requests.reconcile.as_deref(), Some("c1"));
+    let mut o = obs(None, None);
+    o.applied_current = false;
+    let s = compute(&bc, &o, &t(10));
+    assert_eq!(s.handled_requests.restart, None, "a restart is handled only when the template carrying it was applied");
+}

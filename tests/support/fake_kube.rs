@@ -1,0 +1,166 @@
+//! An in-memory stand-in for the Kubernetes API server's HTTP layer, for controller tests. It keeps
+//! objects by path, answers GET/PATCH(apply)/POST like the server does for the calls the operator
+//! makes, and records every request so tests can assert request by request.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
+
+use http::{Request, Response, StatusCode};
+use kube::{Client, client::Body};
+use serde_json::{Value, json};
+
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub body: String,
+}
+
+impl Call {
+    pub fn is_write(&self) -> bool {
+        self.method != "GET"
+    }
+}
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<String, Value>,
+    calls: Vec<Call>,
+    next_uid: u64,
+}
+
+/// The fake server. Cloning shares the state.
+#[derive(Clone, Default)]
+pub struct FakeKube {
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeKube {
+    /// A client whose every request is answered by this fake.
+    pub fn client(&self) -> Client {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let this = self.clone();
+        tokio::spawn(async move {
+            while let Some((request, send)) = handle.next_request().await {
+                let (parts, body) = request.into_parts();
+                let bytes = body.collect_bytes().await.unwrap_or_default();
+                send.send_response(this.answer(&parts, &bytes));
+            }
+        });
+        Client::new(service, "default")
+    }
+
+    pub fn put(&self, path: &str, object: Value) {
+        let mut object = object;
+        let mut s = self.state.lock().unwrap();
+        s.next_uid += 1;
+        let uid = s.next_uid;
+        let meta = &mut object["metadata"];
+        if meta.get("uid").is_none() {
+            meta["uid"] = json!(format!("uid-{uid}"));
+        }
+        if meta.get("generation").is_none() {
+            meta["generation"] = json!(1);
+        }
+        meta["resourceVersion"] = json!(uid.to_string());
+        s.objects.insert(path.to_string(), object);
+    }
+
+    pub fn get(&self, path: &str) -> Option<Value> {
+        self.state.lock().unwrap().objects.get(path).cloned()
+    }
+
+    pub fn edit(&self, path: &str, f: impl FnOnce(&mut Value)) {
+        let mut s = self.state.lock().unwrap();
+        s.next_uid += 1;
+        let rv = s.next_uid.to_string();
+        let object = s.objects.get_mut(path).expect("object to edit exists");
+        f(object);
+        object["metadata"]["resourceVersion"] = json!(rv);
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    /// Forgets the recorded calls, to look at the next reconcile alone.
+    pub fn clear_calls(&self) {
+        self.state.lock().unwrap().calls.clear();
+    }
+
+    pub fn writes(&self) -> Vec<Call> {
+        self.calls().into_iter().filter(Call::is_write).collect()
+    }
+
+    fn answer(&self, parts: &http::request::Parts, body: &[u8]) -> Response<Body> {
+        let path = parts.uri.path().to_string();
+        let query = parts.uri.query().unwrap_or_default().to_string();
+        let method = parts.method.as_str().to_string();
+        let text = String::from_utf8_lossy(body).to_string();
+        self.state.lock().unwrap().calls.push(Call { method: method.clone(), path: path.clone(), query, body: text });
+        match method.as_str() {
+            "GET" => match self.get(&path) {
+                Some(o) => respond(StatusCode::OK, o),
+                None => not_found(&path),
+            },
+            "PATCH" => self.apply(&path, serde_json::from_slice(body).unwrap_or(Value::Null)),
+            "POST" => respond(StatusCode::CREATED, serde_json::from_slice(body).unwrap_or(Value::Null)),
+            _ => respond(StatusCode::METHOD_NOT_ALLOWED, json!({})),
+        }
+    }
+
+    /// A server-side apply, simplified: the applied fields replace the live ones; a spec change bumps
+    /// the generation as the real server does.
+    fn apply(&self, path: &str, patch: Value) -> Response<Body> {
+        if let Some(base) = path.strip_suffix("/status") {
+            let Some(mut object) = self.get(base) else { return not_found(base) };
+            object["status"] = patch["status"].clone();
+            self.put_keep(base, object.clone());
+            return respond(StatusCode::OK, object);
+        }
+        match self.get(path) {
+            None => {
+                self.put(path, patch);
+                respond(StatusCode::CREATED, self.get(path).unwrap())
+            }
+            Some(mut live) => {
+                let spec_changed = live["spec"] != patch["spec"];
+                for key in ["labels", "annotations", "ownerReferences"] {
+                    if !patch["metadata"][key].is_null() {
+                        live["metadata"][key] = patch["metadata"][key].clone();
+                    }
+                }
+                live["spec"] = patch["spec"].clone();
+                if spec_changed {
+                    let generation = live["metadata"]["generation"].as_i64().unwrap_or(1);
+                    live["metadata"]["generation"] = json!(generation + 1);
+                }
+                self.put_keep(path, live.clone());
+                respond(StatusCode::OK, self.get(path).unwrap())
+            }
+        }
+    }
+
+    fn put_keep(&self, path: &str, object: Value) {
+        let mut s = self.state.lock().unwrap();
+        s.next_uid += 1;
+        let mut object = object;
+        object["metadata"]["resourceVersion"] = json!(s.next_uid.to_string());
+        s.objects.insert(path.to_string(), object);
+    }
+}
+
+fn respond(code: StatusCode, body: Value) -> Response<Body> {
+    Response::builder().status(code).body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap()
+}
+
+fn not_found(path: &str) -> Response<Body> {
+    respond(
+        StatusCode::NOT_FOUND,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+               "message": format!("{path} not found")}),
+    )
+}
