@@ -64,7 +64,8 @@ async fn main() -> anyhow::Result<()> {
             let input = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin())?
             } else {
-                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
             };
             print!("{}", render::render(&input, &namespace)?);
         }
@@ -75,7 +76,9 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format);
-    let client = kube::Client::try_default().await.context("no usable kubeconfig or in-cluster config")?;
+    let client = kube::Client::try_default()
+        .await
+        .context("no usable kubeconfig or in-cluster config")?;
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
     let config = controller::Config {

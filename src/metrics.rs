@@ -48,7 +48,9 @@ impl Metrics {
     /// Creates the metrics and registers them under the `baton_operator` prefix.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self {
-            reconcile_duration: Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0]),
+            reconcile_duration: Histogram::new([
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0,
+            ]),
             reconciliations: Family::default(),
             reconcile_errors: Family::default(),
             objects_in_backoff: Gauge::default(),
@@ -56,12 +58,36 @@ impl Metrics {
             status_writes: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("baton_operator");
-        r.register("reconcile_duration_seconds", "Time one reconcile takes", m.reconcile_duration.clone());
-        r.register("reconciliations", "Reconciles by outcome", m.reconciliations.clone());
-        r.register("reconcile_errors", "Failed reconciles by reason", m.reconcile_errors.clone());
-        r.register("objects_in_backoff", "BatonConnectors waiting to retry after an error", m.objects_in_backoff.clone());
-        r.register("applies", "Server-side applies of child objects by kind and cause", m.applies.clone());
-        r.register("status_writes", "Status updates written to the API server", m.status_writes.clone());
+        r.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile takes",
+            m.reconcile_duration.clone(),
+        );
+        r.register(
+            "reconciliations",
+            "Reconciles by outcome",
+            m.reconciliations.clone(),
+        );
+        r.register(
+            "reconcile_errors",
+            "Failed reconciles by reason",
+            m.reconcile_errors.clone(),
+        );
+        r.register(
+            "objects_in_backoff",
+            "BatonConnectors waiting to retry after an error",
+            m.objects_in_backoff.clone(),
+        );
+        r.register(
+            "applies",
+            "Server-side applies of child objects by kind and cause",
+            m.applies.clone(),
+        );
+        r.register(
+            "status_writes",
+            "Status updates written to the API server",
+            m.status_writes.clone(),
+        );
         m
     }
 }

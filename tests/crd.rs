@@ -28,7 +28,9 @@ fn every_spec_field_is_described() {
     let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
     for (field, schema) in spec.as_object().unwrap() {
         assert!(
-            schema["description"].as_str().is_some_and(|d| !d.is_empty()),
+            schema["description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
             "spec.{field} has no description for kubectl explain"
         );
     }
@@ -45,12 +47,17 @@ fn connector(spec: serde_json::Value) -> BatonConnector {
 }
 
 fn cel_error(spec: serde_json::Value) -> Option<String> {
-    BatonConnector::validate_cel(&connector(spec)).err().map(|e| e.to_string())
+    BatonConnector::validate_cel(&connector(spec))
+        .err()
+        .map(|e| e.to_string())
 }
 
 #[test]
 fn valid_resources_pass_cel() {
-    assert_eq!(cel_error(json!({"connector": "okta", "credentials": {"secretRef": {"name": "c1"}}})), None);
+    assert_eq!(
+        cel_error(json!({"connector": "okta", "credentials": {"secretRef": {"name": "c1"}}})),
+        None
+    );
     assert_eq!(
         cel_error(json!({
             "connector": "okta",
@@ -65,12 +72,18 @@ fn valid_resources_pass_cel() {
 #[test]
 fn cel_refuses_bad_resources_with_readable_messages() {
     let cases = [
-        (json!({"connector": "okta", "credentials": {}}), "exactly one of credentials.secretRef or credentials.managed"),
+        (
+            json!({"connector": "okta", "credentials": {}}),
+            "exactly one of credentials.secretRef or credentials.managed",
+        ),
         (
             json!({"connector": "okta", "credentials": {"secretRef": {"name": "a"}, "managed": {}}}),
             "exactly one of credentials.secretRef or credentials.managed",
         ),
-        (json!({"connector": "okta", "credentials": {"managed": {}}}), "credentials.managed needs spec.conductorOne"),
+        (
+            json!({"connector": "okta", "credentials": {"managed": {}}}),
+            "credentials.managed needs spec.conductorOne",
+        ),
         (
             json!({"connector": "okta", "credentials": {"secretRef": {"name": "a"}}, "env": [{"name": "BATON_CLIENT_SECRET", "value": "x"}]}),
             "env may not set BATON_CLIENT_ID",
@@ -82,6 +95,9 @@ fn cel_refuses_bad_resources_with_readable_messages() {
     ];
     for (spec, expected) in cases {
         let err = cel_error(spec.clone()).unwrap_or_else(|| panic!("accepted {spec}"));
-        assert!(err.contains(expected), "{spec}: got {err:?}, expected it to mention {expected:?}");
+        assert!(
+            err.contains(expected),
+            "{spec}: got {err:?}, expected it to mention {expected:?}"
+        );
     }
 }

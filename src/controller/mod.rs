@@ -59,7 +59,8 @@ impl Default for Config {
 impl Config {
     /// The resync interval plus up to 10%, so resources created together do not stay in lockstep.
     pub fn resync_interval_jittered(&self) -> Duration {
-        self.resync_interval.mul_f64(1.0 + rand::rng().random_range(0.0..0.1))
+        self.resync_interval
+            .mul_f64(1.0 + rand::rng().random_range(0.0..0.1))
     }
 }
 
@@ -94,7 +95,11 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
     let apis: Vec<Api<BatonConnector>> = if ctx.config.namespaces.is_empty() {
         vec![Api::all(ctx.client.clone())]
     } else {
-        ctx.config.namespaces.iter().map(|ns| Api::namespaced(ctx.client.clone(), ns)).collect()
+        ctx.config
+            .namespaces
+            .iter()
+            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+            .collect()
     };
     let runs = apis.into_iter().map(|api| {
         let ctx = ctx.clone();
@@ -104,7 +109,10 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
             let namespace = api.namespace().map(str::to_string);
             let scoped = |c: &Client| -> (Api<Deployment>, Api<PartialObjectMeta<Secret>>) {
                 match &namespace {
-                    Some(ns) => (Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns)),
+                    Some(ns) => (
+                        Api::namespaced(c.clone(), ns),
+                        Api::namespaced(c.clone(), ns),
+                    ),
                     None => (Api::all(c.clone()), Api::all(c.clone())),
                 }
             };
@@ -114,15 +122,39 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
             let store = controller.store();
             let ready_store = store.clone();
             tokio::spawn(async move {
-                if ready_store.wait_until_ready().await.is_ok() {
-                    ready.store(true, std::sync::atomic::Ordering::Relaxed);
+                // The store's readiness future wakes only its latest poller, and the controller polls
+                // it too; asking again every second avoids waiting forever on a lost wake-up.
+                loop {
+                    match tokio::time::timeout(
+                        Duration::from_secs(1),
+                        ready_store.wait_until_ready(),
+                    )
+                    .await
+                    {
+                        Ok(Ok(())) => {
+                            info!(resources = ready_store.len(), "BatonConnector cache synced");
+                            ready.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return;
+                        }
+                        Ok(Err(e)) => return warn!(error = %e, "BatonConnector cache never synced"),
+                        Err(_) => continue,
+                    }
                 }
             });
             controller
-                .owns(deployments, watcher::Config::default().labels(&labels::managed_selector()).any_semantic())
+                .owns(
+                    deployments,
+                    watcher::Config::default()
+                        .labels(&labels::managed_selector())
+                        .any_semantic(),
+                )
                 // Metadata only: the operator must not hold every Secret of the cluster in memory. A
                 // data change bumps the resourceVersion, which is all the trigger needs.
-                .watches(secrets, watcher::Config::default().any_semantic(), move |s| referencing(&store, &s))
+                .watches(
+                    secrets,
+                    watcher::Config::default().any_semantic(),
+                    move |s| referencing(&store, &s),
+                )
                 .shutdown_on_signal()
                 .run(reconcile_measured, error_policy, ctx.clone())
                 .for_each(|res| async move {
@@ -142,8 +174,13 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
 }
 
 /// The BatonConnectors that read a Secret, found in the controller's own cache.
-fn referencing(store: &Store<BatonConnector>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<BatonConnector>> {
-    let (Some(ns), name) = (secret.namespace(), secret.name_any()) else { return Vec::new() };
+fn referencing(
+    store: &Store<BatonConnector>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<BatonConnector>> {
+    let (Some(ns), name) = (secret.namespace(), secret.name_any()) else {
+        return Vec::new();
+    };
     store
         .state()
         .iter()
@@ -156,9 +193,18 @@ fn referencing(store: &Store<BatonConnector>, secret: &PartialObjectMeta<Secret>
 async fn reconcile_measured(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let result = reconcile(bc.clone(), ctx.clone()).await;
-    ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
-    let outcome = if result.is_ok() { crate::metrics::Outcome::success } else { crate::metrics::Outcome::error };
-    ctx.metrics.reconciliations.get_or_create(&crate::metrics::OutcomeLabels { outcome }).inc();
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    let outcome = if result.is_ok() {
+        crate::metrics::Outcome::success
+    } else {
+        crate::metrics::Outcome::error
+    };
+    ctx.metrics
+        .reconciliations
+        .get_or_create(&crate::metrics::OutcomeLabels { outcome })
+        .inc();
     if result.is_ok() {
         ctx.backoff.succeeded(&ObjectRef::from(bc.as_ref()));
         ctx.metrics.objects_in_backoff.set(ctx.backoff.len() as i64);
@@ -169,10 +215,19 @@ async fn reconcile_measured(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Resul
 fn error_policy(bc: Arc<BatonConnector>, error: &Error, ctx: Arc<Context>) -> Action {
     let delay = ctx.backoff.failed(&ObjectRef::from(bc.as_ref()));
     ctx.metrics.objects_in_backoff.set(ctx.backoff.len() as i64);
-    ctx.metrics.reconcile_errors.get_or_create(&crate::metrics::ReasonLabels { reason: error.metric_label() }).inc();
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&crate::metrics::ReasonLabels {
+            reason: error.metric_label(),
+        })
+        .inc();
     match error {
-        Error::Blocked(_) => info!(namespace = ?bc.namespace(), name = %bc.name_any(), %error, retry_in = ?delay, "not converged"),
-        _ => warn!(namespace = ?bc.namespace(), name = %bc.name_any(), %error, retry_in = ?delay, "reconcile failed"),
+        Error::Blocked(_) => {
+            info!(namespace = ?bc.namespace(), name = %bc.name_any(), %error, retry_in = ?delay, "not converged")
+        }
+        _ => {
+            warn!(namespace = ?bc.namespace(), name = %bc.name_any(), %error, retry_in = ?delay, "reconcile failed")
+        }
     }
     Action::requeue(delay)
 }

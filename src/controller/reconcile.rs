@@ -41,7 +41,9 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
         // Children carry owner references; the garbage collector removes them.
         return Ok(Action::await_change());
     }
-    let now = Time(Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid timestamp"));
+    let now = Time(
+        Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid timestamp"),
+    );
     let secrets = read_secrets(&ctx.client, &ns, &inputs::referenced_secrets(&bc)).await?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let mut live = deployments.get_opt(&name).await?;
@@ -55,9 +57,14 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
             Err(p) => problem = Some(Problem::Input(p)),
             Ok(plan) => {
                 config_hash = Some(plan.config_hash.clone());
-                match apply_deployment(&ctx, &bc, &deployments, live.as_ref(), plan.deployment).await? {
+                match apply_deployment(&ctx, &bc, &deployments, live.as_ref(), plan.deployment)
+                    .await?
+                {
                     Applied::Conflict => {
-                        problem = Some(Problem::OwnershipConflict { kind: "Deployment", name: name.clone() })
+                        problem = Some(Problem::OwnershipConflict {
+                            kind: "Deployment",
+                            name: name.clone(),
+                        })
                     }
                     Applied::Rejected(message) => problem = Some(Problem::Rejected { message }),
                     Applied::Unchanged => applied_current = true,
@@ -87,7 +94,12 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
             "kind": "BatonConnector",
             "status": new_status,
         });
-        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
         ctx.metrics.status_writes.inc();
         debug!(namespace = %ns, name = %name, "status updated");
     }
@@ -137,9 +149,22 @@ async fn apply_deployment(
     };
     compare::stamp(&mut desired);
     let name = desired.name_any();
-    match api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired)).await {
+    match api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&desired),
+        )
+        .await
+    {
         Ok(d) => {
-            ctx.metrics.applies.get_or_create(&ApplyLabels { kind: "Deployment", cause }).inc();
+            ctx.metrics
+                .applies
+                .get_or_create(&ApplyLabels {
+                    kind: "Deployment",
+                    cause,
+                })
+                .inc();
             info!(namespace = ?desired.metadata.namespace, name = %name, cause, "applied Deployment");
             Ok(Applied::Written(cause, Box::new(d)))
         }
@@ -153,21 +178,30 @@ async fn apply_deployment(
 
 fn owned_by(child: &Deployment, bc: &BatonConnector) -> bool {
     let uid = bc.uid();
-    child.owner_references().iter().any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
+    child
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
 }
 
 /// Whether the live object still has every value the operator set (labels, annotations, spec).
 fn same_owned_fields(live: &Deployment, desired: &Deployment) -> bool {
     let l = serde_json::to_value(live).unwrap_or_default();
     let d = serde_json::to_value(desired).unwrap_or_default();
-    ["labels", "annotations"].iter().all(|k| compare::contains(&l["metadata"][k], &d["metadata"][k]))
+    ["labels", "annotations"]
+        .iter()
+        .all(|k| compare::contains(&l["metadata"][k], &d["metadata"][k]))
         && compare::contains(&l["spec"], &d["spec"])
 }
 
 async fn publish(ctx: &Context, bc: &BatonConnector, notes: Vec<Note>) {
     let reference = bc.object_ref(&());
     for note in notes {
-        let level = if note.warning { EventType::Warning } else { EventType::Normal };
+        let level = if note.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
         let event = kube::runtime::events::Event {
             type_: level,
             reason: note.reason.into(),

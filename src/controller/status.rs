@@ -7,8 +7,8 @@ use k8s_openapi::{api::apps::v1::Deployment, apimachinery::pkg::apis::meta::v1::
 use kube::ResourceExt;
 
 use crate::api::{
-    BatonConnector, BatonConnectorStatus, CredentialsStatus, HandledRequests, RECONCILE_REQUESTED_AT,
-    RESTART_REQUESTED_AT, WorkloadStatus,
+    BatonConnector, BatonConnectorStatus, CredentialsStatus, HandledRequests,
+    RECONCILE_REQUESTED_AT, RESTART_REQUESTED_AT, WorkloadStatus,
     conditions::{self as cond, Desired},
 };
 use crate::resources::InputProblem;
@@ -41,7 +41,9 @@ impl Problem {
             Self::OwnershipConflict { kind, name } => format!(
                 "{kind} {name:?} exists and is not owned by this BatonConnector; delete it or rename the resource"
             ),
-            Self::Rejected { message } => format!("the API server rejected the connector workload: {message}"),
+            Self::Rejected { message } => {
+                format!("the API server rejected the connector workload: {message}")
+            }
         }
     }
 
@@ -82,28 +84,49 @@ pub enum WorkloadState {
 /// Reads a live Deployment. "Current" means the Deployment controller has seen the latest template
 /// and every replica runs it: an available pod of an old template is not success.
 pub fn workload_state(deployment: Option<&Deployment>) -> WorkloadState {
-    let Some(d) = deployment else { return WorkloadState::Absent };
-    let Some(status) = &d.status else { return WorkloadState::Progressing("waiting for the Deployment controller".into()) };
-    let find = |t: &str| status.conditions.iter().flatten().find(|c| c.type_.as_deref() == Some(t));
+    let Some(d) = deployment else {
+        return WorkloadState::Absent;
+    };
+    let Some(status) = &d.status else {
+        return WorkloadState::Progressing("waiting for the Deployment controller".into());
+    };
+    let find = |t: &str| {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_.as_deref() == Some(t))
+    };
     if let Some(p) = find("Progressing")
         && p.status.as_deref() == Some("False")
         && p.reason.as_deref() == Some("ProgressDeadlineExceeded")
     {
-        return WorkloadState::Failed(p.message.clone().unwrap_or_else(|| "progress deadline exceeded".into()));
+        return WorkloadState::Failed(
+            p.message
+                .clone()
+                .unwrap_or_else(|| "progress deadline exceeded".into()),
+        );
     }
     if status.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
-        return WorkloadState::Progressing("waiting for the Deployment controller to see the new template".into());
+        return WorkloadState::Progressing(
+            "waiting for the Deployment controller to see the new template".into(),
+        );
     }
     let want = d.spec.replicas.unwrap_or(1);
     let updated = status.updated_replicas.unwrap_or(0);
     let total = status.replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
     if updated < want || total > updated {
-        return WorkloadState::Progressing(format!("rolling out: {updated} of {want} pods updated"));
+        return WorkloadState::Progressing(format!(
+            "rolling out: {updated} of {want} pods updated"
+        ));
     }
-    let available_condition = find("Available").is_some_and(|c| c.status.as_deref() == Some("True"));
+    let available_condition =
+        find("Available").is_some_and(|c| c.status.as_deref() == Some("True"));
     if available < want || !available_condition {
-        return WorkloadState::Progressing(format!("waiting for pods: {available} of {want} available"));
+        return WorkloadState::Progressing(format!(
+            "waiting for pods: {available} of {want} available"
+        ));
     }
     WorkloadState::Available
 }
@@ -127,29 +150,67 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
     let generation = bc.metadata.generation;
     let suspended = bc.spec.suspend;
     let workload = workload_state(obs.deployment);
-    let credentials_secret = bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.as_str());
+    let credentials_secret = bc
+        .spec
+        .credentials
+        .secret_ref
+        .as_ref()
+        .map(|r| r.name.as_str());
 
     let mut desired = Vec::new();
     desired.push(if suspended {
-        Desired::new(cond::SUSPENDED, true, "Suspended", "spec.suspend is true: the operator changes nothing")
+        Desired::new(
+            cond::SUSPENDED,
+            true,
+            "Suspended",
+            "spec.suspend is true: the operator changes nothing",
+        )
     } else {
         Desired::new(cond::SUSPENDED, false, "NotSuspended", "")
     });
 
-    let credentials_problem = obs.problem.as_ref().filter(|p| p.is_credentials(credentials_secret));
+    let credentials_problem = obs
+        .problem
+        .as_ref()
+        .filter(|p| p.is_credentials(credentials_secret));
     desired.push(match credentials_problem {
         Some(p) => Desired::new(cond::CREDENTIALS_READY, false, p.reason(), p.message()),
-        None if obs.config_hash.is_some() || suspended => {
-            Desired::new(cond::CREDENTIALS_READY, true, "SecretFound", "client ID and secret are present")
-        }
-        None => Desired::new(cond::CREDENTIALS_READY, false, "Unknown", "credentials were not checked"),
+        None if obs.config_hash.is_some() || suspended => Desired::new(
+            cond::CREDENTIALS_READY,
+            true,
+            "SecretFound",
+            "client ID and secret are present",
+        ),
+        None => Desired::new(
+            cond::CREDENTIALS_READY,
+            false,
+            "Unknown",
+            "credentials were not checked",
+        ),
     });
 
     desired.push(match &workload {
-        WorkloadState::Available => Desired::new(cond::WORKLOAD_AVAILABLE, true, "Available", "the connector pod is available"),
-        WorkloadState::Absent => Desired::new(cond::WORKLOAD_AVAILABLE, false, "NotCreated", "the Deployment does not exist yet"),
-        WorkloadState::Progressing(m) => Desired::new(cond::WORKLOAD_AVAILABLE, false, "Progressing", m.clone()),
-        WorkloadState::Failed(m) => Desired::new(cond::WORKLOAD_AVAILABLE, false, "ProgressDeadlineExceeded", m.clone()),
+        WorkloadState::Available => Desired::new(
+            cond::WORKLOAD_AVAILABLE,
+            true,
+            "Available",
+            "the connector pod is available",
+        ),
+        WorkloadState::Absent => Desired::new(
+            cond::WORKLOAD_AVAILABLE,
+            false,
+            "NotCreated",
+            "the Deployment does not exist yet",
+        ),
+        WorkloadState::Progressing(m) => {
+            Desired::new(cond::WORKLOAD_AVAILABLE, false, "Progressing", m.clone())
+        }
+        WorkloadState::Failed(m) => Desired::new(
+            cond::WORKLOAD_AVAILABLE,
+            false,
+            "ProgressDeadlineExceeded",
+            m.clone(),
+        ),
     });
 
     let (ready, reconciling, stalled) = summary(suspended, obs.problem.as_ref(), &workload);
@@ -174,13 +235,27 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
         image: running_image(obs.deployment).or(previous.image),
         workload: obs.deployment.map(|d| WorkloadStatus {
             name: d.name_any(),
-            available_replicas: d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
-            config_hash: obs.config_hash.clone().or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
+            available_replicas: d
+                .status
+                .as_ref()
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0),
+            config_hash: obs.config_hash.clone().or_else(|| {
+                previous
+                    .workload
+                    .as_ref()
+                    .and_then(|w| w.config_hash.clone())
+            }),
         }),
         handled_requests,
         credentials: Some(CredentialsStatus {
             secret_name: credentials_secret.map(str::to_string),
-            client_id: obs.client_id.clone().or_else(|| previous.credentials.as_ref().and_then(|c| c.client_id.clone())),
+            client_id: obs.client_id.clone().or_else(|| {
+                previous
+                    .credentials
+                    .as_ref()
+                    .and_then(|c| c.client_id.clone())
+            }),
             ..previous.credentials.clone().unwrap_or_default()
         }),
         sync: previous.sync,
@@ -188,20 +263,36 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
 }
 
 /// `Ready`, `Reconciling` and `Stalled` together, so they can never contradict each other.
-fn summary(suspended: bool, problem: Option<&Problem>, workload: &WorkloadState) -> (Desired, Desired, Desired) {
+fn summary(
+    suspended: bool,
+    problem: Option<&Problem>,
+    workload: &WorkloadState,
+) -> (Desired, Desired, Desired) {
     let not_reconciling = || Desired::new(cond::RECONCILING, false, "Idle", "");
     let not_stalled = || Desired::new(cond::STALLED, false, "NotStalled", "");
     if suspended {
         let available = *workload == WorkloadState::Available;
         let msg = "reconciliation is suspended; the workload is left as it is";
-        return (Desired::new(cond::READY, available, "Suspended", msg), not_reconciling(), not_stalled());
+        return (
+            Desired::new(cond::READY, available, "Suspended", msg),
+            not_reconciling(),
+            not_stalled(),
+        );
     }
     if let Some(p) = problem {
         let ready = Desired::new(cond::READY, false, p.reason(), p.message());
         return if p.needs_person() {
-            (ready, not_reconciling(), Desired::new(cond::STALLED, true, p.reason(), p.message()))
+            (
+                ready,
+                not_reconciling(),
+                Desired::new(cond::STALLED, true, p.reason(), p.message()),
+            )
         } else {
-            (ready, Desired::new(cond::RECONCILING, true, p.reason(), p.message()), not_stalled())
+            (
+                ready,
+                Desired::new(cond::RECONCILING, true, p.reason(), p.message()),
+                not_stalled(),
+            )
         };
     }
     match workload {
@@ -232,5 +323,13 @@ fn summary(suspended: bool, problem: Option<&Problem>, workload: &WorkloadState)
 }
 
 fn running_image(deployment: Option<&Deployment>) -> Option<String> {
-    deployment?.spec.template.spec.as_ref()?.containers.first()?.image.clone()
+    deployment?
+        .spec
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .image
+        .clone()
 }

@@ -17,7 +17,13 @@ fn t(s: i64) -> Time {
     Time(Timestamp::from_second(s).unwrap())
 }
 
-fn deployment(generation: i64, observed: i64, updated: i32, available: i32, extra: Option<DeploymentCondition>) -> Deployment {
+fn deployment(
+    generation: i64,
+    observed: i64,
+    updated: i32,
+    available: i32,
+    extra: Option<DeploymentCondition>,
+) -> Deployment {
     let mut conditions = vec![DeploymentCondition {
         type_: Some("Available".into()),
         status: Some(if available > 0 { "True" } else { "False" }.into()),
@@ -40,7 +46,13 @@ fn deployment(generation: i64, observed: i64, updated: i32, available: i32, extr
 }
 
 fn obs(problem: Option<Problem>, d: Option<&Deployment>) -> Observation<'_> {
-    Observation { problem, deployment: d, config_hash: Some("h".into()), applied_current: true, client_id: None }
+    Observation {
+        problem,
+        deployment: d,
+        config_hash: Some("h".into()),
+        applied_current: true,
+        client_id: None,
+    }
 }
 
 fn reason(s: &crate::api::BatonConnectorStatus, type_: &str) -> String {
@@ -94,16 +106,27 @@ fn progress_deadline_is_stalled() {
 
 #[test]
 fn missing_secret_waits_and_missing_key_stalls() {
-    let missing = Problem::Input(InputProblem::SecretNotFound { namespace: "ns".into(), name: "c1".into() });
+    let missing = Problem::Input(InputProblem::SecretNotFound {
+        namespace: "ns".into(),
+        name: "c1".into(),
+    });
     let mut o = obs(Some(missing), None);
     o.config_hash = None;
     let s = compute(&connector("okta", "okta"), &o, &t(10));
     assert!(is_true(&s.conditions, cond::RECONCILING));
     assert!(!is_true(&s.conditions, cond::STALLED));
     assert_eq!(reason(&s, cond::CREDENTIALS_READY), "SecretNotFound");
-    assert!(find(&s.conditions, cond::READY).unwrap().message.contains("\"c1\""));
+    assert!(
+        find(&s.conditions, cond::READY)
+            .unwrap()
+            .message
+            .contains("\"c1\"")
+    );
 
-    let key = Problem::Input(InputProblem::KeyMissing { name: "c1".into(), key: "BATON_CLIENT_SECRET" });
+    let key = Problem::Input(InputProblem::KeyMissing {
+        name: "c1".into(),
+        key: "BATON_CLIENT_SECRET",
+    });
     let mut o = obs(Some(key), None);
     o.config_hash = None;
     let s = compute(&connector("okta", "okta"), &o, &t(10));
@@ -114,7 +137,10 @@ fn missing_secret_waits_and_missing_key_stalls() {
 
 #[test]
 fn app_secret_problem_does_not_blame_credentials() {
-    let missing = Problem::Input(InputProblem::SecretNotFound { namespace: "ns".into(), name: "okta-app".into() });
+    let missing = Problem::Input(InputProblem::SecretNotFound {
+        namespace: "ns".into(),
+        name: "okta-app".into(),
+    });
     let mut o = obs(Some(missing), None);
     o.config_hash = None;
     let s = compute(&connector("okta", "okta"), &o, &t(10));
@@ -125,10 +151,19 @@ fn app_secret_problem_does_not_blame_credentials() {
 #[test]
 fn ownership_conflict_and_rejection_stall() {
     for p in [
-        Problem::OwnershipConflict { kind: "Deployment", name: "okta".into() },
-        Problem::Rejected { message: "spec.template: invalid".into() },
+        Problem::OwnershipConflict {
+            kind: "Deployment",
+            name: "okta".into(),
+        },
+        Problem::Rejected {
+            message: "spec.template: invalid".into(),
+        },
     ] {
-        let s = compute(&connector("okta", "okta"), &obs(Some(p.clone()), None), &t(10));
+        let s = compute(
+            &connector("okta", "okta"),
+            &obs(Some(p.clone()), None),
+            &t(10),
+        );
         assert!(is_true(&s.conditions, cond::STALLED), "{p:?}");
         assert_eq!(reason(&s, cond::STALLED), p.reason());
     }
@@ -156,15 +191,21 @@ fn recomputing_from_the_written_status_changes_nothing() {
     let first = compute(&bc, &obs(None, Some(&d)), &t(10));
     bc.status = Some(first.clone());
     let second = compute(&bc, &obs(None, Some(&d)), &t(99));
-    assert_eq!(first, second, "an idle resource must not cause a status write");
+    assert_eq!(
+        first, second,
+        "an idle resource must not cause a status write"
+    );
 }
 
 #[test]
 fn trigger_annotations_are_echoed() {
     let mut bc = connector("okta", "okta");
     bc.metadata.annotations = Some(
-        [(RESTART_REQUESTED_AT.to_string(), "r1".to_string()), (RECONCILE_REQUESTED_AT.to_string(), "c1".to_string())]
-            .into(),
+        [
+            (RESTART_REQUESTED_AT.to_string(), "r1".to_string()),
+            (RECONCILE_REQUESTED_AT.to_string(), "c1".to_string()),
+        ]
+        .into(),
     );
     let s = compute(&bc, &obs(None, None), &t(10));
     assert_eq!(s.handled_requests.restart.as_deref(), Some("r1"));
@@ -172,5 +213,8 @@ fn trigger_annotations_are_echoed() {
     let mut o = obs(None, None);
     o.applied_current = false;
     let s = compute(&bc, &o, &t(10));
-    assert_eq!(s.handled_requests.restart, None, "a restart is handled only when the template carrying it was applied");
+    assert_eq!(
+        s.handled_requests.restart, None,
+        "a restart is handled only when the template carrying it was applied"
+    );
 }

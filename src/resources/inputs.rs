@@ -79,12 +79,18 @@ pub fn referenced_secrets(bc: &BatonConnector) -> Vec<String> {
 /// Checks that every Secret the pod reads exists with the keys it needs, and returns the hash of
 /// exactly the data the pod reads: the two credential keys of the credentials Secret and every key of
 /// each `secretRefs` Secret (they are mounted whole with `envFrom`).
-pub fn pod_inputs_hash(bc: &BatonConnector, namespace: &str, secrets: &SecretData) -> Result<String, InputProblem> {
+pub fn pod_inputs_hash(
+    bc: &BatonConnector,
+    namespace: &str,
+    secrets: &SecretData,
+) -> Result<String, InputProblem> {
     let lookup = |name: &str| {
-        secrets.get(name).ok_or_else(|| InputProblem::SecretNotFound {
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-        })
+        secrets
+            .get(name)
+            .ok_or_else(|| InputProblem::SecretNotFound {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            })
     };
     let mut hasher = Sha256::new();
     let mut feed = |parts: &[&[u8]]| {
@@ -96,9 +102,15 @@ pub fn pod_inputs_hash(bc: &BatonConnector, namespace: &str, secrets: &SecretDat
     if let Some(r) = &bc.spec.credentials.secret_ref {
         let data = lookup(&r.name)?;
         for key in [CLIENT_ID_KEY, CLIENT_SECRET_KEY] {
-            let value = data.get(key).ok_or_else(|| InputProblem::KeyMissing { name: r.name.clone(), key })?;
+            let value = data.get(key).ok_or_else(|| InputProblem::KeyMissing {
+                name: r.name.clone(),
+                key,
+            })?;
             if value.0.is_empty() {
-                return Err(InputProblem::KeyEmpty { name: r.name.clone(), key });
+                return Err(InputProblem::KeyEmpty {
+                    name: r.name.clone(),
+                    key,
+                });
             }
             feed(&[b"credentials", r.name.as_bytes(), key.as_bytes(), &value.0]);
         }
@@ -115,7 +127,9 @@ pub fn pod_inputs_hash(bc: &BatonConnector, namespace: &str, secrets: &SecretDat
 pub fn client_id(bc: &BatonConnector, secrets: &SecretData) -> Option<String> {
     let r = bc.spec.credentials.secret_ref.as_ref()?;
     let raw = secrets.get(&r.name)?.get(CLIENT_ID_KEY)?;
-    String::from_utf8(raw.0.clone()).ok().map(|s| s.trim().to_string())
+    String::from_utf8(raw.0.clone())
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 #[cfg(test)]
@@ -126,9 +140,17 @@ mod tests {
 
     fn inputs() -> (BatonConnector, SecretData) {
         let mut bc = connector("okta", "okta");
-        bc.spec.secret_refs = vec![SecretRef { name: "okta-app".into() }];
+        bc.spec.secret_refs = vec![SecretRef {
+            name: "okta-app".into(),
+        }];
         let mut s = SecretData::default();
-        s.insert("c1", secret_data(&[(CLIENT_ID_KEY, "id@acme.conductor.one/ccc"), (CLIENT_SECRET_KEY, "s3cr3t")]));
+        s.insert(
+            "c1",
+            secret_data(&[
+                (CLIENT_ID_KEY, "id@acme.conductor.one/ccc"),
+                (CLIENT_SECRET_KEY, "s3cr3t"),
+            ]),
+        );
         s.insert("okta-app", secret_data(&[("BATON_API_TOKEN", "tok")]));
         (bc, s)
     }
@@ -148,7 +170,11 @@ mod tests {
         let h1 = pod_inputs_hash(&bc, "ns", &s).unwrap();
         s.insert(
             "c1",
-            secret_data(&[(CLIENT_ID_KEY, "id@acme.conductor.one/ccc"), (CLIENT_SECRET_KEY, "s3cr3t"), ("note", "x")]),
+            secret_data(&[
+                (CLIENT_ID_KEY, "id@acme.conductor.one/ccc"),
+                (CLIENT_SECRET_KEY, "s3cr3t"),
+                ("note", "x"),
+            ]),
         );
         assert_eq!(h1, pod_inputs_hash(&bc, "ns", &s).unwrap());
     }
@@ -173,11 +199,23 @@ mod tests {
 
         s.insert("c1", secret_data(&[(CLIENT_ID_KEY, "id")]));
         let err = pod_inputs_hash(&bc, "ns", &s).unwrap_err();
-        assert_eq!(err, InputProblem::KeyMissing { name: "c1".into(), key: CLIENT_SECRET_KEY });
+        assert_eq!(
+            err,
+            InputProblem::KeyMissing {
+                name: "c1".into(),
+                key: CLIENT_SECRET_KEY
+            }
+        );
         assert!(!err.may_resolve_itself());
 
-        s.insert("c1", secret_data(&[(CLIENT_ID_KEY, "id"), (CLIENT_SECRET_KEY, "")]));
-        assert_eq!(pod_inputs_hash(&bc, "ns", &s).unwrap_err().reason(), "SecretKeyEmpty");
+        s.insert(
+            "c1",
+            secret_data(&[(CLIENT_ID_KEY, "id"), (CLIENT_SECRET_KEY, "")]),
+        );
+        assert_eq!(
+            pod_inputs_hash(&bc, "ns", &s).unwrap_err().reason(),
+            "SecretKeyEmpty"
+        );
     }
 
     #[test]
@@ -191,7 +229,10 @@ mod tests {
     fn string_data_is_folded_in() {
         let mut s = SecretData::default();
         let secret = Secret {
-            metadata: kube::api::ObjectMeta { name: Some("x".into()), ..Default::default() },
+            metadata: kube::api::ObjectMeta {
+                name: Some("x".into()),
+                ..Default::default()
+            },
             string_data: Some(BTreeMap::from([("K".to_string(), "v".to_string())])),
             ..Default::default()
         };

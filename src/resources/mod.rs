@@ -39,9 +39,16 @@ pub fn plan(bc: &BatonConnector, secrets: &SecretData) -> Result<Plan, InputProb
         .unwrap_or_else(|| managed_secret_name(bc));
     let deployment = deployment::deployment(
         bc,
-        &deployment::DeploymentInputs { config_hash: config_hash.clone(), credentials_secret },
+        &deployment::DeploymentInputs {
+            config_hash: config_hash.clone(),
+            credentials_secret,
+        },
     );
-    Ok(Plan { deployment, image: image::reference(bc), config_hash })
+    Ok(Plan {
+        deployment,
+        image: image::reference(bc),
+        config_hash,
+    })
 }
 
 /// The Secret the operator writes managed credentials into.

@@ -100,14 +100,22 @@ impl FakeKube {
         let query = parts.uri.query().unwrap_or_default().to_string();
         let method = parts.method.as_str().to_string();
         let text = String::from_utf8_lossy(body).to_string();
-        self.state.lock().unwrap().calls.push(Call { method: method.clone(), path: path.clone(), query, body: text });
+        self.state.lock().unwrap().calls.push(Call {
+            method: method.clone(),
+            path: path.clone(),
+            query,
+            body: text,
+        });
         match method.as_str() {
             "GET" => match self.get(&path) {
                 Some(o) => respond(StatusCode::OK, o),
                 None => not_found(&path),
             },
             "PATCH" => self.apply(&path, serde_json::from_slice(body).unwrap_or(Value::Null)),
-            "POST" => respond(StatusCode::CREATED, serde_json::from_slice(body).unwrap_or(Value::Null)),
+            "POST" => respond(
+                StatusCode::CREATED,
+                serde_json::from_slice(body).unwrap_or(Value::Null),
+            ),
             _ => respond(StatusCode::METHOD_NOT_ALLOWED, json!({})),
         }
     }
@@ -116,7 +124,9 @@ impl FakeKube {
     /// the generation as the real server does.
     fn apply(&self, path: &str, patch: Value) -> Response<Body> {
         if let Some(base) = path.strip_suffix("/status") {
-            let Some(mut object) = self.get(base) else { return not_found(base) };
+            let Some(mut object) = self.get(base) else {
+                return not_found(base);
+            };
             object["status"] = patch["status"].clone();
             self.put_keep(base, object.clone());
             return respond(StatusCode::OK, object);
@@ -154,7 +164,10 @@ impl FakeKube {
 }
 
 fn respond(code: StatusCode, body: Value) -> Response<Body> {
-    Response::builder().status(code).body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap()
+    Response::builder()
+        .status(code)
+        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap()
 }
 
 fn not_found(path: &str) -> Response<Body> {

@@ -1,1 +1,6 @@
+//! Test support shared by the integration test binaries. Each binary uses only part of it.
+#![allow(dead_code)]
+
+pub mod cluster;
+pub mod control_plane;
 pub mod fake_kube;

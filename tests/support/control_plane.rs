@@ -1,0 +1,380 @@
+//! A real Kubernetes control plane for end-to-end tests: etcd, kube-apiserver and
+//! kube-controller-manager on free loopback ports in a temporary directory, with generated
+//! certificates and keys. Everything is killed and removed on drop, also when a test panics.
+//!
+//! Binaries come from `BATON_E2E_ETCD`, `BATON_E2E_KUBE_APISERVER` and
+//! `BATON_E2E_KUBE_CONTROLLER_MANAGER`, else from `PATH`. `BATON_E2E_KUBECONFIG` selects an existing
+//! cluster instead.
+
+use std::{
+    fs,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    SanType,
+};
+
+/// The user the operator runs as: its own ServiceAccount from `config/`.
+pub const OPERATOR_USER: &str = "system:serviceaccount:baton-system:baton-operator";
+
+/// Where the tests get their cluster from.
+pub enum Source {
+    Binaries {
+        etcd: PathBuf,
+        apiserver: PathBuf,
+        controller_manager: PathBuf,
+    },
+    Kubeconfig(PathBuf),
+}
+
+/// Finds binaries or a kubeconfig, or says why the suite cannot run.
+pub fn discover() -> Result<Source, String> {
+    if let Ok(path) = std::env::var("BATON_E2E_KUBECONFIG") {
+        return Ok(Source::Kubeconfig(path.into()));
+    }
+    let find = |var: &str, name: &str| -> Option<PathBuf> {
+        if let Ok(p) = std::env::var(var) {
+            return Some(p.into());
+        }
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+    };
+    let etcd = find("BATON_E2E_ETCD", "etcd");
+    let apiserver = find("BATON_E2E_KUBE_APISERVER", "kube-apiserver");
+    let controller_manager = find(
+        "BATON_E2E_KUBE_CONTROLLER_MANAGER",
+        "kube-controller-manager",
+    );
+    match (etcd, apiserver, controller_manager) {
+        (Some(etcd), Some(apiserver), Some(controller_manager)) => Ok(Source::Binaries {
+            etcd,
+            apiserver,
+            controller_manager,
+        }),
+        (e, a, c) => {
+            let missing: Vec<&str> = [
+                (e.is_none(), "etcd (BATON_E2E_ETCD)"),
+                (a.is_none(), "kube-apiserver (BATON_E2E_KUBE_APISERVER)"),
+                (
+                    c.is_none(),
+                    "kube-controller-manager (BATON_E2E_KUBE_CONTROLLER_MANAGER)",
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(m, n)| m.then_some(n))
+            .collect();
+            Err(format!(
+                "not found on PATH or in the environment: {}; BATON_E2E_KUBECONFIG is not set either",
+                missing.join(", ")
+            ))
+        }
+    }
+}
+
+/// A running local control plane.
+pub struct ControlPlane {
+    dir: tempfile::TempDir,
+    children: Vec<(String, Child)>,
+    pub server: String,
+    pub admin_kubeconfig: PathBuf,
+    pub audit_log: PathBuf,
+    ca_pem: String,
+}
+
+impl ControlPlane {
+    pub fn start(etcd: &Path, apiserver: &Path, controller_manager: &Path) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("baton-e2e-").tempdir()?;
+        let d = dir.path().to_path_buf();
+        let pki = Pki::generate(&d)?;
+        let mut cp = Self {
+            dir,
+            children: Vec::new(),
+            server: String::new(),
+            admin_kubeconfig: d.join("admin.kubeconfig"),
+            audit_log: d.join("audit.log"),
+            ca_pem: pki.ca_pem.clone(),
+        };
+
+        let (client_port, peer_port) = (free_port()?, free_port()?);
+        let etcd_url = format!("http://127.0.0.1:{client_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        cp.spawn(
+            "etcd",
+            Command::new(etcd).args([
+                "--name=e2e",
+                &format!("--data-dir={}", d.join("etcd").display()),
+                &format!("--listen-client-urls={etcd_url}"),
+                &format!("--advertise-client-urls={etcd_url}"),
+                &format!("--listen-peer-urls={peer_url}"),
+                &format!("--initial-advertise-peer-urls={peer_url}"),
+                &format!("--initial-cluster=e2e={peer_url}"),
+                "--unsafe-no-fsync=true",
+            ]),
+        )?;
+        wait_for_tcp(client_port, Duration::from_secs(30)).context("etcd did not start")?;
+
+        let port = free_port()?;
+        cp.server = format!("https://127.0.0.1:{port}");
+        fs::write(d.join("audit-policy.yaml"), audit_policy())?;
+        let p = |name: &str| d.join(name).display().to_string();
+        cp.spawn(
+            "kube-apiserver",
+            Command::new(apiserver).args([
+                &format!("--etcd-servers={etcd_url}"),
+                "--bind-address=127.0.0.1",
+                &format!("--secure-port={port}"),
+                "--service-cluster-ip-range=10.0.0.0/24",
+                &format!("--tls-cert-file={}", p("apiserver.crt")),
+                &format!("--tls-private-key-file={}", p("apiserver.key")),
+                &format!("--client-ca-file={}", p("ca.crt")),
+                "--authorization-mode=Node,RBAC",
+                // Otherwise it tries every 10 s to publish 127.0.0.1 as the kubernetes Endpoints.
+                "--endpoint-reconciler-type=none",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                &format!("--service-account-key-file={}", p("sa.pub")),
+                &format!("--service-account-signing-key-file={}", p("sa.key")),
+                &format!("--requestheader-client-ca-file={}", p("front-proxy-ca.crt")),
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                &format!("--proxy-client-cert-file={}", p("front-proxy-client.crt")),
+                &format!("--proxy-client-key-file={}", p("front-proxy-client.key")),
+                &format!("--audit-policy-file={}", p("audit-policy.yaml")),
+                &format!("--audit-log-path={}", cp.audit_log.display()),
+                "--audit-log-maxage=0",
+                "--allow-privileged=false",
+            ]),
+        )?;
+        fs::write(
+            &cp.admin_kubeconfig,
+            cp.kubeconfig_with_cert(&pki.admin_crt, &pki.admin_key),
+        )?;
+
+        cp.spawn(
+            "kube-controller-manager",
+            Command::new(controller_manager).args([
+                &format!("--kubeconfig={}", cp.admin_kubeconfig.display()),
+                &format!(
+                    "--authentication-kubeconfig={}",
+                    cp.admin_kubeconfig.display()
+                ),
+                &format!(
+                    "--authorization-kubeconfig={}",
+                    cp.admin_kubeconfig.display()
+                ),
+                &format!("--service-account-private-key-file={}", p("sa.key")),
+                &format!("--root-ca-file={}", p("ca.crt")),
+                "--use-service-account-credentials=true",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                &format!("--secure-port={}", free_port()?),
+                // An OpenShift-derived tree adds a controller that writes a ConfigMap into every namespace.
+                "--controllers=*,-service-ca-certificate-publisher-controller",
+            ]),
+        )?;
+        Ok(cp)
+    }
+
+    /// A kubeconfig for this cluster authenticating with a client certificate.
+    fn kubeconfig_with_cert(&self, crt: &str, key: &str) -> String {
+        use base64::Engine;
+        let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: e2e\n  cluster:\n    server: {}\n    certificate-authority-data: {}\n\
+             users:\n- name: admin\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n\
+             contexts:\n- name: e2e\n  context:\n    cluster: e2e\n    user: admin\ncurrent-context: e2e\n",
+            self.server,
+            b(&self.ca_pem),
+            b(crt),
+            b(key)
+        )
+    }
+
+    /// A kubeconfig for this cluster authenticating with a bearer token.
+    pub fn kubeconfig_with_token(&self, token: &str) -> String {
+        use base64::Engine;
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: e2e\n  cluster:\n    server: {}\n    certificate-authority-data: {}\n\
+             users:\n- name: operator\n  user:\n    token: {token}\n\
+             contexts:\n- name: e2e\n  context:\n    cluster: e2e\n    user: operator\ncurrent-context: e2e\n",
+            self.server,
+            base64::engine::general_purpose::STANDARD.encode(&self.ca_pem),
+        )
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn spawn(&mut self, name: &str, cmd: &mut Command) -> anyhow::Result<()> {
+        let log = fs::File::create(self.dir.path().join(format!("{name}.log")))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        self.children.push((name.to_string(), child));
+        Ok(())
+    }
+
+    /// The last lines of a component's log, for failure messages.
+    pub fn log_tail(&self, name: &str, lines: usize) -> String {
+        let text =
+            fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Number of write requests (create, update, patch, delete) the operator's ServiceAccount made,
+    /// from the API server's audit log.
+    pub fn operator_writes(&self) -> Vec<String> {
+        let text = fs::read_to_string(&self.audit_log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["user"]["username"] == OPERATOR_USER && e["stage"] == "ResponseComplete")
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["verb"].as_str().unwrap_or("?"),
+                    e["requestURI"].as_str().unwrap_or("?")
+                )
+            })
+            .collect()
+    }
+
+    /// Keeps the directory (logs, certificates) for a post-mortem.
+    pub fn keep(self) -> PathBuf {
+        let mut this = self;
+        this.stop();
+        let dir = std::mem::replace(&mut this.dir, tempfile::tempdir().expect("temp dir"));
+        dir.keep()
+    }
+
+    fn stop(&mut self) {
+        // The controller manager and API server go first so they do not log etcd errors on the way out.
+        for (_, child) in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn audit_policy() -> String {
+    format!(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n\
+         - level: Metadata\n  users: [\"{OPERATOR_USER}\"]\n  verbs: [create, update, patch, delete, deletecollection]\n\
+         - level: None\n"
+    )
+}
+
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_for_tcp(port: u16, timeout: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("nothing listens on 127.0.0.1:{port} after {timeout:?}")
+}
+
+/// Certificates and keys, written into the control plane's directory.
+struct Pki {
+    ca_pem: String,
+    admin_crt: String,
+    admin_key: String,
+}
+
+impl Pki {
+    fn generate(dir: &Path) -> anyhow::Result<Self> {
+        let write = |name: &str, content: &str| fs::write(dir.join(name), content);
+        let (ca_pem, ca) = new_ca("e2e-ca")?;
+        write("ca.crt", &ca_pem)?;
+        let (fp_pem, fp) = new_ca("e2e-front-proxy-ca")?;
+        write("front-proxy-ca.crt", &fp_pem)?;
+
+        let mut serving =
+            CertificateParams::new(vec!["localhost".into(), "kubernetes.default.svc".into()])?;
+        serving
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse()?));
+        serving
+            .subject_alt_names
+            .push(SanType::IpAddress("10.0.0.1".parse()?));
+        serving
+            .distinguished_name
+            .push(DnType::CommonName, "kube-apiserver");
+        serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let (crt, key) = leaf(serving, &ca)?;
+        write("apiserver.crt", &crt)?;
+        write("apiserver.key", &key)?;
+
+        let (admin_crt, admin_key) =
+            leaf(client_params("e2e-admin", Some("system:masters"))?, &ca)?;
+        let (crt, key) = leaf(client_params("front-proxy-client", None)?, &fp)?;
+        write("front-proxy-client.crt", &crt)?;
+        write("front-proxy-client.key", &key)?;
+        let sa = KeyPair::generate()?;
+        write("sa.key", &sa.serialize_pem())?;
+        write("sa.pub", &sa.public_key_pem())?;
+        Ok(Self {
+            ca_pem,
+            admin_crt,
+            admin_key,
+        })
+    }
+}
+
+fn new_ca(name: &str) -> anyhow::Result<(String, Issuer<'static, KeyPair>)> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let key = KeyPair::generate()?;
+    let pem = params.self_signed(&key)?.pem();
+    Ok((pem, Issuer::new(params, key)))
+}
+
+fn client_params(cn: &str, org: Option<&str>) -> anyhow::Result<CertificateParams> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, cn);
+    if let Some(o) = org {
+        params.distinguished_name.push(DnType::OrganizationName, o);
+    }
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    Ok(params)
+}
+
+fn leaf(
+    params: CertificateParams,
+    issuer: &Issuer<'_, KeyPair>,
+) -> anyhow::Result<(String, String)> {
+    let key = KeyPair::generate()?;
+    let crt = params.signed_by(&key, issuer)?.pem();
+    Ok((crt, key.serialize_pem()))
+}
