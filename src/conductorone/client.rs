@@ -1,0 +1,443 @@
+//! The public client and its operations on connector credentials and connectors.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::credentials::{ApiCredentials, ClientId};
+use super::error::{Error, ErrorKind};
+use super::metrics::MetricsHook;
+use super::model::{
+    ConnectorInfo, CredentialInfo, GetConnectorResponse, GetCredentialsResponse, IssuedCredential,
+    RotateCredentialRequest, RotateCredentialResponse,
+};
+use super::retry::Idempotency;
+use super::tls;
+use super::token::TokenCache;
+use super::transport::{Endpoint, Transport};
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Limit for one HTTP attempt, from connecting until the body is read.
+    pub timeout: Duration,
+    /// Further attempts after the first for retryable failures (0 disables retries).
+    pub max_retries: u32,
+    /// Sustained rate of HTTP requests for the whole process, retries and token requests
+    /// included. Must be at least 1.
+    pub requests_per_second: u32,
+    /// Requests allowed at once above the sustained rate.
+    pub burst: u32,
+    /// Use plain `http://` for loopback hosts (`localhost`, 127.0.0.0/8, `::1`) and ignore
+    /// proxy settings. For tests against a local fake only; other hosts always get `https://`.
+    pub allow_insecure_http: bool,
+    /// First retry delay; doubles per attempt, with jitter.
+    pub backoff_base: Duration,
+    /// Ceiling for the exponential backoff.
+    pub backoff_max: Duration,
+    /// Longest `Retry-After` waited out inside a call. A longer request ends the call with
+    /// [`ErrorKind::RateLimited`] and [`Error::retry_after`] set, so the caller requeues
+    /// instead of holding a worker.
+    pub max_retry_after: Duration,
+    /// Extra CA certificates (PEM). When `None`, `SSL_CERT_FILE` is used if set.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            timeout: Duration::from_secs(15),
+            max_retries: 3,
+            requests_per_second: 5,
+            burst: 10,
+            allow_insecure_http: false,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
+            ca_bundle: None,
+        }
+    }
+}
+
+/// ConductorOne API client. Cheap to clone; clones share the HTTP connection pool, the rate
+/// limiter and the token cache, so create one per process.
+#[derive(Clone)]
+pub struct ConductorOneClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    transport: Transport,
+    tokens: TokenCache,
+}
+
+impl fmt::Debug for ConductorOneClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConductorOneClient")
+            .field("config", self.inner.transport.config())
+            .finish_non_exhaustive()
+    }
+}
+
+const ROTATE: &str = "rotate_credential";
+const GET_CREDENTIAL: &str = "get_credential";
+const REVOKE: &str = "revoke_credential";
+const GET_CONNECTOR: &str = "get_connector";
+
+impl ConductorOneClient {
+    pub fn new(cfg: ClientConfig) -> Result<Self, Error> {
+        Self::build(cfg, None)
+    }
+
+    /// Like [`new`](Self::new), reporting every HTTP attempt to `hook`.
+    pub fn with_metrics(cfg: ClientConfig, hook: MetricsHook) -> Result<Self, Error> {
+        Self::build(cfg, Some(hook))
+    }
+
+    fn build(cfg: ClientConfig, hook: Option<MetricsHook>) -> Result<Self, Error> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("baton-operator/", env!("CARGO_PKG_VERSION")))
+            // A redirect would be a misconfiguration; following it could carry the bearer
+            // token somewhere unexpected.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            .https_only(!cfg.allow_insecure_http);
+        if cfg.allow_insecure_http {
+            // Loopback traffic must not be sent to an HTTP(S)_PROXY from the environment.
+            builder = builder.no_proxy();
+        }
+        if let Some(path) = tls::ca_bundle_path(cfg.ca_bundle.as_deref()) {
+            for cert in tls::load_ca_bundle(&path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                "configure",
+                "cannot build the HTTP client",
+            )
+            .with_source(e)
+        })?;
+        let mut transport = Transport::new(http, cfg)?;
+        if let Some(hook) = hook {
+            transport.set_metrics(hook);
+        }
+        Ok(ConductorOneClient {
+            inner: Arc::new(Inner {
+                transport,
+                tokens: TokenCache::default(),
+            }),
+        })
+    }
+
+    /// Mints a new connector credential (`POST /api/v1/apps/connectors/credentials`).
+    /// Earlier credentials stay valid until revoked. The secret in the answer is shown once.
+    ///
+    /// Not retried after failures that leave it unknown whether the server minted a credential
+    /// (timeouts, 5xx, dropped connections): a blind retry could mint a second one that nobody
+    /// records. Such errors have `is_permanent() == false`; the caller decides.
+    pub async fn rotate_credential(
+        &self,
+        api: &ApiCredentials,
+        app_id: &str,
+        connector_id: &str,
+    ) -> Result<IssuedCredential, Error> {
+        require_ids(ROTATE, &[app_id, connector_id])?;
+        let body = serde_json::to_vec(&RotateCredentialRequest {
+            app_id,
+            connector_id,
+        })
+        .map_err(|_| Error::new(ErrorKind::InvalidRequest, ROTATE, "cannot encode request"))?;
+        let path = ["api", "v1", "apps", "connectors", "credentials"];
+        let body = self
+            .call(
+                ROTATE,
+                api,
+                Method::POST,
+                &path,
+                Some(body),
+                Idempotency::NotIdempotent,
+            )
+            .await?;
+        decode::<RotateCredentialResponse>(ROTATE, &body)?.into_issued(ROTATE)
+    }
+
+    /// `GET /api/v1/apps/{app_id}/connectors/{connector_id}/credentials/{id}`. A revoked or
+    /// unknown credential gives [`ErrorKind::NotFound`].
+    pub async fn get_credential(
+        &self,
+        api: &ApiCredentials,
+        app_id: &str,
+        connector_id: &str,
+        credential_id: &str,
+    ) -> Result<CredentialInfo, Error> {
+        require_ids(GET_CREDENTIAL, &[app_id, connector_id, credential_id])?;
+        let path = credential_path(app_id, connector_id, credential_id);
+        let body = self
+            .call(
+                GET_CREDENTIAL,
+                api,
+                Method::GET,
+                &path,
+                None,
+                Idempotency::Idempotent,
+            )
+            .await?;
+        decode::<GetCredentialsResponse>(GET_CREDENTIAL, &body)?.into_info(GET_CREDENTIAL)
+    }
+
+    /// `POST /api/v1/apps/{app_id}/connectors/{connector_id}/credentials/{id}` with `{}`.
+    /// [`ErrorKind::NotFound`] means the credential is already revoked or never existed; it is
+    /// only reported for a genuine ConductorOne 404, never for a token or routing failure.
+    pub async fn revoke_credential(
+        &self,
+        api: &ApiCredentials,
+        app_id: &str,
+        connector_id: &str,
+        credential_id: &str,
+    ) -> Result<(), Error> {
+        require_ids(REVOKE, &[app_id, connector_id, credential_id])?;
+        let path = credential_path(app_id, connector_id, credential_id);
+        // The answer is documented as an empty object; success is the status alone.
+        self.call(
+            REVOKE,
+            api,
+            Method::POST,
+            &path,
+            Some(b"{}".to_vec()),
+            Idempotency::Idempotent,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `GET /api/v1/apps/{app_id}/connectors/{connector_id}`, with its sync status.
+    pub async fn get_connector(
+        &self,
+        api: &ApiCredentials,
+        app_id: &str,
+        connector_id: &str,
+    ) -> Result<ConnectorInfo, Error> {
+        require_ids(GET_CONNECTOR, &[app_id, connector_id])?;
+        let path = ["api", "v1", "apps", app_id, "connectors", connector_id];
+        let body = self
+            .call(
+                GET_CONNECTOR,
+                api,
+                Method::GET,
+                &path,
+                None,
+                Idempotency::Idempotent,
+            )
+            .await?;
+        decode::<GetConnectorResponse>(GET_CONNECTOR, &body)?.into_info(GET_CONNECTOR)
+    }
+
+    /// Authenticates and sends one API call, returning the 2xx body.
+    async fn call(
+        &self,
+        operation: &'static str,
+        api: &ApiCredentials,
+        method: Method,
+        path: &[&str],
+        body: Option<Vec<u8>>,
+        idempotency: Idempotency,
+    ) -> Result<Vec<u8>, Error> {
+        let client_id = ClientId::parse(&api.client_id)?;
+        let base = base_url(
+            &client_id,
+            self.inner.transport.config().allow_insecure_http,
+        )?;
+        let token_url = with_path(&base, &["auth", "v1", "token"]);
+        let url = with_path(&base, path);
+        let transport = &self.inner.transport;
+        let token = self
+            .inner
+            .tokens
+            .token(transport, api, &client_id, &token_url)
+            .await?;
+        let result = transport
+            .send(operation, Endpoint::Api, idempotency, || {
+                let request = transport
+                    .http()
+                    .request(method.clone(), url.clone())
+                    .header(ACCEPT, "application/json")
+                    .bearer_auth(token.expose_secret());
+                match &body {
+                    Some(body) => request
+                        .header(CONTENT_TYPE, "application/json")
+                        .body(body.clone()),
+                    None => request,
+                }
+            })
+            .await;
+        if let Err(err) = &result
+            && err.kind() == ErrorKind::Unauthorized
+        {
+            // The token may have been revoked server-side; the next call mints anew.
+            self.inner.tokens.invalidate(api, &token).await;
+        }
+        result
+    }
+}
+
+fn decode<T: DeserializeOwned>(operation: &'static str, body: &[u8]) -> Result<T, Error> {
+    // Decoder messages can quote the input (a secret, even), so only the position is kept.
+    serde_json::from_slice(body).map_err(|e| {
+        Error::new(
+            ErrorKind::Decode,
+            operation,
+            format!(
+                "response does not match the API contract (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
+fn require_ids(operation: &'static str, ids: &[&str]) -> Result<(), Error> {
+    if ids.iter().any(|id| id.trim().is_empty()) {
+        return Err(Error::new(
+            ErrorKind::InvalidRequest,
+            operation,
+            "app, connector and credential ids must not be empty",
+        ));
+    }
+    Ok(())
+}
+
+fn credential_path<'a>(app_id: &'a str, connector_id: &'a str, id: &'a str) -> [&'a str; 8] {
+    [
+        "api",
+        "v1",
+        "apps",
+        app_id,
+        "connectors",
+        connector_id,
+        "credentials",
+        id,
+    ]
+}
+
+/// `https://<host[:port]>/`, or `http://` for loopback hosts when explicitly allowed.
+pub(crate) fn base_url(client_id: &ClientId, allow_insecure_http: bool) -> Result<Url, Error> {
+    let scheme = if allow_insecure_http && client_id.is_loopback() {
+        "http"
+    } else {
+        "https"
+    };
+    Url::parse(&format!("{scheme}://{}/", client_id.authority())).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidCredentials,
+            "parse_client_id",
+            "client ID host does not form a URL",
+        )
+    })
+}
+
+/// Appends percent-encoded segments, so an id can never change the path's shape.
+fn with_path(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.clear().extend(segments);
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url_for(client_id: &str, insecure: bool) -> String {
+        base_url(&ClientId::parse(client_id).unwrap(), insecure)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn https_unless_insecure_is_allowed_and_the_host_is_loopback() {
+        assert_eq!(
+            url_for("a@acme.conductor.one/spc", false),
+            "https://acme.conductor.one/"
+        );
+        assert_eq!(
+            url_for("a@acme.conductor.one/spc", true),
+            "https://acme.conductor.one/"
+        );
+        assert_eq!(
+            url_for("a@acme.c1eu.ai:8443/spc", true),
+            "https://acme.c1eu.ai:8443/"
+        );
+        assert_eq!(
+            url_for("a@127.0.0.1:4000/spc", false),
+            "https://127.0.0.1:4000/"
+        );
+        assert_eq!(
+            url_for("a@127.0.0.1:4000/spc", true),
+            "http://127.0.0.1:4000/"
+        );
+        assert_eq!(
+            url_for("a@localhost:4000/spc", true),
+            "http://localhost:4000/"
+        );
+    }
+
+    #[test]
+    fn ids_are_encoded_as_single_segments() {
+        let base = Url::parse("https://h/").unwrap();
+        let url = with_path(&base, &credential_path("a/../b", "c d", "e?f"));
+        assert_eq!(
+            url.as_str(),
+            "https://h/api/v1/apps/a%2F..%2Fb/connectors/c%20d/credentials/e%3Ff"
+        );
+    }
+
+    #[test]
+    fn empty_ids_are_refused_locally() {
+        let err = require_ids("get_connector", &["app", " "]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+    }
+
+    #[test]
+    fn config_errors_are_reported_at_construction() {
+        let zero_rate = ClientConfig {
+            requests_per_second: 0,
+            ..ClientConfig::default()
+        };
+        let err = ConductorOneClient::new(zero_rate).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        let missing_ca = ClientConfig {
+            ca_bundle: Some("/nonexistent/ca.pem".into()),
+            ..ClientConfig::default()
+        };
+        assert_eq!(
+            ConductorOneClient::new(missing_ca).unwrap_err().kind(),
+            ErrorKind::Config
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificates here\n").unwrap();
+        let err = ConductorOneClient::new(ClientConfig {
+            ca_bundle: Some(empty),
+            ..ClientConfig::default()
+        })
+        .unwrap_err();
+        assert!(err.message().contains("no certificate"), "{err}");
+        let system = std::path::Path::new("/etc/ssl/certs/ca-certificates.crt");
+        if system.exists() {
+            let cfg = ClientConfig {
+                ca_bundle: Some(system.into()),
+                ..ClientConfig::default()
+            };
+            ConductorOneClient::new(cfg).expect("a real PEM bundle loads");
+        }
+    }
+}
