@@ -10,6 +10,7 @@ pub mod controller;
 pub mod metrics;
 pub mod render;
 pub mod resources;
+pub mod rotation;
 pub mod server;
 pub mod telemetry;
 

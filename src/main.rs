@@ -8,7 +8,13 @@ use std::{
 };
 
 use anyhow::Context as _;
-use baton_operator::{api, controller, metrics::Metrics, render, server, telemetry};
+use baton_operator::{
+    api,
+    conductorone::{ClientConfig, ConductorOneClient},
+    controller,
+    metrics::Metrics,
+    render, server, telemetry,
+};
 use clap::{Parser, Subcommand};
 
 /// Runs ConductorOne Baton connectors on Kubernetes from BatonConnector resources.
@@ -54,6 +60,21 @@ struct RunArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     log_format: telemetry::LogFormat,
+    /// Timeout of one ConductorOne API request, e.g. `15s`.
+    #[arg(long, env = "C1_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    c1_timeout: Duration,
+    /// Requests per second to ConductorOne, for all connectors together.
+    #[arg(long, env = "C1_REQUESTS_PER_SECOND", default_value_t = 5)]
+    c1_requests_per_second: u32,
+    /// Requests ConductorOne may receive at once above the steady rate.
+    #[arg(long, env = "C1_BURST", default_value_t = 10)]
+    c1_burst: u32,
+    /// Retries of one ConductorOne call after 429, 5xx or a network error.
+    #[arg(long, env = "C1_MAX_RETRIES", default_value_t = 3)]
+    c1_max_retries: u32,
+    /// Talk plain HTTP to ConductorOne hosts on loopback. For tests against a local fake only.
+    #[arg(long, hide = true)]
+    c1_insecure_loopback: bool,
 }
 
 #[tokio::main]
@@ -64,8 +85,7 @@ async fn main() -> anyhow::Result<()> {
             let input = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin())?
             } else {
-                std::fs::read_to_string(&file)
-                    .with_context(|| format!("reading {}", file.display()))?
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
             };
             print!("{}", render::render(&input, &namespace)?);
         }
@@ -76,9 +96,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format);
-    let client = kube::Client::try_default()
-        .await
-        .context("no usable kubeconfig or in-cluster config")?;
+    let client = kube::Client::try_default().await.context("no usable kubeconfig or in-cluster config")?;
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
     let config = controller::Config {
@@ -87,7 +105,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         ..Default::default()
     };
-    let ctx = Arc::new(controller::Context::new(client, metrics, config));
+    let c1_config = ClientConfig {
+        timeout: args.c1_timeout,
+        requests_per_second: args.c1_requests_per_second,
+        burst: args.c1_burst,
+        max_retries: args.c1_max_retries,
+        allow_insecure_http: args.c1_insecure_loopback,
+        ..Default::default()
+    };
+    let hook_metrics = metrics.clone();
+    let conductorone =
+        ConductorOneClient::with_metrics(c1_config, Arc::new(move |call| hook_metrics.record_call(call)))
+            .context("configuring the ConductorOne client")?;
+    let ctx = Arc::new(controller::Context::new(client, conductorone, metrics, config));
     let ready = Arc::new(AtomicBool::new(false));
     let http = server::serve(args.http_addr, Arc::new(registry), ready.clone());
     tracing::info!(addr = %args.http_addr, "starting baton-operator");

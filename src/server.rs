@@ -27,11 +27,7 @@ pub fn router(registry: Arc<Registry>, ready: Arc<AtomicBool>) -> Router {
 }
 
 /// Serves until the process ends.
-pub async fn serve(
-    addr: SocketAddr,
-    registry: Arc<Registry>,
-    ready: Arc<AtomicBool>,
-) -> std::io::Result<()> {
+pub async fn serve(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<AtomicBool>) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, router(registry, ready)).await
 }
@@ -51,10 +47,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         Ok(()) => (
             StatusCode::OK,
-            [(
-                "content-type",
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
+            [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
             body,
         )
             .into_response(),

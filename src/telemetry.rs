@@ -14,16 +14,9 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(false),
-            )
-            .init(),
-        LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
-            .init(),
+        LogFormat::Json => {
+            registry.with(fmt::layer().json().flatten_event(true).with_current_span(false)).init()
+        }
+        LogFormat::Text => registry.with(fmt::layer().with_writer(std::io::stderr)).init(),
     }
 }

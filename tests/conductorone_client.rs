@@ -63,14 +63,9 @@ async fn tokens_are_cached_per_credential_not_per_client_id() {
     assert_eq!(fake.count("POST", TOKEN_PATH), 2);
 
     // Someone else's client id with a wrong secret must not ride on the cached token.
-    let impostor = ApiCredentials {
-        client_id: api.client_id.clone(),
-        client_secret: other.client_secret.clone(),
-    };
-    let err = client
-        .get_connector(&impostor, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    let impostor =
+        ApiCredentials { client_id: api.client_id.clone(), client_secret: other.client_secret.clone() };
+    let err = client.get_connector(&impostor, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
     assert_eq!(err.operation(), "token");
     assert_eq!(fake.count("POST", TOKEN_PATH), 3);
@@ -81,37 +76,18 @@ async fn rotate_get_revoke_round_trip() {
     let (fake, client, api) = setup(config()).await;
     fake.set_credential_lifetime(Some(Duration::from_secs(90 * 24 * 3600)));
 
-    let issued = client
-        .rotate_credential(&api, APP, CONNECTOR)
-        .await
-        .unwrap();
+    let issued = client.rotate_credential(&api, APP, CONNECTOR).await.unwrap();
     assert_eq!(fake.count("POST", ROTATE_PATH), 1);
-    assert_eq!(
-        (issued.app_id.as_str(), issued.connector_id.as_str()),
-        (APP, CONNECTOR)
-    );
-    assert!(
-        issued
-            .client_id
-            .ends_with(&format!("@{}/ccc", fake.authority()))
-    );
-    assert!(
-        issued
-            .expose_client_secret()
-            .starts_with("secret-token:conductorone.com:v1:")
-    );
+    assert_eq!((issued.app_id.as_str(), issued.connector_id.as_str()), (APP, CONNECTOR));
+    assert!(issued.client_id.ends_with(&format!("@{}/ccc", fake.authority())));
+    assert!(issued.expose_client_secret().starts_with("secret-token:conductorone.com:v1:"));
     assert!(issued.created_at.is_some() && issued.expires_at.is_some());
-    let issued_api = ApiCredentials {
-        client_id: issued.client_id.clone(),
-        client_secret: issued.client_secret.clone(),
-    };
+    let issued_api =
+        ApiCredentials { client_id: issued.client_id.clone(), client_secret: issued.client_secret.clone() };
     issued_api.validate().unwrap();
     assert!(!fake.credential(&issued.id).unwrap().is_revoked());
 
-    let info = client
-        .get_credential(&api, APP, CONNECTOR, &issued.id)
-        .await
-        .unwrap();
+    let info = client.get_credential(&api, APP, CONNECTOR, &issued.id).await.unwrap();
     assert_eq!(info.id, issued.id);
     assert_eq!(info.client_id, issued.client_id);
     assert_eq!(info.display_name, issued.display_name);
@@ -120,65 +96,35 @@ async fn rotate_get_revoke_round_trip() {
 
     // The minted secret really authenticates (the token endpoint accepts it); a connector
     // credential just may not manage the API.
-    let err = client
-        .get_connector(&issued_api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    let err = client.get_connector(&issued_api, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Forbidden);
-    let info = client
-        .get_credential(&api, APP, CONNECTOR, &issued.id)
-        .await
-        .unwrap();
+    let info = client.get_credential(&api, APP, CONNECTOR, &issued.id).await.unwrap();
     assert!(info.last_used_at.is_some());
 
     // Rotation mints; the earlier credential stays valid until revoked.
-    let second = client
-        .rotate_credential(&api, APP, CONNECTOR)
-        .await
-        .unwrap();
+    let second = client.rotate_credential(&api, APP, CONNECTOR).await.unwrap();
     assert_ne!(second.id, issued.id);
     assert_ne!(second.client_id, issued.client_id);
     assert!(!fake.credential(&issued.id).unwrap().is_revoked());
 
-    client
-        .revoke_credential(&api, APP, CONNECTOR, &issued.id)
-        .await
-        .unwrap();
+    client.revoke_credential(&api, APP, CONNECTOR, &issued.id).await.unwrap();
     assert!(fake.credential(&issued.id).unwrap().is_revoked());
     assert!(!fake.credential(&second.id).unwrap().is_revoked());
     assert_eq!(fake.count("POST", &credential_path(&issued.id)), 1);
-    let gone = client
-        .get_credential(&api, APP, CONNECTOR, &issued.id)
-        .await
-        .unwrap_err();
+    let gone = client.get_credential(&api, APP, CONNECTOR, &issued.id).await.unwrap_err();
     assert_eq!(gone.kind(), ErrorKind::NotFound);
-    let again = client
-        .revoke_credential(&api, APP, CONNECTOR, &issued.id)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (again.kind(), again.status(), again.grpc_code()),
-        (ErrorKind::NotFound, Some(404), Some(5))
-    );
+    let again = client.revoke_credential(&api, APP, CONNECTOR, &issued.id).await.unwrap_err();
+    assert_eq!((again.kind(), again.status(), again.grpc_code()), (ErrorKind::NotFound, Some(404), Some(5)));
     // Revocation took effect at the token endpoint too (a fresh client has no cached token).
     let fresh = ConductorOneClient::new(config()).unwrap();
-    let denied = fresh
-        .get_connector(&issued_api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (denied.kind(), denied.operation()),
-        (ErrorKind::Unauthorized, "token")
-    );
+    let denied = fresh.get_connector(&issued_api, APP, CONNECTOR).await.unwrap_err();
+    assert_eq!((denied.kind(), denied.operation()), (ErrorKind::Unauthorized, "token"));
 }
 
 #[tokio::test]
 async fn rotating_for_an_unknown_connector_is_not_found() {
     let (fake, client, api) = setup(config()).await;
-    let err = client
-        .rotate_credential(&api, APP, "nope")
-        .await
-        .unwrap_err();
+    let err = client.rotate_credential(&api, APP, "nope").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(fake.credentials().is_empty());
 }
@@ -188,34 +134,23 @@ async fn connector_sync_status_is_mapped() {
     let (fake, client, api) = setup(config()).await;
     let info = client.get_connector(&api, APP, CONNECTOR).await.unwrap();
     assert_eq!(
-        (
-            info.id.as_str(),
-            info.app_id.as_str(),
-            info.display_name.as_str()
-        ),
+        (info.id.as_str(), info.app_id.as_str(), info.display_name.as_str()),
         (CONNECTOR, APP, "okta")
     );
     assert_eq!(info.sync, None, "status null means never synced");
 
-    fake.set_sync_status(APP, CONNECTOR, json!({
-        "status": "SYNC_STATUS_DONE", "startedAt": "2026-08-01T10:00:00Z",
-        "completedAt": "2026-08-01T10:04:12Z", "updatedAt": "2026-08-01T10:04:12Z", "lastError": ""
-    }));
-    let sync = client
-        .get_connector(&api, APP, CONNECTOR)
-        .await
-        .unwrap()
-        .sync
-        .unwrap();
+    fake.set_sync_status(
+        APP,
+        CONNECTOR,
+        json!({
+            "status": "SYNC_STATUS_DONE", "startedAt": "2026-08-01T10:00:00Z",
+            "completedAt": "2026-08-01T10:04:12Z", "updatedAt": "2026-08-01T10:04:12Z", "lastError": ""
+        }),
+    );
+    let sync = client.get_connector(&api, APP, CONNECTOR).await.unwrap().sync.unwrap();
     assert_eq!(sync.state, SyncState::Done);
-    assert_eq!(
-        sync.last_completed_at.unwrap().to_string(),
-        "2026-08-01T10:04:12Z"
-    );
-    assert_eq!(
-        sync.last_started_at.unwrap().to_string(),
-        "2026-08-01T10:00:00Z"
-    );
+    assert_eq!(sync.last_completed_at.unwrap().to_string(), "2026-08-01T10:04:12Z");
+    assert_eq!(sync.last_started_at.unwrap().to_string(), "2026-08-01T10:00:00Z");
     assert_eq!(sync.last_error, None);
 
     fake.set_sync_status(
@@ -226,12 +161,7 @@ async fn connector_sync_status_is_mapped() {
             "updatedAt": null, "lastError": "invalid okta token"
         }),
     );
-    let sync = client
-        .get_connector(&api, APP, CONNECTOR)
-        .await
-        .unwrap()
-        .sync
-        .unwrap();
+    let sync = client.get_connector(&api, APP, CONNECTOR).await.unwrap().sync.unwrap();
     assert_eq!(sync.state, SyncState::Error);
     assert_eq!(sync.last_error.as_deref(), Some("invalid okta token"));
 }
@@ -256,24 +186,13 @@ async fn unknown_fields_and_enum_values_are_tolerated() {
     );
     let info = client.get_connector(&api, APP, CONNECTOR).await.unwrap();
     let sync = info.sync.unwrap();
-    assert_eq!(
-        sync.state,
-        SyncState::Unknown("SYNC_STATUS_PAUSED_FOR_MAINTENANCE".into())
-    );
+    assert_eq!(sync.state, SyncState::Unknown("SYNC_STATUS_PAUSED_FOR_MAINTENANCE".into()));
     assert_eq!(sync.state.label(), "Unknown");
     assert_eq!((sync.last_started_at, sync.last_error), (None, None));
-    assert_eq!(
-        (info.sync_disabled_reason.as_str(), info.can_resume_sync),
-        ("", false)
-    );
+    assert_eq!((info.sync_disabled_reason.as_str(), info.can_resume_sync), ("", false));
 
     fake.set_sync_status(APP, CONNECTOR, json!({"status": 1}));
-    let sync = client
-        .get_connector(&api, APP, CONNECTOR)
-        .await
-        .unwrap()
-        .sync
-        .unwrap();
+    let sync = client.get_connector(&api, APP, CONNECTOR).await.unwrap().sync.unwrap();
     assert_eq!(sync.state, SyncState::Running);
 }
 
@@ -281,10 +200,7 @@ async fn unknown_fields_and_enum_values_are_tolerated() {
 async fn contract_violations_are_decode_errors_and_not_retried() {
     let (fake, client, api) = setup(config()).await;
     fake.set_connector_fields(APP, CONNECTOR, json!({"createdAt": "last tuesday"}));
-    let err = client
-        .get_connector(&api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    let err = client.get_connector(&api, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode);
     assert!(!err.message().contains("last tuesday"));
     assert_eq!(fake.count("GET", &connector_path()), 1);
@@ -294,32 +210,20 @@ async fn contract_violations_are_decode_errors_and_not_retried() {
 async fn unauthorized_is_final_and_drops_the_cached_token() {
     let (fake, client, api) = setup(config()).await;
     fake.inject(
-        FaultRule::new(Fault::error(401, 16, "unauthenticated"))
-            .on("GET", &connector_path())
-            .times(100),
+        FaultRule::new(Fault::error(401, 16, "unauthenticated")).on("GET", &connector_path()).times(100),
     );
-    let err = client
-        .get_connector(&api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    let err = client.get_connector(&api, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(
         (err.kind(), err.reason(), err.is_permanent()),
         (ErrorKind::Unauthorized, "Unauthorized", true)
     );
-    assert_eq!(
-        fake.count("GET", &connector_path()),
-        1,
-        "401 must not be retried"
-    );
+    assert_eq!(fake.count("GET", &connector_path()), 1, "401 must not be retried");
 
     // Server-side token revocation: the next call gets a 401 once, the one after a new token.
     let (fake, client, api) = setup(config()).await;
     client.get_connector(&api, APP, CONNECTOR).await.unwrap();
     fake.revoke_all_tokens();
-    let err = client
-        .get_connector(&api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    let err = client.get_connector(&api, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
     client.get_connector(&api, APP, CONNECTOR).await.unwrap();
     assert_eq!(fake.count("POST", TOKEN_PATH), 2);
@@ -330,18 +234,10 @@ async fn unauthorized_is_final_and_drops_the_cached_token() {
 async fn forbidden_is_final() {
     let (fake, client, api) = setup(config()).await;
     fake.inject(
-        FaultRule::new(Fault::error(403, 7, "permission denied"))
-            .on("GET", &connector_path())
-            .times(100),
+        FaultRule::new(Fault::error(403, 7, "permission denied")).on("GET", &connector_path()).times(100),
     );
-    let err = client
-        .get_connector(&api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (err.kind(), err.reason(), err.is_permanent()),
-        (ErrorKind::Forbidden, "Forbidden", true)
-    );
+    let err = client.get_connector(&api, APP, CONNECTOR).await.unwrap_err();
+    assert_eq!((err.kind(), err.reason(), err.is_permanent()), (ErrorKind::Forbidden, "Forbidden", true));
     assert_eq!(fake.count("GET", &connector_path()), 1);
 }
 
@@ -349,32 +245,19 @@ async fn forbidden_is_final() {
 async fn token_endpoint_failures() {
     let (fake, client, api) = setup(config()).await;
     fake.disable_principal(&api.client_id);
-    let err = client
-        .get_connector(&api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (err.kind(), err.operation(), err.status()),
-        (ErrorKind::Unauthorized, "token", Some(401))
-    );
+    let err = client.get_connector(&api, APP, CONNECTOR).await.unwrap_err();
+    assert_eq!((err.kind(), err.operation(), err.status()), (ErrorKind::Unauthorized, "token", Some(401)));
     assert_eq!(fake.count("POST", TOKEN_PATH), 1);
     assert_eq!(fake.count("GET", &connector_path()), 0);
 
     // A 404 from the token endpoint must not look like "credential already revoked".
     let (fake, client, api) = setup(config()).await;
     fake.inject(FaultRule::new(Fault::error(404, 5, "not found")).on("POST", TOKEN_PATH));
-    let err = client
-        .revoke_credential(&api, APP, CONNECTOR, "cred")
-        .await
-        .unwrap_err();
+    let err = client.revoke_credential(&api, APP, CONNECTOR, "cred").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
 
     let (fake, client, api) = setup(config()).await;
-    fake.inject(
-        FaultRule::new(Fault::error(503, 14, "unavailable"))
-            .on("POST", TOKEN_PATH)
-            .times(2),
-    );
+    fake.inject(FaultRule::new(Fault::error(503, 14, "unavailable")).on("POST", TOKEN_PATH).times(2));
     client.get_connector(&api, APP, CONNECTOR).await.unwrap();
     assert_eq!(fake.count("POST", TOKEN_PATH), 3);
 }
@@ -382,15 +265,9 @@ async fn token_endpoint_failures() {
 #[tokio::test]
 async fn a_404_without_a_conductorone_body_is_not_not_found() {
     let (fake, client, api) = setup(config()).await;
-    let issued = client
-        .rotate_credential(&api, APP, CONNECTOR)
-        .await
-        .unwrap();
+    let issued = client.rotate_credential(&api, APP, CONNECTOR).await.unwrap();
     fake.inject(FaultRule::new(Fault::bare(404)).on_path(&credential_path(&issued.id)));
-    let err = client
-        .revoke_credential(&api, APP, CONNECTOR, &issued.id)
-        .await
-        .unwrap_err();
+    let err = client.revoke_credential(&api, APP, CONNECTOR, &issued.id).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidRequest);
     assert!(!fake.credential(&issued.id).unwrap().is_revoked());
 }
@@ -399,43 +276,21 @@ async fn a_404_without_a_conductorone_body_is_not_not_found() {
 async fn bad_credentials_fail_before_any_request() {
     let (fake, client, api) = setup(config()).await;
     let bad_secret = ApiCredentials::new(&api.client_id, "secret-token:conductorone.com:v1:@@@");
-    let err = client
-        .get_connector(&bad_secret, APP, CONNECTOR)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (err.kind(), err.is_permanent()),
-        (ErrorKind::InvalidCredentials, true)
-    );
-    let bad_id = ApiCredentials {
-        client_id: "no-host".into(),
-        client_secret: api.client_secret.clone(),
-    };
-    let err = client
-        .get_connector(&bad_id, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    let err = client.get_connector(&bad_secret, APP, CONNECTOR).await.unwrap_err();
+    assert_eq!((err.kind(), err.is_permanent()), (ErrorKind::InvalidCredentials, true));
+    let bad_id = ApiCredentials { client_id: "no-host".into(), client_secret: api.client_secret.clone() };
+    let err = client.get_connector(&bad_id, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidCredentials);
     assert!(fake.calls().is_empty());
 }
 
 #[tokio::test]
 async fn plain_http_is_not_used_unless_allowed() {
-    let cfg = ClientConfig {
-        allow_insecure_http: false,
-        max_retries: 0,
-        ..config()
-    };
+    let cfg = ClientConfig { allow_insecure_http: false, max_retries: 0, ..config() };
     let (fake, client, api) = setup(cfg).await;
-    let err = client
-        .get_connector(&api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    let err = client.get_connector(&api, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transport);
-    assert!(
-        fake.calls().is_empty(),
-        "a TLS handshake is not an HTTP request"
-    );
+    assert!(fake.calls().is_empty(), "a TLS handshake is not an HTTP request");
 }
 
 #[tokio::test]
@@ -444,20 +299,12 @@ async fn the_fake_rejects_assertions_it_should() {
     let (fake, client, api) = setup(config()).await;
     let other = fake.register_principal("other");
     let wrong_key = ApiCredentials::new(&api.client_id, &other.client_secret);
-    let err = client
-        .get_connector(&wrong_key, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    let err = client.get_connector(&wrong_key, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
     assert!(err.message().contains("signature"), "{err}");
-    let unknown = ApiCredentials::new(
-        format!("ghost@{}/spc", fake.authority()),
-        api.client_secret.expose_secret(),
-    );
-    let err = client
-        .get_connector(&unknown, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    let unknown =
+        ApiCredentials::new(format!("ghost@{}/spc", fake.authority()), api.client_secret.expose_secret());
+    let err = client.get_connector(&unknown, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
 }
 
@@ -472,24 +319,14 @@ async fn token_status(
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     use ed25519_dalek::Signer as _;
-    let input = format!(
-        "{}.{}",
-        B64.encode(header.to_string()),
-        B64.encode(claims.to_string())
-    );
-    let jws = format!(
-        "{input}.{}",
-        B64.encode(key.sign(input.as_bytes()).to_bytes())
-    );
+    let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
+    let jws = format!("{input}.{}", B64.encode(key.sign(input.as_bytes()).to_bytes()));
     reqwest::Client::new()
         .post(format!("{}/auth/v1/token", fake.base_url()))
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", client_id),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
             ("client_assertion", jws.as_str()),
         ])
         .send()
@@ -509,24 +346,15 @@ async fn the_fake_checks_audience_issuer_and_time_window() {
     let header = json!({"alg": "EdDSA", "nonce": "00112233445566778899aabbccddeeff"});
     let claims = |aud: serde_json::Value, iss: &str, nbf: i64, exp: i64| json!({"iss": iss, "sub": id, "aud": aud, "iat": now, "nbf": nbf, "exp": exp});
     let good = claims(json!("127.0.0.1"), &id, now - 120, now + 120);
-    assert_eq!(
-        token_status(&fake, &key, &id, header.clone(), good).await,
-        200
-    );
+    assert_eq!(token_status(&fake, &key, &id, header.clone(), good).await, 200);
     // go-jose v2 and the TypeScript SDK send aud as an array; Python puts the nonce in the
     // claims and adds typ.
     let array_aud = claims(json!(["127.0.0.1"]), &id, now - 120, now + 120);
-    assert_eq!(
-        token_status(&fake, &key, &id, header.clone(), array_aud).await,
-        200
-    );
+    assert_eq!(token_status(&fake, &key, &id, header.clone(), array_aud).await, 200);
     let mut python = claims(json!("127.0.0.1"), &id, now - 120, now + 120);
     python["nonce"] = json!("abc");
     let python_header = json!({"alg": "EdDSA", "typ": "JWT"});
-    assert_eq!(
-        token_status(&fake, &key, &id, python_header, python).await,
-        200
-    );
+    assert_eq!(token_status(&fake, &key, &id, python_header, python).await, 200);
 
     let rejected = [
         claims(json!(fake.authority()), &id, now - 120, now + 120),

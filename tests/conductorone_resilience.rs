@@ -14,47 +14,21 @@ use tokio::time::Instant;
 
 #[tokio::test]
 async fn rate_limit_storm_honours_retry_after_and_gives_up() {
-    let (fake, client, api) = setup(ClientConfig {
-        max_retries: 2,
-        ..config()
-    })
-    .await;
+    let (fake, client, api) = setup(ClientConfig { max_retries: 2, ..config() }).await;
     client.get_connector(&api, APP, CONNECTOR).await.unwrap();
-    fake.inject(
-        FaultRule::new(Fault::rate_limited("1"))
-            .on("GET", &connector_path())
-            .times(100),
-    );
+    fake.inject(FaultRule::new(Fault::rate_limited("1")).on("GET", &connector_path()).times(100));
     let start = Instant::now();
-    let err = client
-        .get_connector(&api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    let err = client.get_connector(&api, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RateLimited);
     assert!(!err.is_permanent());
     assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
-    assert!(
-        start.elapsed() >= Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() >= Duration::from_secs(2), "{:?}", start.elapsed());
 
-    let calls: Vec<_> = fake
-        .calls()
-        .into_iter()
-        .filter(|c| c.path == connector_path())
-        .collect();
-    assert_eq!(
-        calls.len(),
-        1 + 3,
-        "first success, then 1 + max_retries attempts"
-    );
+    let calls: Vec<_> = fake.calls().into_iter().filter(|c| c.path == connector_path()).collect();
+    assert_eq!(calls.len(), 1 + 3, "first success, then 1 + max_retries attempts");
     for pair in calls[1..].windows(2) {
         let gap = pair[1].at - pair[0].at;
-        assert!(
-            gap >= Duration::from_millis(990),
-            "Retry-After not honoured: {gap:?}"
-        );
+        assert!(gap >= Duration::from_millis(990), "Retry-After not honoured: {gap:?}");
         assert_eq!(pair[1].status, Some(429));
     }
 }
@@ -62,16 +36,9 @@ async fn rate_limit_storm_honours_retry_after_and_gives_up() {
 #[tokio::test]
 async fn retry_after_beyond_the_cap_ends_the_call_at_once() {
     let (fake, client, api) = setup(config()).await;
-    fake.inject(
-        FaultRule::new(Fault::rate_limited("120"))
-            .on("GET", &connector_path())
-            .times(100),
-    );
+    fake.inject(FaultRule::new(Fault::rate_limited("120")).on("GET", &connector_path()).times(100));
     let start = Instant::now();
-    let err = client
-        .get_connector(&api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    let err = client.get_connector(&api, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RateLimited);
     assert_eq!(err.retry_after(), Some(Duration::from_secs(120)));
     assert_eq!(fake.count("GET", &connector_path()), 1);
@@ -90,19 +57,12 @@ async fn server_errors_then_success_are_retried_and_reported_to_metrics() {
         Arc::new(move |o: &CallOutcome| sink.lock().unwrap().push(o.clone())),
     )
     .unwrap();
-    fake.inject(
-        FaultRule::new(Fault::error(503, 14, "unavailable"))
-            .on("GET", &connector_path())
-            .times(2),
-    );
+    fake.inject(FaultRule::new(Fault::error(503, 14, "unavailable")).on("GET", &connector_path()).times(2));
     client.get_connector(&api, APP, CONNECTOR).await.unwrap();
     assert_eq!(fake.count("GET", &connector_path()), 3);
 
     let seen = seen.lock().unwrap();
-    let summary: Vec<_> = seen
-        .iter()
-        .map(|o| (o.operation, o.result, o.status, o.attempt))
-        .collect();
+    let summary: Vec<_> = seen.iter().map(|o| (o.operation, o.result, o.status, o.attempt)).collect();
     assert_eq!(
         summary,
         [
@@ -118,19 +78,9 @@ async fn server_errors_then_success_are_retried_and_reported_to_metrics() {
 #[tokio::test]
 async fn persistent_server_errors_stop_after_max_retries() {
     let (fake, client, api) = setup(config()).await;
-    fake.inject(
-        FaultRule::new(Fault::error(500, 13, "internal"))
-            .on("GET", &connector_path())
-            .times(100),
-    );
-    let err = client
-        .get_connector(&api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (err.kind(), err.status(), err.grpc_code()),
-        (ErrorKind::Server, Some(500), Some(13))
-    );
+    fake.inject(FaultRule::new(Fault::error(500, 13, "internal")).on("GET", &connector_path()).times(100));
+    let err = client.get_connector(&api, APP, CONNECTOR).await.unwrap_err();
+    assert_eq!((err.kind(), err.status(), err.grpc_code()), (ErrorKind::Server, Some(500), Some(13)));
     assert_eq!(err.message(), "internal");
     assert_eq!(fake.count("GET", &connector_path()), 4);
 }
@@ -139,22 +89,12 @@ async fn persistent_server_errors_stop_after_max_retries() {
 async fn rotation_is_not_repeated_when_the_outcome_is_unknown() {
     let (fake, client, api) = setup(config()).await;
     fake.inject(FaultRule::new(Fault::error(500, 13, "internal")).on("POST", ROTATE_PATH));
-    let err = client
-        .rotate_credential(&api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    let err = client.rotate_credential(&api, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Server);
     assert_eq!(fake.count("POST", ROTATE_PATH), 1);
 
-    fake.inject(
-        FaultRule::new(Fault::Drop)
-            .on("POST", ROTATE_PATH)
-            .times(100),
-    );
-    let err = client
-        .rotate_credential(&api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    fake.inject(FaultRule::new(Fault::Drop).on("POST", ROTATE_PATH).times(100));
+    let err = client.rotate_credential(&api, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transport);
     assert_eq!(fake.count("POST", ROTATE_PATH), 2);
 }
@@ -163,45 +103,28 @@ async fn rotation_is_not_repeated_when_the_outcome_is_unknown() {
 async fn rate_limited_rotation_is_repeated() {
     let (fake, client, api) = setup(config()).await;
     fake.inject(FaultRule::new(Fault::rate_limited("0")).on("POST", ROTATE_PATH));
-    client
-        .rotate_credential(&api, APP, CONNECTOR)
-        .await
-        .unwrap();
+    client.rotate_credential(&api, APP, CONNECTOR).await.unwrap();
     assert_eq!(fake.count("POST", ROTATE_PATH), 2);
     assert_eq!(fake.credentials().len(), 1);
 }
 
 #[tokio::test]
 async fn slow_answers_time_out_and_are_retried() {
-    let cfg = ClientConfig {
-        timeout: Duration::from_millis(300),
-        max_retries: 2,
-        ..config()
-    };
+    let cfg = ClientConfig { timeout: Duration::from_millis(300), max_retries: 2, ..config() };
     let (fake, client, api) = setup(cfg).await;
     client.get_connector(&api, APP, CONNECTOR).await.unwrap();
     fake.inject(FaultRule::new(Fault::Delay(Duration::from_secs(2))).on("GET", &connector_path()));
     client.get_connector(&api, APP, CONNECTOR).await.unwrap();
     assert_eq!(fake.count("GET", &connector_path()), 3);
 
-    fake.inject(
-        FaultRule::new(Fault::Delay(Duration::from_secs(2)))
-            .on("GET", &connector_path())
-            .times(3),
-    );
+    fake.inject(FaultRule::new(Fault::Delay(Duration::from_secs(2))).on("GET", &connector_path()).times(3));
     let start = Instant::now();
-    let err = client
-        .get_connector(&api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    let err = client.get_connector(&api, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout);
     assert!(!err.is_permanent());
     assert_eq!(fake.count("GET", &connector_path()), 6);
     let elapsed = start.elapsed();
-    assert!(
-        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(2),
-        "{elapsed:?}"
-    );
+    assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(2), "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -223,10 +146,7 @@ async fn refused_connections_are_retried_even_for_rotation() {
 
     // The token is cached, so only the rotation itself meets the closed port. A refused
     // connection cannot have minted anything, so even rotation is retried.
-    let err = client
-        .rotate_credential(&api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    let err = client.rotate_credential(&api, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transport);
     let attempts: Vec<_> = seen
         .lock()
@@ -240,45 +160,22 @@ async fn refused_connections_are_retried_even_for_rotation() {
 
 #[tokio::test]
 async fn dropped_connections_are_retried() {
-    let (fake, client, api) = setup(ClientConfig {
-        max_retries: 2,
-        ..config()
-    })
-    .await;
-    fake.inject(
-        FaultRule::new(Fault::Drop)
-            .on("GET", &connector_path())
-            .times(2),
-    );
+    let (fake, client, api) = setup(ClientConfig { max_retries: 2, ..config() }).await;
+    fake.inject(FaultRule::new(Fault::Drop).on("GET", &connector_path()).times(2));
     client.get_connector(&api, APP, CONNECTOR).await.unwrap();
-    let statuses: Vec<_> = fake
-        .calls()
-        .iter()
-        .filter(|c| c.path == connector_path())
-        .map(|c| c.status)
-        .collect();
+    let statuses: Vec<_> =
+        fake.calls().iter().filter(|c| c.path == connector_path()).map(|c| c.status).collect();
     assert_eq!(statuses, [None, None, Some(200)]);
 
-    fake.inject(
-        FaultRule::new(Fault::Drop)
-            .on("GET", &connector_path())
-            .times(100),
-    );
-    let err = client
-        .get_connector(&api, APP, CONNECTOR)
-        .await
-        .unwrap_err();
+    fake.inject(FaultRule::new(Fault::Drop).on("GET", &connector_path()).times(100));
+    let err = client.get_connector(&api, APP, CONNECTOR).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transport);
     assert_eq!(fake.count("GET", &connector_path()), 6);
 }
 
 #[tokio::test]
 async fn the_rate_limiter_bounds_throughput_across_clones() {
-    let cfg = ClientConfig {
-        requests_per_second: 10,
-        burst: 2,
-        ..config()
-    };
+    let cfg = ClientConfig { requests_per_second: 10, burst: 2, ..config() };
     let (fake, client, api) = setup(cfg).await;
     let start = Instant::now();
     let calls = (0..13).map(|_| {
@@ -295,10 +192,7 @@ async fn the_rate_limiter_bounds_throughput_across_clones() {
     let times: Vec<Instant> = fake.calls().iter().map(|c| c.at).collect();
     assert_eq!(times.len(), 14);
     for (i, t) in times.iter().enumerate() {
-        let in_window = times[i..]
-            .iter()
-            .filter(|u| **u - *t < Duration::from_millis(500))
-            .count();
+        let in_window = times[i..].iter().filter(|u| **u - *t < Duration::from_millis(500)).count();
         // Burst + 0.5 s of rate, plus slack for scheduling jitter on a busy machine.
         assert!(in_window <= 2 + 5 + 2, "{in_window} requests within 500 ms");
     }

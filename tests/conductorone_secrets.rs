@@ -65,27 +65,15 @@ async fn secrets_never_appear_in_errors_debug_or_logs() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let cfg = ClientConfig {
-        timeout: Duration::from_millis(300),
-        max_retries: 0,
-        ..config()
-    };
+    let cfg = ClientConfig { timeout: Duration::from_millis(300), max_retries: 0, ..config() };
     let (fake, client, api) = setup(cfg.clone()).await;
     let operator_secret = api.client_secret.expose_secret().to_owned();
     let connector_path = connector_path();
 
-    let issued = client
-        .rotate_credential(&api, APP, CONNECTOR)
-        .await
-        .unwrap();
-    let issued_api = ApiCredentials {
-        client_id: issued.client_id.clone(),
-        client_secret: issued.client_secret.clone(),
-    };
-    let info = client
-        .get_credential(&api, APP, CONNECTOR, &issued.id)
-        .await
-        .unwrap();
+    let issued = client.rotate_credential(&api, APP, CONNECTOR).await.unwrap();
+    let issued_api =
+        ApiCredentials { client_id: issued.client_id.clone(), client_secret: issued.client_secret.clone() };
+    let info = client.get_credential(&api, APP, CONNECTOR, &issued.id).await.unwrap();
     let connector = client.get_connector(&api, APP, CONNECTOR).await.unwrap();
     let mut outputs = vec![format!(
         "{issued:?}\n{issued:#?}\n{api:?}\n{issued_api:?}\n{client:?}\n{cfg:?}\n{info:?}\n{connector:?}"
@@ -93,15 +81,7 @@ async fn secrets_never_appear_in_errors_debug_or_logs() {
 
     let mut errors = Vec::new();
     let mangled = format!("{}:x", operator_secret);
-    errors.push(
-        client
-            .get_connector(
-                &ApiCredentials::new(&api.client_id, mangled),
-                APP,
-                CONNECTOR,
-            )
-            .await,
-    );
+    errors.push(client.get_connector(&ApiCredentials::new(&api.client_id, mangled), APP, CONNECTOR).await);
     let wrong_key = ApiCredentials::new(&api.client_id, issued.expose_client_secret());
     errors.push(client.get_connector(&wrong_key, APP, CONNECTOR).await);
     errors.push(client.get_connector(&issued_api, APP, CONNECTOR).await);
@@ -118,18 +98,11 @@ async fn secrets_never_appear_in_errors_debug_or_logs() {
     }
     fake.set_connector_fields(APP, CONNECTOR, json!({"updatedAt": operator_secret}));
     errors.push(client.get_connector(&api, APP, CONNECTOR).await);
-    let zero_rate = ClientConfig {
-        requests_per_second: 0,
-        ..cfg.clone()
-    };
+    let zero_rate = ClientConfig { requests_per_second: 0, ..cfg.clone() };
     let config_error = ConductorOneClient::new(zero_rate).unwrap_err();
 
     let mut kinds = HashSet::new();
-    for err in errors
-        .into_iter()
-        .map(|r| r.unwrap_err())
-        .chain([config_error])
-    {
+    for err in errors.into_iter().map(|r| r.unwrap_err()).chain([config_error]) {
         kinds.insert(err.kind());
         outputs.push(render(&err));
     }
@@ -148,10 +121,7 @@ async fn secrets_never_appear_in_errors_debug_or_logs() {
     for output in &outputs {
         for secret in &secrets {
             assert!(!secret.is_empty());
-            assert!(
-                !output.contains(secret.as_str()),
-                "secret leaked into:\n{output}"
-            );
+            assert!(!output.contains(secret.as_str()), "secret leaked into:\n{output}");
         }
     }
 }

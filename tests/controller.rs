@@ -43,28 +43,20 @@ fn setup() -> (FakeKube, Arc<Context>) {
         CREDS,
         secret(
             "c1",
-            &[
-                ("BATON_CLIENT_ID", "id@acme.conductor.one/ccc"),
-                ("BATON_CLIENT_SECRET", SECRET_VALUE),
-            ],
+            &[("BATON_CLIENT_ID", "id@acme.conductor.one/ccc"), ("BATON_CLIENT_SECRET", SECRET_VALUE)],
         ),
     );
     fake.put(APP, secret("okta-app", &[("BATON_API_TOKEN", "token-1")]));
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
-    let ctx = Arc::new(Context::new(
-        fake.client(),
-        metrics,
-        controller::Config::default(),
-    ));
+    let c1 = baton_operator::conductorone::ConductorOneClient::new(Default::default()).unwrap();
+    let ctx = Arc::new(Context::new(fake.client(), c1, metrics, controller::Config::default()));
     (fake, ctx)
 }
 
 fn secret(name: &str, pairs: &[(&str, &str)]) -> Value {
-    let data: serde_json::Map<String, Value> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!(b64(v))))
-        .collect();
+    let data: serde_json::Map<String, Value> =
+        pairs.iter().map(|(k, v)| (k.to_string(), json!(b64(v)))).collect();
     json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "ns"}, "data": data})
 }
 
@@ -86,17 +78,9 @@ fn make_available(fake: &FakeKube) {
 
 fn condition(fake: &FakeKube, type_: &str) -> (String, String) {
     let bc = fake.get(BC).unwrap();
-    let c = bc["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == type_)
-        .unwrap()
-        .clone();
-    (
-        c["status"].as_str().unwrap().to_string(),
-        c["reason"].as_str().unwrap().to_string(),
-    )
+    let c =
+        bc["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == type_).unwrap().clone();
+    (c["status"].as_str().unwrap().to_string(), c["reason"].as_str().unwrap().to_string())
 }
 
 fn config_hash(fake: &FakeKube) -> String {
@@ -117,26 +101,15 @@ async fn create_applies_deployment_and_reports_progress() {
     let writes = fake.writes();
     assert_eq!(writes[0].path, DEPLOY);
     assert!(
-        writes[0].query.contains("fieldManager=baton-operator")
-            && writes[0].query.contains("force=true")
+        writes[0].query.contains("fieldManager=baton-operator") && writes[0].query.contains("force=true")
     );
     assert_eq!(writes[1].path, format!("{BC}/status"));
-    assert!(
-        writes[2].path.contains("/events"),
-        "a Created event: {:?}",
-        writes[2]
-    );
+    assert!(writes[2].path.contains("/events"), "a Created event: {:?}", writes[2]);
     assert_eq!(writes.len(), 3);
     let d = fake.get(DEPLOY).unwrap();
     assert_eq!(d["metadata"]["labels"]["app"], "baton-okta");
-    assert_eq!(
-        d["metadata"]["ownerReferences"][0]["kind"],
-        "BatonConnector"
-    );
-    assert_eq!(
-        condition(&fake, "Reconciling"),
-        ("True".into(), "Progressing".into())
-    );
+    assert_eq!(d["metadata"]["ownerReferences"][0]["kind"], "BatonConnector");
+    assert_eq!(condition(&fake, "Reconciling"), ("True".into(), "Progressing".into()));
     assert_eq!(fake.get(BC).unwrap()["status"]["observedGeneration"], 1);
 }
 
@@ -146,10 +119,7 @@ async fn converged_reconcile_writes_nothing() {
     run(&fake, &ctx).await.unwrap();
     make_available(&fake);
     run(&fake, &ctx).await.unwrap();
-    assert_eq!(
-        condition(&fake, "Ready"),
-        ("True".into(), "Available".into())
-    );
+    assert_eq!(condition(&fake, "Ready"), ("True".into(), "Available".into()));
     fake.clear_calls();
     run(&fake, &ctx).await.unwrap();
     run(&fake, &ctx).await.unwrap();
@@ -171,24 +141,11 @@ async fn spec_change_rolls_once() {
     run(&fake, &ctx).await.unwrap();
     assert_eq!(deployment_writes(&fake), 1);
     let env = &fake.get(DEPLOY).unwrap()["spec"]["template"]["spec"]["containers"][0]["env"];
-    assert!(
-        env.as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["value"] == "other.okta.com")
-    );
-    assert_eq!(
-        condition(&fake, "Ready").0,
-        "False",
-        "not ready until the new template is available"
-    );
+    assert!(env.as_array().unwrap().iter().any(|e| e["value"] == "other.okta.com"));
+    assert_eq!(condition(&fake, "Ready").0, "False", "not ready until the new template is available");
     fake.clear_calls();
     run(&fake, &ctx).await.unwrap();
-    assert_eq!(
-        deployment_writes(&fake),
-        0,
-        "the same spec is not applied twice"
-    );
+    assert_eq!(deployment_writes(&fake), 0, "the same spec is not applied twice");
 }
 
 #[tokio::test]
@@ -218,43 +175,24 @@ async fn suspend_changes_nothing_and_says_so() {
     fake.clear_calls();
     run(&fake, &ctx).await.unwrap();
     assert_eq!(deployment_writes(&fake), 0);
-    assert_eq!(
-        condition(&fake, "Suspended"),
-        ("True".into(), "Suspended".into())
-    );
+    assert_eq!(condition(&fake, "Suspended"), ("True".into(), "Suspended".into()));
     assert_eq!(fake.get(BC).unwrap()["status"]["observedGeneration"], 2);
 }
 
 #[tokio::test]
 async fn missing_secret_is_reported_and_retried_without_touching_the_workload() {
     let (fake, ctx) = setup();
-    fake.edit(BC, |bc| {
-        bc["spec"]["secretRefs"][0]["name"] = json!("absent")
-    });
+    fake.edit(BC, |bc| bc["spec"]["secretRefs"][0]["name"] = json!("absent"));
     let err = run(&fake, &ctx).await.unwrap_err();
-    assert!(
-        matches!(err, baton_operator::Error::Blocked("SecretNotFound")),
-        "{err}"
-    );
+    assert!(matches!(err, baton_operator::Error::Blocked("SecretNotFound")), "{err}");
     assert!(fake.get(DEPLOY).is_none());
-    assert_eq!(
-        condition(&fake, "Ready"),
-        ("False".into(), "SecretNotFound".into())
-    );
-    let events: Vec<_> = fake
-        .writes()
-        .into_iter()
-        .filter(|c| c.path.contains("/events"))
-        .collect();
+    assert_eq!(condition(&fake, "Ready"), ("False".into(), "SecretNotFound".into()));
+    let events: Vec<_> = fake.writes().into_iter().filter(|c| c.path.contains("/events")).collect();
     assert_eq!(events.len(), 1);
     assert!(events[0].body.contains("Warning") && events[0].body.contains("absent"));
     fake.clear_calls();
     let _ = run(&fake, &ctx).await;
-    assert_eq!(
-        fake.writes().len(),
-        0,
-        "the same failure writes no second status or event"
-    );
+    assert_eq!(fake.writes().len(), 0, "the same failure writes no second status or event");
 }
 
 #[tokio::test]
@@ -267,38 +205,24 @@ async fn hand_edits_to_owned_fields_are_put_back_and_others_left_alone() {
     });
     fake.clear_calls();
     run(&fake, &ctx).await.unwrap();
-    assert_eq!(
-        deployment_writes(&fake),
-        0,
-        "an annotation the operator does not own is left alone"
-    );
-    fake.edit(DEPLOY, |d| {
-        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("evil:latest")
-    });
+    assert_eq!(deployment_writes(&fake), 0, "an annotation the operator does not own is left alone");
+    fake.edit(DEPLOY, |d| d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("evil:latest"));
     fake.clear_calls();
     run(&fake, &ctx).await.unwrap();
     assert_eq!(deployment_writes(&fake), 1);
-    let image =
-        fake.get(DEPLOY).unwrap()["spec"]["template"]["spec"]["containers"][0]["image"].clone();
+    let image = fake.get(DEPLOY).unwrap()["spec"]["template"]["spec"]["containers"][0]["image"].clone();
     assert_eq!(image, "public.ecr.aws/conductorone/baton-okta:latest");
-    assert!(
-        fake.writes()
-            .iter()
-            .any(|c| c.body.contains("DriftCorrected"))
-    );
+    assert!(fake.writes().iter().any(|c| c.body.contains("DriftCorrected")));
 }
 
 #[tokio::test]
 async fn restart_annotation_rolls_once_and_is_echoed() {
     let (fake, ctx) = setup();
     run(&fake, &ctx).await.unwrap();
-    fake.edit(
-        BC,
-        |bc| {
-            bc["metadata"]["annotations"] =
-                json!({"baton.conductorone.com/restart-requested-at": "2026-11-22T01:00:00Z"})
-        },
-    );
+    fake.edit(BC, |bc| {
+        bc["metadata"]["annotations"] =
+            json!({"baton.conductorone.com/restart-requested-at": "2026-11-22T01:00:00Z"})
+    });
     fake.clear_calls();
     run(&fake, &ctx).await.unwrap();
     assert_eq!(deployment_writes(&fake), 1);
@@ -307,11 +231,11 @@ async fn restart_annotation_rolls_once_and_is_echoed() {
         d["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT_ANNOTATION],
         "2026-11-22T01:00:00Z"
     );
-    assert_eq!(
-        fake.get(BC).unwrap()["status"]["handledRequests"]["restart"],
-        "2026-11-22T01:00:00Z"
+    assert_eq!(fake.get(BC).unwrap()["status"]["handledRequests"]["restart"], "2026-11-22T01:00:00Z");
+    assert!(
+        fake.get(BC).unwrap()["metadata"]["annotations"]["baton.conductorone.com/restart-requested-at"]
+            .is_string()
     );
-    assert!(fake.get(BC).unwrap()["metadata"]["annotations"]["baton.conductorone.com/restart-requested-at"].is_string());
     fake.clear_calls();
     run(&fake, &ctx).await.unwrap();
     assert_eq!(deployment_writes(&fake), 0);
@@ -322,15 +246,9 @@ async fn foreign_deployment_with_our_name_is_not_taken_over() {
     let (fake, ctx) = setup();
     fake.put(DEPLOY, json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "okta", "namespace": "ns"}, "spec": {}}));
     let err = run(&fake, &ctx).await.unwrap_err();
-    assert!(matches!(
-        err,
-        baton_operator::Error::Blocked("OwnershipConflict")
-    ));
+    assert!(matches!(err, baton_operator::Error::Blocked("OwnershipConflict")));
     assert_eq!(deployment_writes(&fake), 0);
-    assert_eq!(
-        condition(&fake, "Stalled"),
-        ("True".into(), "OwnershipConflict".into())
-    );
+    assert_eq!(condition(&fake, "Stalled"), ("True".into(), "OwnershipConflict".into()));
 }
 
 #[tokio::test]
@@ -339,14 +257,9 @@ async fn no_request_carries_a_secret_value() {
     run(&fake, &ctx).await.unwrap();
     make_available(&fake);
     run(&fake, &ctx).await.unwrap();
-    fake.edit(BC, |bc| {
-        bc["spec"]["secretRefs"][0]["name"] = json!("absent")
-    });
+    fake.edit(BC, |bc| bc["spec"]["secretRefs"][0]["name"] = json!("absent"));
     let _ = run(&fake, &ctx).await;
     for call in fake.calls() {
-        assert!(
-            !call.body.contains(SECRET_VALUE) && !call.body.contains(&b64(SECRET_VALUE)),
-            "{call:?}"
-        );
+        assert!(!call.body.contains(SECRET_VALUE) && !call.body.contains(&b64(SECRET_VALUE)), "{call:?}");
     }
 }

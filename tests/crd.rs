@@ -28,9 +28,7 @@ fn every_spec_field_is_described() {
     let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
     for (field, schema) in spec.as_object().unwrap() {
         assert!(
-            schema["description"]
-                .as_str()
-                .is_some_and(|d| !d.is_empty()),
+            schema["description"].as_str().is_some_and(|d| !d.is_empty()),
             "spec.{field} has no description for kubectl explain"
         );
     }
@@ -47,17 +45,12 @@ fn connector(spec: serde_json::Value) -> BatonConnector {
 }
 
 fn cel_error(spec: serde_json::Value) -> Option<String> {
-    BatonConnector::validate_cel(&connector(spec))
-        .err()
-        .map(|e| e.to_string())
+    BatonConnector::validate_cel(&connector(spec)).err().map(|e| e.to_string())
 }
 
 #[test]
 fn valid_resources_pass_cel() {
-    assert_eq!(
-        cel_error(json!({"connector": "okta", "credentials": {"secretRef": {"name": "c1"}}})),
-        None
-    );
+    assert_eq!(cel_error(json!({"connector": "okta", "credentials": {"secretRef": {"name": "c1"}}})), None);
     assert_eq!(
         cel_error(json!({
             "connector": "okta",
@@ -95,9 +88,6 @@ fn cel_refuses_bad_resources_with_readable_messages() {
     ];
     for (spec, expected) in cases {
         let err = cel_error(spec.clone()).unwrap_or_else(|| panic!("accepted {spec}"));
-        assert!(
-            err.contains(expected),
-            "{spec}: got {err:?}, expected it to mention {expected:?}"
-        );
+        assert!(err.contains(expected), "{spec}: got {err:?}, expected it to mention {expected:?}");
     }
 }

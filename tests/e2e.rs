@@ -74,10 +74,7 @@ async fn main() -> ExitCode {
         match case(&mut env).await {
             Ok(()) => {
                 passed += 1;
-                println!(
-                    "test e2e::{name} ... ok ({:.1}s)",
-                    started.elapsed().as_secs_f64()
-                );
+                println!("test e2e::{name} ... ok ({:.1}s)", started.elapsed().as_secs_f64());
             }
             Err(e) => {
                 failed += 1;
@@ -88,29 +85,18 @@ async fn main() -> ExitCode {
     if failed > 0 {
         println!("--- operator log (tail) ---\n{}", env.operator.log_tail(60));
         if let Some(cp) = env.cp.take() {
-            println!(
-                "--- kube-apiserver log (tail) ---\n{}",
-                cp.log_tail("kube-apiserver", 20)
-            );
+            println!("--- kube-apiserver log (tail) ---\n{}", cp.log_tail("kube-apiserver", 20));
             println!("control plane files kept in {}", cp.keep().display());
         }
     }
     env.operator.stop().await;
     println!("e2e: {passed} passed, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 async fn setup(source: Source) -> anyhow::Result<Env> {
     let (cp, admin) = match source {
-        Source::Binaries {
-            etcd,
-            apiserver,
-            controller_manager,
-        } => {
+        Source::Binaries { etcd, apiserver, controller_manager } => {
             let cp = ControlPlane::start(&etcd, &apiserver, &controller_manager)?;
             let config = kube::Config::from_custom_kubeconfig(
                 kube::config::Kubeconfig::read_from(&cp.admin_kubeconfig)?,
@@ -122,11 +108,7 @@ async fn setup(source: Source) -> anyhow::Result<Env> {
                 let client = client.clone();
                 async move {
                     let req = http::Request::get("/readyz").body(Vec::new())?;
-                    Ok(client
-                        .request_text(req)
-                        .await
-                        .ok()
-                        .filter(|t| t.trim() == "ok"))
+                    Ok(client.request_text(req).await.ok().filter(|t| t.trim() == "ok"))
                 }
             })
             .await;
@@ -145,14 +127,8 @@ async fn setup(source: Source) -> anyhow::Result<Env> {
         }
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let read =
-        |p: &str| std::fs::read_to_string(root.join(p)).with_context(|| format!("reading {p}"));
-    apply_yaml(
-        &admin,
-        &read("crds/baton.conductorone.com_batonconnectors.yaml")?,
-        None,
-    )
-    .await?;
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).with_context(|| format!("reading {p}"));
+    apply_yaml(&admin, &read("crds/baton.conductorone.com_batonconnectors.yaml")?, None).await?;
     eventually("the CRD to be established", WAIT, || {
         let admin = admin.clone();
         async move {
@@ -162,21 +138,14 @@ async fn setup(source: Source) -> anyhow::Result<Env> {
     })
     .await?;
     apply_yaml(&admin, &read("config/manager/namespace.yaml")?, None).await?;
-    for f in [
-        "service_account.yaml",
-        "cluster_role.yaml",
-        "cluster_role_binding.yaml",
-    ] {
+    for f in ["service_account.yaml", "cluster_role.yaml", "cluster_role_binding.yaml"] {
         apply_yaml(&admin, &read(&format!("config/rbac/{f}"))?, None).await?;
     }
 
     // The operator runs with a token of its own ServiceAccount, so an RBAC gap fails the suite.
     let sa: Api<ServiceAccount> = Api::namespaced(admin.clone(), "baton-system");
-    let request =
-        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 7200}}))?;
-    let token = sa
-        .create_token_request("baton-operator", &PostParams::default(), &request)
-        .await?;
+    let request = serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 7200}}))?;
+    let token = sa.create_token_request("baton-operator", &PostParams::default(), &request).await?;
     let token = token
         .status
         .context("token request without status")?
@@ -194,16 +163,9 @@ async fn setup(source: Source) -> anyhow::Result<Env> {
         ),
     }
     cluster::spawn_kubelet(admin.clone());
-    let operator = Operator::new(
-        Path::new(env!("CARGO_BIN_EXE_baton-operator")),
-        kubeconfig,
-        work.join("operator.log"),
-    );
-    Ok(Env {
-        client: admin,
-        operator,
-        cp,
-    })
+    let operator =
+        Operator::new(Path::new(env!("CARGO_BIN_EXE_baton-operator")), kubeconfig, work.join("operator.log"));
+    Ok(Env { client: admin, operator, cp })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -220,25 +182,16 @@ fn app_secret(name: &str, token: &str) -> Value {
 
 fn connector(name: &str, app: &str, spec: Value) -> Value {
     let mut base = json!({"connector": app, "credentials": {"secretRef": {"name": "c1"}}});
-    base.as_object_mut()
-        .unwrap()
-        .extend(spec.as_object().cloned().unwrap_or_default());
+    base.as_object_mut().unwrap().extend(spec.as_object().cloned().unwrap_or_default());
     json!({"apiVersion": "baton.conductorone.com/v1alpha1", "kind": "BatonConnector", "metadata": {"name": name}, "spec": base})
 }
 
 async fn get_bc(client: &Client, ns: &str, name: &str) -> anyhow::Result<BatonConnector> {
-    Ok(Api::<BatonConnector>::namespaced(client.clone(), ns)
-        .get(name)
-        .await?)
+    Ok(Api::<BatonConnector>::namespaced(client.clone(), ns).get(name).await?)
 }
 
 fn condition(bc: &BatonConnector, type_: &str) -> Option<(String, String)> {
-    let c = bc
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)?;
+    let c = bc.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)?;
     Some((c.status.clone(), c.reason.clone()))
 }
 
@@ -253,26 +206,12 @@ async fn wait_ready(client: &Client, ns: &str, name: &str) -> anyhow::Result<Bat
     .await
 }
 
-async fn replica_sets(
-    client: &Client,
-    ns: &str,
-    instance: &str,
-) -> anyhow::Result<Vec<ReplicaSet>> {
-    list(
-        client,
-        ns,
-        &format!("app.kubernetes.io/instance={instance}"),
-    )
-    .await
+async fn replica_sets(client: &Client, ns: &str, instance: &str) -> anyhow::Result<Vec<ReplicaSet>> {
+    list(client, ns, &format!("app.kubernetes.io/instance={instance}")).await
 }
 
 /// Sets up a namespace with the credentials Secret and one ready connector.
-async fn ready_connector(
-    env: &mut Env,
-    ns: &str,
-    name: &str,
-    spec: Value,
-) -> anyhow::Result<BatonConnector> {
+async fn ready_connector(env: &mut Env, ns: &str, name: &str, spec: Value) -> anyhow::Result<BatonConnector> {
     ensure_operator(env).await?;
     namespace(&env.client, ns, json!({})).await?;
     apply_value(&env.client, credentials_secret("c1"), Some(ns)).await?;
@@ -290,10 +229,7 @@ async fn ensure_operator(env: &mut Env) -> anyhow::Result<()> {
 
 /// Waits until the operator has made no write for `quiet`, so counts taken afterwards are stable.
 async fn settle(env: &Env, quiet: Duration) -> anyhow::Result<usize> {
-    let cp = env
-        .cp
-        .as_ref()
-        .context("write counting needs the local control plane's audit log")?;
+    let cp = env.cp.as_ref().context("write counting needs the local control plane's audit log")?;
     let mut last = cp.operator_writes().len();
     let mut since = std::time::Instant::now();
     let start = std::time::Instant::now();
@@ -301,11 +237,7 @@ async fn settle(env: &Env, quiet: Duration) -> anyhow::Result<usize> {
         ensure!(
             start.elapsed() < WAIT,
             "the operator kept writing: {:?}",
-            cp.operator_writes()
-                .iter()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
+            cp.operator_writes().iter().rev().take(5).collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = cp.operator_writes().len();
@@ -322,18 +254,9 @@ async fn settle(env: &Env, quiet: Duration) -> anyhow::Result<usize> {
 async fn status_starts_unobserved(env: &mut Env) -> anyhow::Result<()> {
     // Before the operator runs, a new resource must read as not yet observed (kstatus: in progress).
     namespace(&env.client, "defaults", json!({})).await?;
-    apply_value(
-        &env.client,
-        connector("fresh", "okta", json!({})),
-        Some("defaults"),
-    )
-    .await?;
+    apply_value(&env.client, connector("fresh", "okta", json!({})), Some("defaults")).await?;
     let bc = get_bc(&env.client, "defaults", "fresh").await?;
-    ensure!(
-        bc.status.as_ref().map(|s| s.observed_generation) == Some(-1),
-        "status: {:?}",
-        bc.status
-    );
+    ensure!(bc.status.as_ref().map(|s| s.observed_generation) == Some(-1), "status: {:?}", bc.status);
     ensure!(
         bc.spec.mode.as_str() == "Service"
             && bc.spec.deletion_policy == baton_operator::api::DeletionPolicy::Revoke
@@ -358,10 +281,7 @@ async fn invalid_resources_are_refused(env: &mut Env) -> anyhow::Result<()> {
             json!({"connector": "okta", "credentials": {"managed": {}}}),
             "credentials.managed needs spec.conductorOne",
         ),
-        (
-            json!({"connector": "Okta!", "credentials": {"secretRef": {"name": "a"}}}),
-            "spec.connector",
-        ),
+        (json!({"connector": "Okta!", "credentials": {"secretRef": {"name": "a"}}}), "spec.connector"),
         (
             json!({"connector": "okta", "mode": "Batch", "credentials": {"secretRef": {"name": "a"}}}),
             "Unsupported value: \"Batch\"",
@@ -383,10 +303,7 @@ async fn invalid_resources_are_refused(env: &mut Env) -> anyhow::Result<()> {
     for (spec, expected) in cases {
         // Sent as raw JSON: several of these do not even deserialize into the operator's types.
         let raw = json!({"apiVersion": "baton.conductorone.com/v1alpha1", "kind": "BatonConnector", "metadata": {"name": "bad"}, "spec": spec});
-        let pp = PostParams {
-            dry_run: true,
-            ..Default::default()
-        };
+        let pp = PostParams { dry_run: true, ..Default::default() };
         let dynamic: kube::api::DynamicObject = serde_json::from_value(raw)?;
         let dapi: Api<kube::api::DynamicObject> = Api::namespaced_with(
             env.client.clone(),
@@ -396,12 +313,7 @@ async fn invalid_resources_are_refused(env: &mut Env) -> anyhow::Result<()> {
         match dapi.create(&pp, &dynamic).await {
             Ok(_) => bail!("the API server accepted {spec}"),
             Err(kube::Error::Api(s)) => {
-                ensure!(
-                    s.code == 422,
-                    "expected 422 for {spec}, got {}: {}",
-                    s.code,
-                    s.message
-                );
+                ensure!(s.code == 422, "expected 422 for {spec}, got {}: {}", s.code, s.message);
                 ensure!(
                     s.message.contains(expected),
                     "message for {spec} should mention {expected:?}: {}",
@@ -413,17 +325,9 @@ async fn invalid_resources_are_refused(env: &mut Env) -> anyhow::Result<()> {
     }
     // The connector of an existing resource cannot change.
     let valid = json!({"connector": "okta", "credentials": {"secretRef": {"name": "a"}}});
-    apply_value(
-        &env.client,
-        connector("immutable", "okta", valid),
-        Some("invalid"),
-    )
-    .await?;
+    apply_value(&env.client, connector("immutable", "okta", valid), Some("invalid")).await?;
     let patch = json!({"spec": {"connector": "github"}});
-    match api
-        .patch("immutable", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
+    match api.patch("immutable", &PatchParams::default(), &Patch::Merge(&patch)).await {
         Err(kube::Error::Api(s)) if s.message.contains("connector is immutable") => Ok(()),
         other => bail!("changing spec.connector: {other:?}"),
     }
@@ -432,45 +336,23 @@ async fn invalid_resources_are_refused(env: &mut Env) -> anyhow::Result<()> {
 async fn examples_converge(env: &mut Env) -> anyhow::Result<()> {
     ensure_operator(env).await?;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
     files.sort();
-    ensure!(
-        files.len() >= 4,
-        "expected the example files, found {files:?}"
-    );
-    for file in files
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
-    {
+    ensure!(files.len() >= 4, "expected the example files, found {files:?}");
+    for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
         let ns = format!("ex-{}", file.file_stem().unwrap().to_string_lossy());
         namespace(&env.client, &ns, json!({})).await?;
         let objects = apply_yaml(&env.client, &std::fs::read_to_string(file)?, Some(&ns)).await?;
-        for bc in objects
-            .iter()
-            .filter(|o| o.types.as_ref().is_some_and(|t| t.kind == "BatonConnector"))
-        {
+        for bc in objects.iter().filter(|o| o.types.as_ref().is_some_and(|t| t.kind == "BatonConnector")) {
             let name = bc.name_any();
-            let bc = wait_ready(&env.client, &ns, &name)
-                .await
-                .with_context(|| file.display().to_string())?;
+            let bc = wait_ready(&env.client, &ns, &name).await.with_context(|| file.display().to_string())?;
             let d: Deployment = Api::namespaced(env.client.clone(), &ns).get(&name).await?;
             let labels = d.labels();
             let app = &bc.spec.connector;
-            ensure!(
-                labels.get("app") == Some(&format!("baton-{app}")),
-                "labels {labels:?}"
-            );
+            ensure!(labels.get("app") == Some(&format!("baton-{app}")), "labels {labels:?}");
             ensure!(labels.get("baton").map(String::as_str) == Some("true"));
             ensure!(labels.get("baton-app") == Some(app));
-            ensure!(
-                labels
-                    .get("app.kubernetes.io/managed-by")
-                    .map(String::as_str)
-                    == Some("baton-operator")
-            );
+            ensure!(labels.get("app.kubernetes.io/managed-by").map(String::as_str) == Some("baton-operator"));
             ensure!(
                 bc.status
                     .as_ref()
@@ -478,11 +360,7 @@ async fn examples_converge(env: &mut Env) -> anyhow::Result<()> {
                     .is_some_and(|i| i.contains(&format!("baton-{app}")))
             );
             let pods: Vec<Pod> = list(&env.client, &ns, &format!("app=baton-{app}")).await?;
-            ensure!(
-                pods.len() == 1,
-                "kubectl logs -l app=baton-{app} finds {} pods",
-                pods.len()
-            );
+            ensure!(pods.len() == 1, "kubectl logs -l app=baton-{app} finds {} pods", pods.len());
         }
     }
     Ok(())
@@ -490,29 +368,16 @@ async fn examples_converge(env: &mut Env) -> anyhow::Result<()> {
 
 async fn two_resources_for_one_connector_do_not_share_pods(env: &mut Env) -> anyhow::Result<()> {
     ready_connector(env, "twins", "okta-a", json!({})).await?;
-    apply_value(
-        &env.client,
-        connector("okta-b", "okta", json!({})),
-        Some("twins"),
-    )
-    .await?;
+    apply_value(&env.client, connector("okta-b", "okta", json!({})), Some("twins")).await?;
     wait_ready(&env.client, "twins", "okta-b").await?;
     let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), "twins");
     let mut seen = Vec::new();
     for name in ["okta-a", "okta-b"] {
         let d = deployments.get(name).await?;
         let selector = d.spec.selector.match_labels.unwrap_or_default();
-        let selector = selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let selector = selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
         let pods: Vec<Pod> = list(&env.client, "twins", &selector).await?;
-        ensure!(
-            pods.len() == 1,
-            "{name}'s selector {selector} matches {} pods",
-            pods.len()
-        );
+        ensure!(pods.len() == 1, "{name}'s selector {selector} matches {} pods", pods.len());
         seen.push(pods[0].name_any());
     }
     ensure!(seen[0] != seen[1]);
@@ -522,59 +387,30 @@ async fn two_resources_for_one_connector_do_not_share_pods(env: &mut Env) -> any
 }
 
 async fn edit_makes_exactly_one_rollout(env: &mut Env) -> anyhow::Result<()> {
-    ready_connector(
-        env,
-        "edit",
-        "okta",
-        json!({"env": [{"name": "BATON_DOMAIN", "value": "a.okta.com"}]}),
-    )
-    .await?;
+    ready_connector(env, "edit", "okta", json!({"env": [{"name": "BATON_DOMAIN", "value": "a.okta.com"}]}))
+        .await?;
     ensure!(replica_sets(&env.client, "edit", "okta").await?.len() == 1);
     let api: Api<BatonConnector> = Api::namespaced(env.client.clone(), "edit");
     let patch = json!({"spec": {"env": [{"name": "BATON_DOMAIN", "value": "b.okta.com"}]}});
-    api.patch("okta", &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
+    api.patch("okta", &PatchParams::default(), &Patch::Merge(&patch)).await?;
     let bc = wait_ready(&env.client, "edit", "okta").await?;
     ensure!(bc.status.as_ref().unwrap().observed_generation == 2);
     settle(env, Duration::from_secs(2)).await?;
     let rs = replica_sets(&env.client, "edit", "okta").await?;
-    ensure!(
-        rs.len() == 2,
-        "expected exactly one new ReplicaSet, found {}",
-        rs.len()
-    );
+    ensure!(rs.len() == 2, "expected exactly one new ReplicaSet, found {}", rs.len());
     Ok(())
 }
 
 async fn secret_change_makes_exactly_one_rollout(env: &mut Env) -> anyhow::Result<()> {
     ensure_operator(env).await?;
     namespace(&env.client, "secret-change", json!({})).await?;
-    apply_value(
-        &env.client,
-        app_secret("okta-app", "one"),
-        Some("secret-change"),
-    )
-    .await?;
-    ready_connector(
-        env,
-        "secret-change",
-        "okta",
-        json!({"secretRefs": [{"name": "okta-app"}]}),
-    )
-    .await?;
+    apply_value(&env.client, app_secret("okta-app", "one"), Some("secret-change")).await?;
+    ready_connector(env, "secret-change", "okta", json!({"secretRefs": [{"name": "okta-app"}]})).await?;
     let before = get_bc(&env.client, "secret-change", "okta").await?;
     let hash = |bc: &BatonConnector| {
-        bc.status
-            .as_ref()
-            .and_then(|s| s.workload.as_ref())
-            .and_then(|w| w.config_hash.clone())
+        bc.status.as_ref().and_then(|s| s.workload.as_ref()).and_then(|w| w.config_hash.clone())
     };
-    apply_value(
-        &env.client,
-        app_secret("okta-app", "two"),
-        Some("secret-change"),
-    )
-    .await?;
+    apply_value(&env.client, app_secret("okta-app", "two"), Some("secret-change")).await?;
     eventually("a new config hash", WAIT, || async {
         let bc = get_bc(&env.client, "secret-change", "okta").await?;
         Ok((hash(&bc) != hash(&before)).then_some(()))
@@ -583,11 +419,7 @@ async fn secret_change_makes_exactly_one_rollout(env: &mut Env) -> anyhow::Resul
     wait_ready(&env.client, "secret-change", "okta").await?;
     settle(env, Duration::from_secs(2)).await?;
     let rs = replica_sets(&env.client, "secret-change", "okta").await?;
-    ensure!(
-        rs.len() == 2,
-        "expected exactly one new ReplicaSet, found {}",
-        rs.len()
-    );
+    ensure!(rs.len() == 2, "expected exactly one new ReplicaSet, found {}", rs.len());
     Ok(())
 }
 
@@ -603,20 +435,15 @@ async fn missing_secret_is_reported_then_recovers(env: &mut Env) -> anyhow::Resu
     .await?;
     eventually("Ready=False SecretNotFound", WAIT, || async {
         let bc = get_bc(&env.client, "missing", "okta").await?;
-        Ok(
-            (condition(&bc, "Ready") == Some(("False".into(), "SecretNotFound".into())))
-                .then_some(()),
-        )
+        Ok((condition(&bc, "Ready") == Some(("False".into(), "SecretNotFound".into()))).then_some(()))
     })
     .await?;
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(env.client.clone(), "missing");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), "missing");
     let warnings = events.list(&Default::default()).await?.items;
     ensure!(
         warnings
             .iter()
-            .any(|e| e.type_.as_deref() == Some("Warning")
-                && e.reason.as_deref() == Some("SecretNotFound")),
+            .any(|e| e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("SecretNotFound")),
         "no SecretNotFound warning event"
     );
     // Creating the Secret is enough: the operator watches Secret metadata and reconciles at once.
@@ -630,21 +457,13 @@ async fn hand_edits_are_put_back(env: &mut Env) -> anyhow::Result<()> {
     let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), "drift");
     // `kubectl rollout restart` writes this annotation; the operator does not own it and keeps it.
     let restart = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}}}}});
-    deployments
-        .patch("okta", &PatchParams::default(), &Patch::Strategic(&restart))
-        .await?;
+    deployments.patch("okta", &PatchParams::default(), &Patch::Strategic(&restart)).await?;
     let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "baton-okta", "image": "evil:latest"}]}}}});
-    deployments
-        .patch("okta", &PatchParams::default(), &Patch::Strategic(&image))
-        .await?;
+    deployments.patch("okta", &PatchParams::default(), &Patch::Strategic(&image)).await?;
     eventually("the image to be put back", WAIT, || async {
         let d = deployments.get("okta").await?;
         let t = d.spec.template;
-        let image = t
-            .spec
-            .as_ref()
-            .and_then(|s| s.containers[0].image.clone())
-            .unwrap_or_default();
+        let image = t.spec.as_ref().and_then(|s| s.containers[0].image.clone()).unwrap_or_default();
         let kept = t
             .metadata
             .and_then(|m| m.annotations)
@@ -657,12 +476,7 @@ async fn hand_edits_are_put_back(env: &mut Env) -> anyhow::Result<()> {
 
 async fn restricted_namespace_admits_connector_pods(env: &mut Env) -> anyhow::Result<()> {
     ensure_operator(env).await?;
-    namespace(
-        &env.client,
-        "restricted",
-        json!({"pod-security.kubernetes.io/enforce": "restricted"}),
-    )
-    .await?;
+    namespace(&env.client, "restricted", json!({"pod-security.kubernetes.io/enforce": "restricted"})).await?;
     apply_value(&env.client, credentials_secret("c1"), Some("restricted")).await?;
     apply_value(
         &env.client,
@@ -679,44 +493,26 @@ async fn restricted_namespace_admits_connector_pods(env: &mut Env) -> anyhow::Re
 async fn operator_restart_writes_nothing(env: &mut Env) -> anyhow::Result<()> {
     ensure_operator(env).await?;
     let before = settle(env, Duration::from_secs(3)).await?;
-    let rs_before: Vec<ReplicaSet> = Api::all(env.client.clone())
-        .list(&Default::default())
-        .await?
-        .items;
+    let rs_before: Vec<ReplicaSet> = Api::all(env.client.clone()).list(&Default::default()).await?.items;
     env.operator.stop().await;
     env.operator.start()?;
     env.operator.wait_ready().await?;
     // Every resource reconciles once on start; wait until this operator has done that for the fleet.
-    let fleet = Api::<BatonConnector>::all(env.client.clone())
-        .list(&Default::default())
-        .await?
-        .items
-        .len();
-    eventually(
-        "the restarted operator to reconcile the fleet",
-        WAIT,
-        || async {
-            let metrics = env.operator.metrics().await?;
-            let done: f64 = metrics
-                .lines()
-                .filter(|l| l.starts_with("baton_operator_reconciliations_total"))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum();
-            Ok((done >= fleet as f64).then_some(()))
-        },
-    )
+    let fleet = Api::<BatonConnector>::all(env.client.clone()).list(&Default::default()).await?.items.len();
+    eventually("the restarted operator to reconcile the fleet", WAIT, || async {
+        let metrics = env.operator.metrics().await?;
+        let done: f64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("baton_operator_reconciliations_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        Ok((done >= fleet as f64).then_some(()))
+    })
     .await?;
     let after = settle(env, Duration::from_secs(3)).await?;
     let writes = env.cp.as_ref().unwrap().operator_writes();
-    ensure!(
-        after == before,
-        "the restart caused writes: {:?}",
-        &writes[before..]
-    );
-    let rs_after: Vec<ReplicaSet> = Api::all(env.client.clone())
-        .list(&Default::default())
-        .await?
-        .items;
+    ensure!(after == before, "the restart caused writes: {:?}", &writes[before..]);
+    let rs_after: Vec<ReplicaSet> = Api::all(env.client.clone()).list(&Default::default()).await?.items;
     ensure!(rs_after.len() == rs_before.len(), "the restart rolled pods");
     Ok(())
 }
@@ -725,19 +521,12 @@ async fn delete_garbage_collects_children(env: &mut Env) -> anyhow::Result<()> {
     ready_connector(env, "delete", "okta", json!({})).await?;
     let api: Api<BatonConnector> = Api::namespaced(env.client.clone(), "delete");
     api.delete("okta", &DeleteParams::default()).await?;
-    eventually(
-        "the Deployment, ReplicaSet and pod to be collected",
-        WAIT,
-        || async {
-            let d = Api::<Deployment>::namespaced(env.client.clone(), "delete")
-                .get_opt("okta")
-                .await?;
-            let rs = replica_sets(&env.client, "delete", "okta").await?;
-            let pods: Vec<Pod> =
-                list(&env.client, "delete", "app.kubernetes.io/instance=okta").await?;
-            Ok((d.is_none() && rs.is_empty() && pods.is_empty()).then_some(()))
-        },
-    )
+    eventually("the Deployment, ReplicaSet and pod to be collected", WAIT, || async {
+        let d = Api::<Deployment>::namespaced(env.client.clone(), "delete").get_opt("okta").await?;
+        let rs = replica_sets(&env.client, "delete", "okta").await?;
+        let pods: Vec<Pod> = list(&env.client, "delete", "app.kubernetes.io/instance=okta").await?;
+        Ok((d.is_none() && rs.is_empty() && pods.is_empty()).then_some(()))
+    })
     .await?;
     // The user's Secret is not the operator's to delete.
     ensure!(

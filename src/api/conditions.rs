@@ -11,15 +11,8 @@ pub const SUSPENDED: &str = "Suspended";
 pub const SYNCED: &str = "Synced";
 
 /// The order conditions are written in, so a status never differs by ordering alone.
-pub const ORDER: &[&str] = &[
-    READY,
-    RECONCILING,
-    STALLED,
-    WORKLOAD_AVAILABLE,
-    CREDENTIALS_READY,
-    SYNCED,
-    SUSPENDED,
-];
+pub const ORDER: &[&str] =
+    &[READY, RECONCILING, STALLED, WORKLOAD_AVAILABLE, CREDENTIALS_READY, SYNCED, SUSPENDED];
 
 /// A condition as computed, before the transition time is decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,18 +24,8 @@ pub struct Desired {
 }
 
 impl Desired {
-    pub fn new(
-        type_: &'static str,
-        status: bool,
-        reason: &'static str,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            type_,
-            status,
-            reason,
-            message: message.into(),
-        }
+    pub fn new(type_: &'static str, status: bool, reason: &'static str, message: impl Into<String>) -> Self {
+        Self { type_, status, reason, message: message.into() }
     }
 }
 
@@ -77,12 +60,7 @@ pub fn merge(
             }
         })
         .collect();
-    out.sort_by_key(|c| {
-        ORDER
-            .iter()
-            .position(|t| *t == c.type_)
-            .unwrap_or(ORDER.len())
-    });
+    out.sort_by_key(|c| ORDER.iter().position(|t| *t == c.type_).unwrap_or(ORDER.len()));
     out
 }
 
@@ -107,12 +85,7 @@ mod tests {
 
     #[test]
     fn new_condition_gets_now() {
-        let out = merge(
-            &[],
-            vec![Desired::new(READY, true, "Available", "ok")],
-            Some(3),
-            &t(100),
-        );
+        let out = merge(&[], vec![Desired::new(READY, true, "Available", "ok")], Some(3), &t(100));
         assert_eq!(out[0].last_transition_time, t(100));
         assert_eq!(out[0].status, "True");
         assert_eq!(out[0].observed_generation, Some(3));
@@ -120,36 +93,16 @@ mod tests {
 
     #[test]
     fn unchanged_status_keeps_transition_time_even_if_reason_changes() {
-        let first = merge(
-            &[],
-            vec![Desired::new(READY, false, "Progressing", "a")],
-            Some(1),
-            &t(100),
-        );
-        let second = merge(
-            &first,
-            vec![Desired::new(READY, false, "SecretNotFound", "b")],
-            Some(1),
-            &t(200),
-        );
+        let first = merge(&[], vec![Desired::new(READY, false, "Progressing", "a")], Some(1), &t(100));
+        let second = merge(&first, vec![Desired::new(READY, false, "SecretNotFound", "b")], Some(1), &t(200));
         assert_eq!(second[0].last_transition_time, t(100));
         assert_eq!(second[0].reason, "SecretNotFound");
     }
 
     #[test]
     fn flipped_status_gets_new_transition_time() {
-        let first = merge(
-            &[],
-            vec![Desired::new(READY, false, "Progressing", "")],
-            Some(1),
-            &t(100),
-        );
-        let second = merge(
-            &first,
-            vec![Desired::new(READY, true, "Available", "")],
-            Some(1),
-            &t(200),
-        );
+        let first = merge(&[], vec![Desired::new(READY, false, "Progressing", "")], Some(1), &t(100));
+        let second = merge(&first, vec![Desired::new(READY, true, "Available", "")], Some(1), &t(200));
         assert_eq!(second[0].last_transition_time, t(200));
     }
 

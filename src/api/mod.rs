@@ -38,11 +38,9 @@ pub fn batonconnector_crd() -> CustomResourceDefinition {
         else {
             continue;
         };
-        status.default = Some(
-            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSON(
-                serde_json::json!({ "observedGeneration": -1 }),
-            ),
-        );
+        status.default = Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSON(
+            serde_json::json!({ "observedGeneration": -1 }),
+        ));
     }
     crd
 }

@@ -5,9 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    Affinity, LocalObjectReference, ResourceRequirements, Toleration,
-};
+use k8s_openapi::api::core::v1::{Affinity, LocalObjectReference, ResourceRequirements, Toleration};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -86,10 +84,7 @@ pub struct BatonConnectorSpec {
     /// The Baton app this connector syncs, as in the image name `baton-<connector>`: for example
     /// `okta`, `segment`, `sentinel-one`, `privx`, `github`. Immutable: a different app is a different
     /// connector in ConductorOne, so create a new BatonConnector instead.
-    #[schemars(
-        length(min = 1, max = 50),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 50), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("connector is immutable; create a new BatonConnector for another app"))]
     pub connector: String,
 
@@ -194,18 +189,12 @@ pub struct BatonConnectorSpec {
 pub struct ImageSpec {
     /// Image repository without tag or digest. Defaults to `public.ecr.aws/conductorone/baton-<connector>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 255),
-        regex(pattern = r"^[a-z0-9]+([._/:-][a-z0-9]+)*$")
-    )]
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[a-z0-9]+([._/:-][a-z0-9]+)*$"))]
     pub repository: Option<String>,
 
     /// Image tag. Defaults to `latest` when no digest is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 128),
-        regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-    )]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"))]
     pub tag: Option<String>,
 
     /// Image digest (`sha256:` and 64 hex digits). Pins the image; takes precedence over the tag for
@@ -258,10 +247,7 @@ impl Mode {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct EnvEntry {
     /// Variable name, for example `BATON_DOMAIN`.
-    #[schemars(
-        length(min = 1, max = 128),
-        regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")
-    )]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
     pub name: String,
     /// Variable value.
     #[serde(default)]
@@ -273,10 +259,7 @@ pub struct EnvEntry {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct SecretRef {
     /// Name of the Secret.
-    #[schemars(
-        length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-    )]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub name: String,
 }
 
@@ -332,10 +315,7 @@ fn default_grace_period() -> String {
 
 impl Default for RotationSpec {
     fn default() -> Self {
-        Self {
-            interval: default_rotation_interval(),
-            grace_period: default_grace_period(),
-        }
+        Self { interval: default_rotation_interval(), grace_period: default_grace_period() }
     }
 }
 

@@ -105,12 +105,77 @@ pub struct CredentialsStatus {
     /// ConductorOne's id of the credential in use (managed credentials only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_id: Option<String>,
+    /// Revision of the operator-managed Secret in use; each rotation writes a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
     /// When the credential in use was issued (managed credentials only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<Time>,
+    /// When ConductorOne will stop accepting the credential in use, if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
     /// When the next rotation is due (managed credentials only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_rotation_at: Option<Time>,
+    /// The rotation under way, recorded before each step so that it resumes after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationStatus>,
+    /// Ids of credentials the operator minted but could not use; it revokes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_revocations: Vec<String>,
+}
+
+/// Where a rotation stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RotationPhase {
+    /// Asking ConductorOne for a new credential and storing it in a new Secret revision.
+    Issuing,
+    /// The workload rolls to the new Secret; the old credential stays valid.
+    Rolling,
+    /// The new pod is available; the old credential stays valid until `graceUntil`.
+    GracePeriod,
+    /// Revoking the old credential and deleting its Secret.
+    Revoking,
+}
+
+/// A rotation in progress.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationStatus {
+    pub phase: RotationPhase,
+    /// Why it started: `Initial`, `Interval` or `Requested`.
+    pub trigger: String,
+    /// The Secret revision this rotation writes.
+    pub revision: i64,
+    pub started_at: Time,
+    /// Set just before asking ConductorOne for a credential and cleared once the reply is stored: if
+    /// the operator finds it set with no stored reply, a credential may exist that nobody knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_in_flight_since: Option<Time>,
+    /// How many issue attempts ended without a stored reply (each may have left a credential behind).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unrecorded_attempts: i32,
+    /// The new credential, once stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_credential_id: Option<String>,
+    /// The credential being replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<PreviousCredential>,
+    /// Until when the previous credential stays valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_until: Option<Time>,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+/// The credential a rotation replaces.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousCredential {
+    pub credential_id: String,
+    pub secret_name: String,
 }
 
 /// ConductorOne's view of the connector's syncs.

@@ -36,11 +36,7 @@ struct Claims<'a> {
 
 /// Returns the compact JWS. `now` is Unix seconds; it is a parameter so tests can pin it.
 pub(crate) fn sign_assertion(client_id: &ClientId, secret: &SigningSecret, now: i64) -> String {
-    let header = Header {
-        alg: "EdDSA",
-        kid: secret.kid(),
-        nonce: hex::encode(rand::random::<[u8; 16]>()),
-    };
+    let header = Header { alg: "EdDSA", kid: secret.kid(), nonce: hex::encode(rand::random::<[u8; 16]>()) };
     let claims = Claims {
         iss: client_id.as_str(),
         sub: client_id.as_str(),
@@ -52,16 +48,9 @@ pub(crate) fn sign_assertion(client_id: &ClientId, secret: &SigningSecret, now: 
     // Serializing these plain structs cannot fail.
     let header = serde_json::to_vec(&header).unwrap_or_default();
     let claims = serde_json::to_vec(&claims).unwrap_or_default();
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(claims)
-    );
+    let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
     let signature = secret.key().sign(signing_input.as_bytes());
-    format!(
-        "{signing_input}.{}",
-        URL_SAFE_NO_PAD.encode(signature.to_bytes())
-    )
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
 }
 
 #[cfg(test)]
@@ -77,12 +66,7 @@ mod tests {
     }
 
     fn keys(value: &Value) -> Vec<&str> {
-        let mut keys: Vec<&str> = value
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
+        let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort();
         keys
     }
@@ -119,11 +103,7 @@ mod tests {
             })
         );
 
-        let signature: [u8; 64] = URL_SAFE_NO_PAD
-            .decode(parts[2])
-            .unwrap()
-            .try_into()
-            .unwrap();
+        let signature: [u8; 64] = URL_SAFE_NO_PAD.decode(parts[2]).unwrap().try_into().unwrap();
         let signing_input = format!("{}.{}", parts[0], parts[1]);
         key.verifying_key()
             .verify(signing_input.as_bytes(), &Signature::from_bytes(&signature))
@@ -146,9 +126,6 @@ mod tests {
         let id = ClientId::parse("a@acme.conductor.one/spc").unwrap();
         let secret = secret(private_jwk(&test_key()));
         let nonce = |jws: String| decode(jws.split('.').next().unwrap())["nonce"].clone();
-        assert_ne!(
-            nonce(sign_assertion(&id, &secret, 0)),
-            nonce(sign_assertion(&id, &secret, 0))
-        );
+        assert_ne!(nonce(sign_assertion(&id, &secret, 0)), nonce(sign_assertion(&id, &secret, 0)));
     }
 }

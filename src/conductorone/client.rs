@@ -118,23 +118,13 @@ impl ConductorOneClient {
             }
         }
         let http = builder.build().map_err(|e| {
-            Error::new(
-                ErrorKind::Config,
-                "configure",
-                "cannot build the HTTP client",
-            )
-            .with_source(e)
+            Error::new(ErrorKind::Config, "configure", "cannot build the HTTP client").with_source(e)
         })?;
         let mut transport = Transport::new(http, cfg)?;
         if let Some(hook) = hook {
             transport.set_metrics(hook);
         }
-        Ok(ConductorOneClient {
-            inner: Arc::new(Inner {
-                transport,
-                tokens: TokenCache::default(),
-            }),
-        })
+        Ok(ConductorOneClient { inner: Arc::new(Inner { transport, tokens: TokenCache::default() }) })
     }
 
     /// Mints a new connector credential (`POST /api/v1/apps/connectors/credentials`).
@@ -150,22 +140,11 @@ impl ConductorOneClient {
         connector_id: &str,
     ) -> Result<IssuedCredential, Error> {
         require_ids(ROTATE, &[app_id, connector_id])?;
-        let body = serde_json::to_vec(&RotateCredentialRequest {
-            app_id,
-            connector_id,
-        })
-        .map_err(|_| Error::new(ErrorKind::InvalidRequest, ROTATE, "cannot encode request"))?;
+        let body = serde_json::to_vec(&RotateCredentialRequest { app_id, connector_id })
+            .map_err(|_| Error::new(ErrorKind::InvalidRequest, ROTATE, "cannot encode request"))?;
         let path = ["api", "v1", "apps", "connectors", "credentials"];
-        let body = self
-            .call(
-                ROTATE,
-                api,
-                Method::POST,
-                &path,
-                Some(body),
-                Idempotency::NotIdempotent,
-            )
-            .await?;
+        let body =
+            self.call(ROTATE, api, Method::POST, &path, Some(body), Idempotency::NotIdempotent).await?;
         decode::<RotateCredentialResponse>(ROTATE, &body)?.into_issued(ROTATE)
     }
 
@@ -180,16 +159,7 @@ impl ConductorOneClient {
     ) -> Result<CredentialInfo, Error> {
         require_ids(GET_CREDENTIAL, &[app_id, connector_id, credential_id])?;
         let path = credential_path(app_id, connector_id, credential_id);
-        let body = self
-            .call(
-                GET_CREDENTIAL,
-                api,
-                Method::GET,
-                &path,
-                None,
-                Idempotency::Idempotent,
-            )
-            .await?;
+        let body = self.call(GET_CREDENTIAL, api, Method::GET, &path, None, Idempotency::Idempotent).await?;
         decode::<GetCredentialsResponse>(GET_CREDENTIAL, &body)?.into_info(GET_CREDENTIAL)
     }
 
@@ -206,15 +176,7 @@ impl ConductorOneClient {
         require_ids(REVOKE, &[app_id, connector_id, credential_id])?;
         let path = credential_path(app_id, connector_id, credential_id);
         // The answer is documented as an empty object; success is the status alone.
-        self.call(
-            REVOKE,
-            api,
-            Method::POST,
-            &path,
-            Some(b"{}".to_vec()),
-            Idempotency::Idempotent,
-        )
-        .await?;
+        self.call(REVOKE, api, Method::POST, &path, Some(b"{}".to_vec()), Idempotency::Idempotent).await?;
         Ok(())
     }
 
@@ -227,16 +189,7 @@ impl ConductorOneClient {
     ) -> Result<ConnectorInfo, Error> {
         require_ids(GET_CONNECTOR, &[app_id, connector_id])?;
         let path = ["api", "v1", "apps", app_id, "connectors", connector_id];
-        let body = self
-            .call(
-                GET_CONNECTOR,
-                api,
-                Method::GET,
-                &path,
-                None,
-                Idempotency::Idempotent,
-            )
-            .await?;
+        let body = self.call(GET_CONNECTOR, api, Method::GET, &path, None, Idempotency::Idempotent).await?;
         decode::<GetConnectorResponse>(GET_CONNECTOR, &body)?.into_info(GET_CONNECTOR)
     }
 
@@ -251,18 +204,11 @@ impl ConductorOneClient {
         idempotency: Idempotency,
     ) -> Result<Vec<u8>, Error> {
         let client_id = ClientId::parse(&api.client_id)?;
-        let base = base_url(
-            &client_id,
-            self.inner.transport.config().allow_insecure_http,
-        )?;
+        let base = base_url(&client_id, self.inner.transport.config().allow_insecure_http)?;
         let token_url = with_path(&base, &["auth", "v1", "token"]);
         let url = with_path(&base, path);
         let transport = &self.inner.transport;
-        let token = self
-            .inner
-            .tokens
-            .token(transport, api, &client_id, &token_url)
-            .await?;
+        let token = self.inner.tokens.token(transport, api, &client_id, &token_url).await?;
         let result = transport
             .send(operation, Endpoint::Api, idempotency, || {
                 let request = transport
@@ -271,9 +217,7 @@ impl ConductorOneClient {
                     .header(ACCEPT, "application/json")
                     .bearer_auth(token.expose_secret());
                 match &body {
-                    Some(body) => request
-                        .header(CONTENT_TYPE, "application/json")
-                        .body(body.clone()),
+                    Some(body) => request.header(CONTENT_TYPE, "application/json").body(body.clone()),
                     None => request,
                 }
             })
@@ -294,11 +238,7 @@ fn decode<T: DeserializeOwned>(operation: &'static str, body: &[u8]) -> Result<T
         Error::new(
             ErrorKind::Decode,
             operation,
-            format!(
-                "response does not match the API contract (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
+            format!("response does not match the API contract (line {}, column {})", e.line(), e.column()),
         )
     })
 }
@@ -315,31 +255,14 @@ fn require_ids(operation: &'static str, ids: &[&str]) -> Result<(), Error> {
 }
 
 fn credential_path<'a>(app_id: &'a str, connector_id: &'a str, id: &'a str) -> [&'a str; 8] {
-    [
-        "api",
-        "v1",
-        "apps",
-        app_id,
-        "connectors",
-        connector_id,
-        "credentials",
-        id,
-    ]
+    ["api", "v1", "apps", app_id, "connectors", connector_id, "credentials", id]
 }
 
 /// `https://<host[:port]>/`, or `http://` for loopback hosts when explicitly allowed.
 pub(crate) fn base_url(client_id: &ClientId, allow_insecure_http: bool) -> Result<Url, Error> {
-    let scheme = if allow_insecure_http && client_id.is_loopback() {
-        "http"
-    } else {
-        "https"
-    };
+    let scheme = if allow_insecure_http && client_id.is_loopback() { "http" } else { "https" };
     Url::parse(&format!("{scheme}://{}/", client_id.authority())).map_err(|_| {
-        Error::new(
-            ErrorKind::InvalidCredentials,
-            "parse_client_id",
-            "client ID host does not form a URL",
-        )
+        Error::new(ErrorKind::InvalidCredentials, "parse_client_id", "client ID host does not form a URL")
     })
 }
 
@@ -357,47 +280,24 @@ mod tests {
     use super::*;
 
     fn url_for(client_id: &str, insecure: bool) -> String {
-        base_url(&ClientId::parse(client_id).unwrap(), insecure)
-            .unwrap()
-            .to_string()
+        base_url(&ClientId::parse(client_id).unwrap(), insecure).unwrap().to_string()
     }
 
     #[test]
     fn https_unless_insecure_is_allowed_and_the_host_is_loopback() {
-        assert_eq!(
-            url_for("a@acme.conductor.one/spc", false),
-            "https://acme.conductor.one/"
-        );
-        assert_eq!(
-            url_for("a@acme.conductor.one/spc", true),
-            "https://acme.conductor.one/"
-        );
-        assert_eq!(
-            url_for("a@acme.c1eu.ai:8443/spc", true),
-            "https://acme.c1eu.ai:8443/"
-        );
-        assert_eq!(
-            url_for("a@127.0.0.1:4000/spc", false),
-            "https://127.0.0.1:4000/"
-        );
-        assert_eq!(
-            url_for("a@127.0.0.1:4000/spc", true),
-            "http://127.0.0.1:4000/"
-        );
-        assert_eq!(
-            url_for("a@localhost:4000/spc", true),
-            "http://localhost:4000/"
-        );
+        assert_eq!(url_for("a@acme.conductor.one/spc", false), "https://acme.conductor.one/");
+        assert_eq!(url_for("a@acme.conductor.one/spc", true), "https://acme.conductor.one/");
+        assert_eq!(url_for("a@acme.c1eu.ai:8443/spc", true), "https://acme.c1eu.ai:8443/");
+        assert_eq!(url_for("a@127.0.0.1:4000/spc", false), "https://127.0.0.1:4000/");
+        assert_eq!(url_for("a@127.0.0.1:4000/spc", true), "http://127.0.0.1:4000/");
+        assert_eq!(url_for("a@localhost:4000/spc", true), "http://localhost:4000/");
     }
 
     #[test]
     fn ids_are_encoded_as_single_segments() {
         let base = Url::parse("https://h/").unwrap();
         let url = with_path(&base, &credential_path("a/../b", "c d", "e?f"));
-        assert_eq!(
-            url.as_str(),
-            "https://h/api/v1/apps/a%2F..%2Fb/connectors/c%20d/credentials/e%3Ff"
-        );
+        assert_eq!(url.as_str(), "https://h/api/v1/apps/a%2F..%2Fb/connectors/c%20d/credentials/e%3Ff");
     }
 
     #[test]
@@ -408,35 +308,21 @@ mod tests {
 
     #[test]
     fn config_errors_are_reported_at_construction() {
-        let zero_rate = ClientConfig {
-            requests_per_second: 0,
-            ..ClientConfig::default()
-        };
+        let zero_rate = ClientConfig { requests_per_second: 0, ..ClientConfig::default() };
         let err = ConductorOneClient::new(zero_rate).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
-        let missing_ca = ClientConfig {
-            ca_bundle: Some("/nonexistent/ca.pem".into()),
-            ..ClientConfig::default()
-        };
-        assert_eq!(
-            ConductorOneClient::new(missing_ca).unwrap_err().kind(),
-            ErrorKind::Config
-        );
+        let missing_ca =
+            ClientConfig { ca_bundle: Some("/nonexistent/ca.pem".into()), ..ClientConfig::default() };
+        assert_eq!(ConductorOneClient::new(missing_ca).unwrap_err().kind(), ErrorKind::Config);
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "no certificates here\n").unwrap();
-        let err = ConductorOneClient::new(ClientConfig {
-            ca_bundle: Some(empty),
-            ..ClientConfig::default()
-        })
-        .unwrap_err();
+        let err = ConductorOneClient::new(ClientConfig { ca_bundle: Some(empty), ..ClientConfig::default() })
+            .unwrap_err();
         assert!(err.message().contains("no certificate"), "{err}");
         let system = std::path::Path::new("/etc/ssl/certs/ca-certificates.crt");
         if system.exists() {
-            let cfg = ClientConfig {
-                ca_bundle: Some(system.into()),
-                ..ClientConfig::default()
-            };
+            let cfg = ClientConfig { ca_bundle: Some(system.into()), ..ClientConfig::default() };
             ConductorOneClient::new(cfg).expect("a real PEM bundle loads");
         }
     }

@@ -75,29 +75,18 @@ impl ClientId {
         if authority.is_empty() {
             return Err(bad("empty host"));
         }
-        if authority
-            .chars()
-            .any(|c| c.is_whitespace() || matches!(c, '@' | '?' | '#' | '\\'))
-        {
+        if authority.chars().any(|c| c.is_whitespace() || matches!(c, '@' | '?' | '#' | '\\')) {
             return Err(bad("invalid character in host"));
         }
-        let url = url::Url::parse(&format!("https://{authority}/"))
-            .map_err(|_| bad("invalid host or port"))?;
-        let host = url
-            .host_str()
-            .ok_or_else(|| bad("invalid host"))?
-            .to_owned();
+        let url =
+            url::Url::parse(&format!("https://{authority}/")).map_err(|_| bad("invalid host or port"))?;
+        let host = url.host_str().ok_or_else(|| bad("invalid host"))?.to_owned();
         let port = url.port();
         let authority = match port {
             Some(port) => format!("{host}:{port}"),
             None => host.clone(),
         };
-        Ok(ClientId {
-            raw: raw.to_owned(),
-            authority,
-            host,
-            port,
-        })
+        Ok(ClientId { raw: raw.to_owned(), authority, host, port })
     }
 
     pub fn as_str(&self) -> &str {
@@ -122,8 +111,7 @@ impl ClientId {
     /// True for `localhost` and loopback addresses, the only hosts plain HTTP may be used with.
     pub fn is_loopback(&self) -> bool {
         let bare = self.host.trim_start_matches('[').trim_end_matches(']');
-        bare.eq_ignore_ascii_case("localhost")
-            || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 }
 
@@ -142,10 +130,7 @@ pub(crate) struct SigningSecret {
 impl fmt::Debug for SigningSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningSecret")
-            .field(
-                "public_key",
-                &URL_SAFE_NO_PAD.encode(self.key.verifying_key()),
-            )
+            .field("public_key", &URL_SAFE_NO_PAD.encode(self.key.verifying_key()))
             .field("kid", &self.kid)
             .finish_non_exhaustive()
     }
@@ -189,9 +174,7 @@ impl SigningSecret {
         }
         let parts: Vec<&str> = secret.split(':').collect();
         let [prefix, issuer, version, encoded] = parts.as_slice() else {
-            return Err(bad(
-                "expected the form secret-token:conductorone.com:v1:<key>",
-            ));
+            return Err(bad("expected the form secret-token:conductorone.com:v1:<key>"));
         };
         if *prefix != SECRET_PREFIX || *issuer != SECRET_ISSUER {
             return Err(bad("expected the prefix secret-token:conductorone.com:"));
@@ -205,8 +188,7 @@ impl SigningSecret {
                 .decode(encoded.trim_end_matches('='))
                 .map_err(|_| bad("the key is not valid base64url"))?,
         );
-        let jwk: Jwk =
-            serde_json::from_slice(&json).map_err(|_| bad("the key is not a JSON Web Key"))?;
+        let jwk: Jwk = serde_json::from_slice(&json).map_err(|_| bad("the key is not a JSON Web Key"))?;
         if jwk.kty.as_deref() != Some("OKP") {
             return Err(bad("the key type (kty) is not OKP"));
         }
@@ -222,26 +204,18 @@ impl SigningSecret {
                 .decode(d.trim_end_matches('='))
                 .map_err(|_| bad("the private key is not valid base64url"))?,
         );
-        let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
-            d.as_slice()
-                .try_into()
-                .map_err(|_| bad("the private key is not 32 bytes"))?,
-        );
+        let seed: Zeroizing<[u8; 32]> =
+            Zeroizing::new(d.as_slice().try_into().map_err(|_| bad("the private key is not 32 bytes"))?);
         let key = SigningKey::from_bytes(&seed);
         if let Some(x) = jwk.x.as_deref() {
             let public = URL_SAFE_NO_PAD
                 .decode(x.trim_end_matches('='))
                 .map_err(|_| bad("the public key is not valid base64url"))?;
             if public.as_slice() != key.verifying_key().as_bytes() {
-                return Err(bad(
-                    "the public key (x) does not belong to the private key (d)",
-                ));
+                return Err(bad("the public key (x) does not belong to the private key (d)"));
             }
         }
-        Ok(SigningSecret {
-            key,
-            kid: jwk.kid.clone(),
-        })
+        Ok(SigningSecret { key, kid: jwk.kid.clone() })
     }
 
     pub(crate) fn key(&self) -> &SigningKey {
@@ -378,10 +352,7 @@ pub(crate) mod tests {
     fn bad_base64_and_bad_json_are_rejected() {
         assert!(parse_err("secret-token:conductorone.com:v1:!!!not-base64").contains("base64url"));
         let not_json = URL_SAFE_NO_PAD.encode("not json");
-        assert!(
-            parse_err(&format!("secret-token:conductorone.com:v1:{not_json}"))
-                .contains("JSON Web Key")
-        );
+        assert!(parse_err(&format!("secret-token:conductorone.com:v1:{not_json}")).contains("JSON Web Key"));
     }
 
     #[test]

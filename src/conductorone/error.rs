@@ -95,11 +95,7 @@ pub struct Error {
 }
 
 impl Error {
-    pub(crate) fn new(
-        kind: ErrorKind,
-        operation: &'static str,
-        message: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn new(kind: ErrorKind, operation: &'static str, message: impl Into<String>) -> Self {
         let mut message: String = message.into();
         if message.chars().count() > MAX_MESSAGE_CHARS {
             message = message.chars().take(MAX_MESSAGE_CHARS).collect::<String>() + "…";
@@ -199,9 +195,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        self.source.as_ref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -238,12 +232,7 @@ mod tests {
         assert!(ErrorKind::Unauthorized.is_permanent());
         assert!(ErrorKind::Forbidden.is_permanent());
         assert!(ErrorKind::InvalidCredentials.is_permanent());
-        for kind in [
-            ErrorKind::RateLimited,
-            ErrorKind::Server,
-            ErrorKind::Timeout,
-            ErrorKind::Transport,
-        ] {
+        for kind in [ErrorKind::RateLimited, ErrorKind::Server, ErrorKind::Timeout, ErrorKind::Transport] {
             assert!(!kind.is_permanent(), "{kind:?}");
         }
     }
@@ -253,9 +242,7 @@ mod tests {
         let long = "x".repeat(1000);
         let err = Error::new(ErrorKind::NotFound, "get_credential", long).with_status(404, Some(5));
         let text = err.to_string();
-        assert!(
-            text.starts_with("ConductorOne get_credential failed: NotFound (HTTP 404, code 5): x")
-        );
+        assert!(text.starts_with("ConductorOne get_credential failed: NotFound (HTTP 404, code 5): x"));
         assert!(text.len() < 400, "{}", text.len());
     }
 }

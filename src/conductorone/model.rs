@@ -185,9 +185,7 @@ fn decode_error(operation: &'static str, message: impl Into<String>) -> Error {
 
 impl RotateCredentialResponse {
     pub(crate) fn into_issued(self, operation: &'static str) -> Result<IssuedCredential, Error> {
-        let wire = self
-            .credential
-            .ok_or_else(|| decode_error(operation, "response has no credential"))?;
+        let wire = self.credential.ok_or_else(|| decode_error(operation, "response has no credential"))?;
         if wire.id.is_empty() {
             return Err(decode_error(operation, "response credential has no id"));
         }
@@ -196,10 +194,7 @@ impl RotateCredentialResponse {
             // The id is in the message so the caller can still revoke the half-issued credential.
             return Err(decode_error(
                 operation,
-                format!(
-                    "credential {} was issued without a client id or secret",
-                    wire.id
-                ),
+                format!("credential {} was issued without a client id or secret", wire.id),
             ));
         };
         Ok(IssuedCredential {
@@ -217,9 +212,7 @@ impl RotateCredentialResponse {
 
 impl GetCredentialsResponse {
     pub(crate) fn into_info(self, operation: &'static str) -> Result<CredentialInfo, Error> {
-        let wire = self
-            .credential
-            .ok_or_else(|| decode_error(operation, "response has no credential"))?;
+        let wire = self.credential.ok_or_else(|| decode_error(operation, "response has no credential"))?;
         Ok(CredentialInfo {
             id: wire.id,
             app_id: wire.app_id,
@@ -277,9 +270,7 @@ mod tests {
     use serde_json::json;
 
     fn rotate(body: serde_json::Value) -> Result<IssuedCredential, Error> {
-        serde_json::from_value::<RotateCredentialResponse>(body)
-            .unwrap()
-            .into_issued("rotate_credential")
+        serde_json::from_value::<RotateCredentialResponse>(body).unwrap().into_issued("rotate_credential")
     }
 
     #[test]
@@ -306,10 +297,7 @@ mod tests {
         let err = rotate(json!({"credential": {"id": "c3", "clientId": "n@h/ccc"}})).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Decode);
         assert!(err.message().contains("c3"));
-        assert_eq!(
-            rotate(json!({"credential": null})).unwrap_err().kind(),
-            ErrorKind::Decode
-        );
+        assert_eq!(rotate(json!({"credential": null})).unwrap_err().kind(), ErrorKind::Decode);
     }
 
     #[test]

@@ -26,10 +26,9 @@ where
         None => Ok(None),
         Some(s) if s.is_empty() => Ok(None),
         // The message names no value: decode errors must not echo response content.
-        Some(s) => s
-            .parse::<Timestamp>()
-            .map(Some)
-            .map_err(|_| de::Error::custom("invalid RFC 3339 timestamp")),
+        Some(s) => {
+            s.parse::<Timestamp>().map(Some).map_err(|_| de::Error::custom("invalid RFC 3339 timestamp"))
+        }
     }
 }
 
@@ -38,9 +37,7 @@ pub(crate) fn secret<'de, D>(d: D) -> Result<Option<SecretString>, D::Error>
 where
     D: Deserializer<'de>,
 {
-    Ok(Option::<String>::deserialize(d)?
-        .filter(|s| !s.is_empty())
-        .map(SecretString::from))
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()).map(SecretString::from))
 }
 
 #[derive(Deserialize)]
@@ -173,23 +170,14 @@ mod tests {
     #[test]
     fn absent_and_null_fields_default() {
         let s = sample(json!({}));
-        assert_eq!(
-            (s.name.as_str(), s.count, s.at, s.state),
-            ("", 0, None, SyncState::Unspecified)
-        );
+        assert_eq!((s.name.as_str(), s.count, s.at, s.state), ("", 0, None, SyncState::Unspecified));
         let s = sample(json!({"name": null, "count": null, "at": null, "state": null}));
-        assert_eq!(
-            (s.name.as_str(), s.count, s.at, s.state),
-            ("", 0, None, SyncState::Unspecified)
-        );
+        assert_eq!((s.name.as_str(), s.count, s.at, s.state), ("", 0, None, SyncState::Unspecified));
     }
 
     #[test]
     fn integers_arrive_as_numbers_or_strings() {
-        assert_eq!(
-            sample(json!({"count": "9007199254740993"})).count,
-            9_007_199_254_740_993
-        );
+        assert_eq!(sample(json!({"count": "9007199254740993"})).count, 9_007_199_254_740_993);
         assert_eq!(sample(json!({"count": 42})).count, 42);
         assert_eq!(sample(json!({"count": "-7"})).count, -7);
         assert_eq!(sample(json!({"count": 3.0})).count, 3);
@@ -208,23 +196,14 @@ mod tests {
 
     #[test]
     fn sync_states_known_unknown_and_numeric() {
-        assert_eq!(
-            sample(json!({"state": "SYNC_STATUS_DONE"})).state,
-            SyncState::Done
-        );
+        assert_eq!(sample(json!({"state": "SYNC_STATUS_DONE"})).state, SyncState::Done);
         assert_eq!(sample(json!({"state": 1})).state, SyncState::Running);
         let unknown = sample(json!({"state": "SYNC_STATUS_QUEUED"})).state;
         assert_eq!(unknown, SyncState::Unknown("SYNC_STATUS_QUEUED".into()));
         assert_eq!(unknown.label(), "Unknown");
         assert_eq!(unknown.as_wire(), "SYNC_STATUS_QUEUED");
-        assert_eq!(
-            sample(json!({"state": 99})).state,
-            SyncState::Unknown("99".into())
-        );
+        assert_eq!(sample(json!({"state": 99})).state, SyncState::Unknown("99".into()));
         assert_eq!(SyncState::Disabled.as_wire(), "SYNC_STATUS_DISABLED");
-        assert_eq!(
-            serde_json::to_value(SyncState::Error).unwrap(),
-            json!("SYNC_STATUS_ERROR")
-        );
+        assert_eq!(serde_json::to_value(SyncState::Error).unwrap(), json!("SYNC_STATUS_ERROR"));
     }
 }

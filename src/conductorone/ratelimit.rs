@@ -15,16 +15,10 @@ impl RateLimiter {
     /// `burst` of 0 is treated as 1 (no bursting); a rate of 0 is a configuration error.
     pub(crate) fn new(requests_per_second: u32, burst: u32) -> Result<Self, Error> {
         let rate = NonZeroU32::new(requests_per_second).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Config,
-                "configure",
-                "requests_per_second must be at least 1",
-            )
+            Error::new(ErrorKind::Config, "configure", "requests_per_second must be at least 1")
         })?;
         let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-        Ok(RateLimiter {
-            inner: Gcra::direct(Quota::per_second(rate).allow_burst(burst)),
-        })
+        Ok(RateLimiter { inner: Gcra::direct(Quota::per_second(rate).allow_burst(burst)) })
     }
 
     /// Waits for a permit. Cancellation-safe: dropping the future takes no permit.
@@ -56,10 +50,6 @@ mod tests {
             limiter.acquire().await;
         }
         // Four more permits at 20/s need at least ~200 ms.
-        assert!(
-            start.elapsed() >= Duration::from_millis(180),
-            "{:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() >= Duration::from_millis(180), "{:?}", start.elapsed());
     }
 }

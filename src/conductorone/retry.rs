@@ -32,9 +32,7 @@ pub(crate) fn is_retryable(err: &Error, idempotency: Idempotency) -> bool {
 /// Exponential backoff with "equal jitter": half the step is fixed, half random, so retries
 /// from many callers spread out yet never come back sooner than half the nominal delay.
 pub(crate) fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
-    let step = base
-        .saturating_mul(2u32.saturating_pow(attempt.min(16)))
-        .min(max);
+    let step = base.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(max);
     let half = step / 2;
     half + half.mul_f64(rand::random::<f64>())
 }
@@ -45,9 +43,7 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let at = k8s_openapi::jiff::fmt::rfc2822::parse(value)
-        .ok()?
-        .timestamp();
+    let at = k8s_openapi::jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
     let now = Timestamp::try_from(now).ok()?;
     let delta = at.duration_since(now);
     Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
@@ -90,8 +86,7 @@ mod tests {
                 assert!(d >= nominal / 2 && d <= nominal, "attempt {attempt}: {d:?}");
             }
         }
-        let samples: std::collections::HashSet<Duration> =
-            (0..20).map(|_| backoff(3, base, max)).collect();
+        let samples: std::collections::HashSet<Duration> = (0..20).map(|_| backoff(3, base, max)).collect();
         assert!(samples.len() > 1, "jitter must vary the delay");
         assert!(backoff(u32::MAX, base, max) <= max);
     }
@@ -100,14 +95,8 @@ mod tests {
     fn retry_after_seconds_and_http_date() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
         assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now),
-            Some(Duration::from_secs(10))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now), Some(Duration::from_secs(10)));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
     }
@@ -118,10 +107,7 @@ mod tests {
         let limited = err(ErrorKind::RateLimited).with_retry_after(Some(Duration::from_secs(2)));
         let d = next_delay(&limited, 0, base, base, Duration::from_secs(5)).unwrap();
         assert_eq!(d, Duration::from_secs(2));
-        assert_eq!(
-            next_delay(&limited, 0, base, base, Duration::from_secs(1)),
-            None
-        );
+        assert_eq!(next_delay(&limited, 0, base, base, Duration::from_secs(1)), None);
         let plain = err(ErrorKind::Server);
         assert!(next_delay(&plain, 0, base, base, Duration::ZERO).unwrap() <= base);
     }

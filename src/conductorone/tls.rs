@@ -9,26 +9,21 @@ use super::error::{Error, ErrorKind};
 pub(crate) const CA_BUNDLE_ENV: &str = "SSL_CERT_FILE";
 
 pub(crate) fn ca_bundle_path(configured: Option<&Path>) -> Option<PathBuf> {
-    configured.map(Path::to_path_buf).or_else(|| {
-        std::env::var_os(CA_BUNDLE_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    })
+    configured
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(CA_BUNDLE_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
 }
 
 /// Reads a PEM bundle. An unreadable file or one with no certificate fails the client's
 /// construction: silently ignoring it would only show up later as TLS errors.
 pub(crate) fn load_ca_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, Error> {
     let bad = |why: String| Error::new(ErrorKind::Config, "configure", why);
-    let pem = std::fs::read(path)
-        .map_err(|e| bad(format!("cannot read CA bundle {}: {e}", path.display())))?;
+    let pem =
+        std::fs::read(path).map_err(|e| bad(format!("cannot read CA bundle {}: {e}", path.display())))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
         .map_err(|_| bad(format!("CA bundle {} is not valid PEM", path.display())))?;
     if certs.is_empty() {
-        return Err(bad(format!(
-            "CA bundle {} holds no certificate",
-            path.display()
-        )));
+        return Err(bad(format!("CA bundle {} holds no certificate", path.display())));
     }
     Ok(certs)
 }

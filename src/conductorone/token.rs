@@ -64,10 +64,7 @@ impl TokenCache {
     pub(crate) async fn invalidate(&self, creds: &ApiCredentials, used: &SecretString) {
         let slot = self.slot(creds);
         let mut cached = slot.lock().await;
-        if cached
-            .as_ref()
-            .is_some_and(|t| t.token.expose_secret() == used.expose_secret())
-        {
+        if cached.as_ref().is_some_and(|t| t.token.expose_secret() == used.expose_secret()) {
             *cached = None;
         }
     }
@@ -83,9 +80,7 @@ impl TokenCache {
         let now = Instant::now();
         slots.retain(|_, slot| {
             Arc::strong_count(slot) > 1
-                || slot
-                    .try_lock()
-                    .map_or(true, |t| t.as_ref().is_some_and(|t| now < t.refresh_at))
+                || slot.try_lock().map_or(true, |t| t.as_ref().is_some_and(|t| now < t.refresh_at))
         });
         slots.entry(key).or_default().clone()
     }
@@ -117,21 +112,16 @@ async fn fetch(
 ) -> Result<(SecretString, Option<Duration>), Error> {
     let secret = SigningSecret::parse(&creds.client_secret)?;
     let body = transport
-        .send(
-            TOKEN_OPERATION,
-            Endpoint::Token,
-            Idempotency::Idempotent,
-            || {
-                // Signed per attempt: each needs a fresh nonce and time window.
-                let assertion = sign_assertion(client_id, &secret, Timestamp::now().as_second());
-                transport.http().post(token_url.clone()).form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", client_id.as_str()),
-                    ("client_assertion_type", JWT_BEARER),
-                    ("client_assertion", assertion.as_str()),
-                ])
-            },
-        )
+        .send(TOKEN_OPERATION, Endpoint::Token, Idempotency::Idempotent, || {
+            // Signed per attempt: each needs a fresh nonce and time window.
+            let assertion = sign_assertion(client_id, &secret, Timestamp::now().as_second());
+            transport.http().post(token_url.clone()).form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id.as_str()),
+                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion", assertion.as_str()),
+            ])
+        })
         .await?;
     let decode = |why: &str| Error::new(ErrorKind::Decode, TOKEN_OPERATION, why.to_owned());
     let response: TokenResponse =
@@ -147,9 +137,7 @@ async fn fetch(
         ));
     }
     // The TypeScript SDK strips such a prefix too; seen from some deployments.
-    let raw = response
-        .access_token
-        .ok_or_else(|| decode("token response has no access_token"))?;
+    let raw = response.access_token.ok_or_else(|| decode("token response has no access_token"))?;
     let raw = raw.expose_secret();
     let token = match raw.get(..7) {
         Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => &raw[7..],
@@ -159,10 +147,7 @@ async fn fetch(
     if token.expose_secret().is_empty() {
         return Err(decode("token response has no access_token"));
     }
-    let lifetime = u64::try_from(response.expires_in)
-        .ok()
-        .filter(|s| *s > 0)
-        .map(Duration::from_secs);
+    let lifetime = u64::try_from(response.expires_in).ok().filter(|s| *s > 0).map(Duration::from_secs);
     Ok((token, lifetime))
 }
 

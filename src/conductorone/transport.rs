@@ -35,12 +35,7 @@ pub(crate) struct Transport {
 impl Transport {
     pub(crate) fn new(http: reqwest::Client, cfg: ClientConfig) -> Result<Self, Error> {
         let limiter = RateLimiter::new(cfg.requests_per_second, cfg.burst)?;
-        Ok(Transport {
-            http,
-            cfg,
-            limiter,
-            metrics: None,
-        })
+        Ok(Transport { http, cfg, limiter, metrics: None })
     }
 
     pub(crate) fn set_metrics(&mut self, hook: MetricsHook) {
@@ -106,27 +101,18 @@ impl Transport {
         request: RequestBuilder,
     ) -> Result<(u16, Vec<u8>), Error> {
         let transport_error = |e: reqwest::Error| {
-            let kind = if e.is_timeout() {
-                ErrorKind::Timeout
-            } else {
-                ErrorKind::Transport
-            };
+            let kind = if e.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Transport };
             Error::new(kind, operation, "").with_source(e)
         };
-        let response = request
-            .timeout(self.cfg.timeout)
-            .send()
-            .await
-            .map_err(transport_error)?;
+        let response = request.timeout(self.cfg.timeout).send().await.map_err(transport_error)?;
         let status = response.status();
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-        let body = read_body(response)
-            .await
-            .map_err(|e| e.map_or_else(|| too_big(operation), transport_error))?;
+        let body =
+            read_body(response).await.map_err(|e| e.map_or_else(|| too_big(operation), transport_error))?;
         if status.is_success() {
             return Ok((status.as_u16(), body));
         }
@@ -236,13 +222,7 @@ mod tests {
     use super::*;
 
     fn kind(status: u16, body: &str, endpoint: Endpoint) -> ErrorKind {
-        classify(
-            StatusCode::from_u16(status).unwrap(),
-            body.as_bytes(),
-            endpoint,
-            "t",
-        )
-        .kind()
+        classify(StatusCode::from_u16(status).unwrap(), body.as_bytes(), endpoint, "t").kind()
     }
 
     #[test]
@@ -250,17 +230,11 @@ mod tests {
         use Endpoint::*;
         let not_found = r#"{"code":5,"message":"not found (request-id: x)"}"#;
         assert_eq!(kind(404, not_found, Api), ErrorKind::NotFound);
-        assert_eq!(
-            kind(404, "<html>nginx</html>", Api),
-            ErrorKind::InvalidRequest
-        );
+        assert_eq!(kind(404, "<html>nginx</html>", Api), ErrorKind::InvalidRequest);
         assert_eq!(kind(404, not_found, Token), ErrorKind::Unauthorized);
         assert_eq!(kind(401, "", Api), ErrorKind::Unauthorized);
         assert_eq!(kind(403, r#"{"code":7}"#, Api), ErrorKind::Forbidden);
-        assert_eq!(
-            kind(400, r#"{"error":"invalid_client"}"#, Token),
-            ErrorKind::Unauthorized
-        );
+        assert_eq!(kind(400, r#"{"error":"invalid_client"}"#, Token), ErrorKind::Unauthorized);
         assert_eq!(kind(400, r#"{"code":3}"#, Api), ErrorKind::InvalidRequest);
         assert_eq!(kind(409, "", Api), ErrorKind::InvalidRequest);
         assert_eq!(kind(408, "", Api), ErrorKind::Timeout);

@@ -16,11 +16,7 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(base: Duration, max: Duration) -> Self {
-        Self {
-            base,
-            max,
-            failures: Mutex::default(),
-        }
+        Self { base, max, failures: Mutex::default() }
     }
 
     /// Records a failure and returns how long to wait before retrying: base·2ⁿ capped at max, with up
@@ -38,10 +34,12 @@ impl Backoff {
 
     /// Forgets an object's failures after it reconciled successfully.
     pub fn succeeded(&self, obj: &ObjectRef<BatonConnector>) {
-        self.failures
-            .lock()
-            .expect("backoff lock poisoned")
-            .remove(obj);
+        self.failures.lock().expect("backoff lock poisoned").remove(obj);
+    }
+
+    /// Consecutive failures of one object so far.
+    pub fn failures(&self, obj: &ObjectRef<BatonConnector>) -> u32 {
+        self.failures.lock().expect("backoff lock poisoned").get(obj).copied().unwrap_or(0)
     }
 
     /// How many objects are waiting to retry.
@@ -82,14 +80,8 @@ mod tests {
         backoff.failed(&a);
         backoff.failed(&a);
         let third = backoff.failed(&a);
-        assert!(
-            third > Duration::from_secs(15) && third <= Duration::from_secs(20),
-            "{third:?}"
-        );
-        assert!(
-            backoff.failed(&b) <= Duration::from_secs(5),
-            "other objects are unaffected"
-        );
+        assert!(third > Duration::from_secs(15) && third <= Duration::from_secs(20), "{third:?}");
+        assert!(backoff.failed(&b) <= Duration::from_secs(5), "other objects are unaffected");
         assert_eq!(backoff.len(), 2);
         backoff.succeeded(&a);
         assert!(backoff.failed(&a) <= Duration::from_secs(5));

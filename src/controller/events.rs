@@ -20,21 +20,12 @@ pub struct Note {
 pub fn applied(cause: &'static str, name: &str) -> Note {
     let (reason, message) = match cause {
         "create" => ("Created", format!("created Deployment {name}")),
-        "drift" => (
-            "DriftCorrected",
-            format!("put back fields of Deployment {name} that were changed by hand"),
-        ),
-        _ => (
-            "RolledOut",
-            format!("updated Deployment {name}; its pods roll"),
-        ),
+        "drift" => {
+            ("DriftCorrected", format!("put back fields of Deployment {name} that were changed by hand"))
+        }
+        _ => ("RolledOut", format!("updated Deployment {name}; its pods roll")),
     };
-    Note {
-        warning: false,
-        reason,
-        action: "Apply",
-        message,
-    }
+    Note { warning: false, reason, action: "Apply", message }
 }
 
 /// Events for changes of the `Ready` condition and for newly handled trigger annotations.
@@ -42,8 +33,7 @@ pub fn transitions(old: Option<&BatonConnectorStatus>, new: &BatonConnectorStatu
     let mut notes = Vec::new();
     let old_ready = old.and_then(|s| conditions::find(&s.conditions, READY));
     if let Some(ready) = conditions::find(&new.conditions, READY) {
-        let changed =
-            old_ready.is_none_or(|o| o.status != ready.status || o.reason != ready.reason);
+        let changed = old_ready.is_none_or(|o| o.status != ready.status || o.reason != ready.reason);
         if changed {
             let reason: &'static str = leak_reason(&ready.reason);
             if ready.status == "True" {
@@ -90,11 +80,7 @@ fn leak_reason(reason: &str) -> &'static str {
         "Progressing",
         "Suspended",
     ];
-    KNOWN
-        .iter()
-        .find(|k| **k == reason)
-        .copied()
-        .unwrap_or("NotReady")
+    KNOWN.iter().find(|k| **k == reason).copied().unwrap_or("NotReady")
 }
 
 #[cfg(test)]
@@ -106,12 +92,7 @@ mod tests {
     fn status(ready: bool, reason: &'static str) -> BatonConnectorStatus {
         let now = Time(Timestamp::from_second(1).unwrap());
         BatonConnectorStatus {
-            conditions: merge(
-                &[],
-                vec![Desired::new(READY, ready, reason, "m")],
-                Some(1),
-                &now,
-            ),
+            conditions: merge(&[], vec![Desired::new(READY, ready, reason, "m")], Some(1), &now),
             ..Default::default()
         }
     }
@@ -126,17 +107,11 @@ mod tests {
 
     #[test]
     fn failure_is_a_warning_and_recovery_is_normal() {
-        let bad = transitions(
-            Some(&status(true, "Available")),
-            &status(false, "SecretNotFound"),
-        );
+        let bad = transitions(Some(&status(true, "Available")), &status(false, "SecretNotFound"));
         assert_eq!(bad.len(), 1);
         assert!(bad[0].warning);
         assert_eq!(bad[0].reason, "SecretNotFound");
-        let good = transitions(
-            Some(&status(false, "SecretNotFound")),
-            &status(true, "Available"),
-        );
+        let good = transitions(Some(&status(false, "SecretNotFound")), &status(true, "Available"));
         assert_eq!((good[0].warning, good[0].reason), (false, "Ready"));
     }
 
@@ -149,10 +124,7 @@ mod tests {
     fn new_restart_request_is_announced_once() {
         let mut new = status(true, "Available");
         new.handled_requests.restart = Some("t1".into());
-        assert_eq!(
-            transitions(Some(&status(true, "Available")), &new)[0].reason,
-            "RestartRequested"
-        );
+        assert_eq!(transitions(Some(&status(true, "Available")), &new)[0].reason, "RestartRequested");
         assert!(transitions(Some(&new), &new).is_empty());
     }
 }

@@ -2,7 +2,9 @@
 //! `reconcile` (I/O) and `status`/`events` (pure).
 
 pub mod backoff;
+mod credentials;
 pub mod events;
+mod finalizer;
 mod reconcile;
 pub mod status;
 #[cfg(test)]
@@ -59,14 +61,16 @@ impl Default for Config {
 impl Config {
     /// The resync interval plus up to 10%, so resources created together do not stay in lockstep.
     pub fn resync_interval_jittered(&self) -> Duration {
-        self.resync_interval
-            .mul_f64(1.0 + rand::rng().random_range(0.0..0.1))
+        self.resync_interval.mul_f64(1.0 + rand::rng().random_range(0.0..0.1))
     }
 }
 
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
+    /// One ConductorOne client for the whole operator: it holds the global rate limiter and the
+    /// token cache.
+    pub conductorone: crate::conductorone::ConductorOneClient,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub backoff: backoff::Backoff,
@@ -74,15 +78,19 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, metrics: Arc<Metrics>, config: Config) -> Self {
-        let reporter = Reporter {
-            controller: "baton-operator".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
+    pub fn new(
+        client: Client,
+        conductorone: crate::conductorone::ConductorOneClient,
+        metrics: Arc<Metrics>,
+        config: Config,
+    ) -> Self {
+        let reporter =
+            Reporter { controller: "baton-operator".into(), instance: std::env::var("POD_NAME").ok() };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             backoff: backoff::Backoff::new(config.backoff_base, config.backoff_max),
             client,
+            conductorone,
             metrics,
             config,
         }
@@ -95,11 +103,7 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
     let apis: Vec<Api<BatonConnector>> = if ctx.config.namespaces.is_empty() {
         vec![Api::all(ctx.client.clone())]
     } else {
-        ctx.config
-            .namespaces
-            .iter()
-            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
-            .collect()
+        ctx.config.namespaces.iter().map(|ns| Api::namespaced(ctx.client.clone(), ns)).collect()
     };
     let runs = apis.into_iter().map(|api| {
         let ctx = ctx.clone();
@@ -109,10 +113,7 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
             let namespace = api.namespace().map(str::to_string);
             let scoped = |c: &Client| -> (Api<Deployment>, Api<PartialObjectMeta<Secret>>) {
                 match &namespace {
-                    Some(ns) => (
-                        Api::namespaced(c.clone(), ns),
-                        Api::namespaced(c.clone(), ns),
-                    ),
+                    Some(ns) => (Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns)),
                     None => (Api::all(c.clone()), Api::all(c.clone())),
                 }
             };
@@ -125,12 +126,7 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
                 // The store's readiness future wakes only its latest poller, and the controller polls
                 // it too; asking again every second avoids waiting forever on a lost wake-up.
                 loop {
-                    match tokio::time::timeout(
-                        Duration::from_secs(1),
-                        ready_store.wait_until_ready(),
-                    )
-                    .await
-                    {
+                    match tokio::time::timeout(Duration::from_secs(1), ready_store.wait_until_ready()).await {
                         Ok(Ok(())) => {
                             info!(resources = ready_store.len(), "BatonConnector cache synced");
                             ready.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -144,17 +140,11 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
             controller
                 .owns(
                     deployments,
-                    watcher::Config::default()
-                        .labels(&labels::managed_selector())
-                        .any_semantic(),
+                    watcher::Config::default().labels(&labels::managed_selector()).any_semantic(),
                 )
                 // Metadata only: the operator must not hold every Secret of the cluster in memory. A
                 // data change bumps the resourceVersion, which is all the trigger needs.
-                .watches(
-                    secrets,
-                    watcher::Config::default().any_semantic(),
-                    move |s| referencing(&store, &s),
-                )
+                .watches(secrets, watcher::Config::default().any_semantic(), move |s| referencing(&store, &s))
                 .shutdown_on_signal()
                 .run(reconcile_measured, error_policy, ctx.clone())
                 .for_each(|res| async move {
@@ -193,18 +183,10 @@ fn referencing(
 async fn reconcile_measured(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let result = reconcile(bc.clone(), ctx.clone()).await;
-    ctx.metrics
-        .reconcile_duration
-        .observe(started.elapsed().as_secs_f64());
-    let outcome = if result.is_ok() {
-        crate::metrics::Outcome::success
-    } else {
-        crate::metrics::Outcome::error
-    };
-    ctx.metrics
-        .reconciliations
-        .get_or_create(&crate::metrics::OutcomeLabels { outcome })
-        .inc();
+    ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
+    let outcome =
+        if result.is_ok() { crate::metrics::Outcome::success } else { crate::metrics::Outcome::error };
+    ctx.metrics.reconciliations.get_or_create(&crate::metrics::OutcomeLabels { outcome }).inc();
     if result.is_ok() {
         ctx.backoff.succeeded(&ObjectRef::from(bc.as_ref()));
         ctx.metrics.objects_in_backoff.set(ctx.backoff.len() as i64);
@@ -217,9 +199,7 @@ fn error_policy(bc: Arc<BatonConnector>, error: &Error, ctx: Arc<Context>) -> Ac
     ctx.metrics.objects_in_backoff.set(ctx.backoff.len() as i64);
     ctx.metrics
         .reconcile_errors
-        .get_or_create(&crate::metrics::ReasonLabels {
-            reason: error.metric_label(),
-        })
+        .get_or_create(&crate::metrics::ReasonLabels { reason: error.metric_label() })
         .inc();
     match error {
         Error::Blocked(_) => {

@@ -16,19 +16,21 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use super::{
-    Context,
+    Context, credentials,
     events::{self, Note},
+    finalizer,
     status::{self, Observation, Problem},
 };
 use crate::{
     Error, Result,
-    api::BatonConnector,
+    api::{BatonConnector, CredentialsStatus},
     metrics::ApplyLabels,
     resources::{
         self, SecretData,
         compare::{self, APPLIED_HASH_ANNOTATION},
         inputs,
     },
+    rotation,
 };
 
 /// The field manager of every write; forced, because the operator is the authority on what it owns.
@@ -37,14 +39,13 @@ pub const FIELD_MANAGER: &str = "baton-operator";
 pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Action> {
     let ns = bc.namespace().ok_or(Error::NotNamespaced)?;
     let name = bc.name_any();
+    let mut bc = (*bc).clone();
     if bc.meta().deletion_timestamp.is_some() {
-        // Children carry owner references; the garbage collector removes them.
-        return Ok(Action::await_change());
+        return finalizer::cleanup(&ctx, &bc).await;
     }
-    let now = Time(
-        Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid timestamp"),
-    );
-    let secrets = read_secrets(&ctx.client, &ns, &inputs::referenced_secrets(&bc)).await?;
+    finalizer::ensure(&ctx, &mut bc).await?;
+    let now = Time(Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid timestamp"));
+    let mut secrets = read_secrets(&ctx.client, &ns, &inputs::referenced_secrets(&bc)).await?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let mut live = deployments.get_opt(&name).await?;
 
@@ -52,38 +53,95 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
     let mut problem = None;
     let mut config_hash = None;
     let mut applied_current = false;
+    let mut wait = None;
+    let managed = bc.spec.credentials.managed.clone();
     if !bc.spec.suspend {
-        match resources::plan(&bc, &secrets) {
-            Err(p) => problem = Some(Problem::Input(p)),
-            Ok(plan) => {
-                config_hash = Some(plan.config_hash.clone());
-                match apply_deployment(&ctx, &bc, &deployments, live.as_ref(), plan.deployment)
-                    .await?
-                {
-                    Applied::Conflict => {
-                        problem = Some(Problem::OwnershipConflict {
-                            kind: "Deployment",
-                            name: name.clone(),
-                        })
-                    }
-                    Applied::Rejected(message) => problem = Some(Problem::Rejected { message }),
-                    Applied::Unchanged => applied_current = true,
-                    Applied::Written(cause, d) => {
-                        applied_current = true;
-                        notes.push(events::applied(cause, &name));
-                        live = Some(*d);
+        let mut driver = None;
+        if let Some(m) = &managed {
+            match (credentials::api_credentials(&bc, &secrets), credentials::rotation_settings(m)) {
+                (Err(p), _) => problem = Some(Problem::Input(p)),
+                (_, Err(p)) => problem = Some(p),
+                (Ok(api), Ok((interval, grace))) => driver = Some((api, interval, grace)),
+            }
+        }
+        // Issue, store or adopt a credential before the workload needs it.
+        if let Some((api, interval, grace)) = &driver {
+            let mut d =
+                credentials::Driver { ctx: &ctx, api, interval: *interval, grace: *grace, notes: &mut notes };
+            match d.drive(&mut bc, live.as_ref()).await? {
+                credentials::Outcome::Blocked(p) => problem = Some(p),
+                credentials::Outcome::Wait(w) => wait = w,
+            }
+        }
+        let credentials_secret = match &managed {
+            None => bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.clone()),
+            Some(_) => rotation::workload_secret(&credentials_state(&bc), &name),
+        };
+        if let (Some(_), Some(secret)) = (&managed, &credentials_secret) {
+            read_secret_into(&ctx.client, &ns, secret, &mut secrets).await?;
+        }
+        // A ConductorOne failure mid-rotation must not stop the workload that runs on the current
+        // credential from being kept in shape.
+        if let Some(credentials_secret) = credentials_secret {
+            match resources::plan(&bc, &secrets, &credentials_secret) {
+                Err(p) => problem = problem.or(Some(Problem::Input(p))),
+                Ok(plan) => {
+                    config_hash = Some(plan.config_hash.clone());
+                    match apply_deployment(&ctx, &bc, &deployments, live.as_ref(), plan.deployment).await? {
+                        Applied::Conflict => {
+                            problem =
+                                Some(Problem::OwnershipConflict { kind: "Deployment", name: name.clone() })
+                        }
+                        Applied::Rejected(message) => problem = Some(Problem::Rejected { message }),
+                        Applied::Unchanged => applied_current = true,
+                        Applied::Written(cause, d) => {
+                            applied_current = true;
+                            notes.push(events::applied(cause, &name));
+                            live = Some(*d);
+                        }
                     }
                 }
             }
         }
+        // Promote, wait out the grace period, revoke: steps that follow the rollout.
+        if let (Some((api, interval, grace)), None) = (&driver, &problem) {
+            let mut d =
+                credentials::Driver { ctx: &ctx, api, interval: *interval, grace: *grace, notes: &mut notes };
+            match d.drive(&mut bc, live.as_ref()).await? {
+                credentials::Outcome::Blocked(p) => problem = Some(p),
+                credentials::Outcome::Wait(w) => wait = w,
+            }
+        }
     }
 
+    let state = credentials_state(&bc);
+    let (credentials, issuing) = match &managed {
+        Some(m) => {
+            let interval = credentials::rotation_settings(m).map(|(i, _)| i).ok();
+            let seed = format!("{ns}/{name}/{}", bc.uid().unwrap_or_default());
+            let next = interval.and_then(|i| rotation::next_rotation(&state, i, &seed)).map(Time);
+            let issuing = state
+                .credential_id
+                .is_none()
+                .then(|| "waiting for ConductorOne to issue the connector's first credential".to_string());
+            (Some(CredentialsStatus { next_rotation_at: next, ..state }), issuing)
+        }
+        None => (
+            Some(CredentialsStatus {
+                secret_name: bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.clone()),
+                client_id: inputs::client_id(&bc, &secrets),
+                ..Default::default()
+            }),
+            None,
+        ),
+    };
     let observation = Observation {
         problem,
         deployment: live.as_ref(),
         config_hash,
         applied_current,
-        client_id: inputs::client_id(&bc, &secrets),
+        credentials,
+        issuing,
     };
     let new_status = status::compute(&bc, &observation, &now);
     notes.extend(events::transitions(bc.status.as_ref(), &new_status));
@@ -94,12 +152,7 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
             "kind": "BatonConnector",
             "status": new_status,
         });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
         ctx.metrics.status_writes.inc();
         debug!(namespace = %ns, name = %name, "status updated");
     }
@@ -109,7 +162,19 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
         // The condition and event already tell the user; the error makes the controller back off.
         return Err(Error::Blocked(p.reason()));
     }
-    Ok(Action::requeue(ctx.config.resync_interval_jittered()))
+    let resync = ctx.config.resync_interval_jittered();
+    Ok(Action::requeue(wait.map_or(resync, |w| w.min(resync))))
+}
+
+fn credentials_state(bc: &BatonConnector) -> CredentialsStatus {
+    bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default()
+}
+
+async fn read_secret_into(client: &kube::Client, ns: &str, name: &str, out: &mut SecretData) -> Result<()> {
+    if let Some(secret) = Api::<Secret>::namespaced(client.clone(), ns).get_opt(name).await? {
+        out.insert_secret(&secret);
+    }
+    Ok(())
 }
 
 /// Reads the Secrets the resource references. Missing ones are simply absent from the result; the
@@ -149,22 +214,9 @@ async fn apply_deployment(
     };
     compare::stamp(&mut desired);
     let name = desired.name_any();
-    match api
-        .patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&desired),
-        )
-        .await
-    {
+    match api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired)).await {
         Ok(d) => {
-            ctx.metrics
-                .applies
-                .get_or_create(&ApplyLabels {
-                    kind: "Deployment",
-                    cause,
-                })
-                .inc();
+            ctx.metrics.applies.get_or_create(&ApplyLabels { kind: "Deployment", cause }).inc();
             info!(namespace = ?desired.metadata.namespace, name = %name, cause, "applied Deployment");
             Ok(Applied::Written(cause, Box::new(d)))
         }
@@ -178,30 +230,21 @@ async fn apply_deployment(
 
 fn owned_by(child: &Deployment, bc: &BatonConnector) -> bool {
     let uid = bc.uid();
-    child
-        .owner_references()
-        .iter()
-        .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
+    child.owner_references().iter().any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
 }
 
 /// Whether the live object still has every value the operator set (labels, annotations, spec).
 fn same_owned_fields(live: &Deployment, desired: &Deployment) -> bool {
     let l = serde_json::to_value(live).unwrap_or_default();
     let d = serde_json::to_value(desired).unwrap_or_default();
-    ["labels", "annotations"]
-        .iter()
-        .all(|k| compare::contains(&l["metadata"][k], &d["metadata"][k]))
+    ["labels", "annotations"].iter().all(|k| compare::contains(&l["metadata"][k], &d["metadata"][k]))
         && compare::contains(&l["spec"], &d["spec"])
 }
 
-async fn publish(ctx: &Context, bc: &BatonConnector, notes: Vec<Note>) {
+pub(super) async fn publish(ctx: &Context, bc: &BatonConnector, notes: Vec<Note>) {
     let reference = bc.object_ref(&());
     for note in notes {
-        let level = if note.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
+        let level = if note.warning { EventType::Warning } else { EventType::Normal };
         let event = kube::runtime::events::Event {
             type_: level,
             reason: note.reason.into(),

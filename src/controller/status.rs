@@ -7,8 +7,8 @@ use k8s_openapi::{api::apps::v1::Deployment, apimachinery::pkg::apis::meta::v1::
 use kube::ResourceExt;
 
 use crate::api::{
-    BatonConnector, BatonConnectorStatus, CredentialsStatus, HandledRequests,
-    RECONCILE_REQUESTED_AT, RESTART_REQUESTED_AT, WorkloadStatus,
+    BatonConnector, BatonConnectorStatus, CredentialsStatus, HandledRequests, RECONCILE_REQUESTED_AT,
+    RESTART_REQUESTED_AT, WorkloadStatus,
     conditions::{self as cond, Desired},
 };
 use crate::resources::InputProblem;
@@ -24,6 +24,9 @@ pub enum Problem {
     /// The API server refused the object the operator built (for example a value the schema cannot
     /// check). Only a change to the resource can fix it.
     Rejected { message: String },
+    /// ConductorOne refused or failed a call. `permanent` errors (bad or unauthorized API
+    /// credentials) need a person; the others are retried with backoff.
+    ConductorOne { reason: &'static str, message: String, permanent: bool },
 }
 
 impl Problem {
@@ -32,6 +35,7 @@ impl Problem {
             Self::Input(p) => p.reason(),
             Self::OwnershipConflict { .. } => "OwnershipConflict",
             Self::Rejected { .. } => "InvalidSpec",
+            Self::ConductorOne { reason, .. } => reason,
         }
     }
 
@@ -41,9 +45,8 @@ impl Problem {
             Self::OwnershipConflict { kind, name } => format!(
                 "{kind} {name:?} exists and is not owned by this BatonConnector; delete it or rename the resource"
             ),
-            Self::Rejected { message } => {
-                format!("the API server rejected the connector workload: {message}")
-            }
+            Self::Rejected { message } => format!("invalid spec: {message}"),
+            Self::ConductorOne { message, .. } => format!("ConductorOne: {message}"),
         }
     }
 
@@ -53,18 +56,20 @@ impl Problem {
         match self {
             Self::Input(p) => !p.may_resolve_itself(),
             Self::OwnershipConflict { .. } | Self::Rejected { .. } => true,
+            Self::ConductorOne { permanent, .. } => *permanent,
         }
     }
 
     /// Whether it concerns the ConductorOne credentials rather than the app's own configuration.
-    fn is_credentials(&self, credentials_secret: Option<&str>) -> bool {
+    fn is_credentials(&self, credentials_secrets: &[&str]) -> bool {
         let name = match self {
+            Self::ConductorOne { .. } => return true,
             Self::Input(InputProblem::SecretNotFound { name, .. })
             | Self::Input(InputProblem::KeyMissing { name, .. })
             | Self::Input(InputProblem::KeyEmpty { name, .. }) => name,
             _ => return false,
         };
-        Some(name.as_str()) == credentials_secret
+        credentials_secrets.contains(&name.as_str())
     }
 }
 
@@ -90,21 +95,13 @@ pub fn workload_state(deployment: Option<&Deployment>) -> WorkloadState {
     let Some(status) = &d.status else {
         return WorkloadState::Progressing("waiting for the Deployment controller".into());
     };
-    let find = |t: &str| {
-        status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_.as_deref() == Some(t))
-    };
+    let find = |t: &str| status.conditions.iter().flatten().find(|c| c.type_.as_deref() == Some(t));
     if let Some(p) = find("Progressing")
         && p.status.as_deref() == Some("False")
         && p.reason.as_deref() == Some("ProgressDeadlineExceeded")
     {
         return WorkloadState::Failed(
-            p.message
-                .clone()
-                .unwrap_or_else(|| "progress deadline exceeded".into()),
+            p.message.clone().unwrap_or_else(|| "progress deadline exceeded".into()),
         );
     }
     if status.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
@@ -117,16 +114,11 @@ pub fn workload_state(deployment: Option<&Deployment>) -> WorkloadState {
     let total = status.replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
     if updated < want || total > updated {
-        return WorkloadState::Progressing(format!(
-            "rolling out: {updated} of {want} pods updated"
-        ));
+        return WorkloadState::Progressing(format!("rolling out: {updated} of {want} pods updated"));
     }
-    let available_condition =
-        find("Available").is_some_and(|c| c.status.as_deref() == Some("True"));
+    let available_condition = find("Available").is_some_and(|c| c.status.as_deref() == Some("True"));
     if available < want || !available_condition {
-        return WorkloadState::Progressing(format!(
-            "waiting for pods: {available} of {want} available"
-        ));
+        return WorkloadState::Progressing(format!("waiting for pods: {available} of {want} available"));
     }
     WorkloadState::Available
 }
@@ -140,7 +132,10 @@ pub struct Observation<'a> {
     pub config_hash: Option<String>,
     /// Whether this reconcile applied the current template (so a restart request is handled).
     pub applied_current: bool,
-    pub client_id: Option<String>,
+    /// The credentials to report (client ID, managed credential state); never a secret.
+    pub credentials: Option<CredentialsStatus>,
+    /// Managed credentials: no credential is usable yet; the message says what happens.
+    pub issuing: Option<String>,
 }
 
 /// Computes the full status. Deterministic: the same observation and previous status give the same
@@ -150,70 +145,58 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
     let generation = bc.metadata.generation;
     let suspended = bc.spec.suspend;
     let workload = workload_state(obs.deployment);
-    let credentials_secret = bc
+    let credentials_secrets: Vec<&str> = bc
         .spec
         .credentials
         .secret_ref
-        .as_ref()
-        .map(|r| r.name.as_str());
+        .iter()
+        .map(|r| r.name.as_str())
+        .chain(bc.spec.conductor_one.iter().map(|c| c.api_credentials_secret_ref.name.as_str()))
+        .collect();
 
     let mut desired = Vec::new();
     desired.push(if suspended {
-        Desired::new(
-            cond::SUSPENDED,
-            true,
-            "Suspended",
-            "spec.suspend is true: the operator changes nothing",
-        )
+        Desired::new(cond::SUSPENDED, true, "Suspended", "spec.suspend is true: the operator changes nothing")
     } else {
         Desired::new(cond::SUSPENDED, false, "NotSuspended", "")
     });
 
-    let credentials_problem = obs
-        .problem
-        .as_ref()
-        .filter(|p| p.is_credentials(credentials_secret));
+    let credentials_problem = obs.problem.as_ref().filter(|p| p.is_credentials(&credentials_secrets));
+    let managed = obs.credentials.as_ref().and_then(|c| c.credential_id.as_ref());
     desired.push(match credentials_problem {
         Some(p) => Desired::new(cond::CREDENTIALS_READY, false, p.reason(), p.message()),
-        None if obs.config_hash.is_some() || suspended => Desired::new(
+        None if obs.issuing.is_some() => {
+            Desired::new(cond::CREDENTIALS_READY, false, "Issuing", obs.issuing.clone().unwrap_or_default())
+        }
+        None if managed.is_some() => Desired::new(
             cond::CREDENTIALS_READY,
             true,
-            "SecretFound",
-            "client ID and secret are present",
+            "Issued",
+            credential_message(obs.credentials.as_ref().expect("checked above")),
         ),
-        None => Desired::new(
-            cond::CREDENTIALS_READY,
-            false,
-            "Unknown",
-            "credentials were not checked",
-        ),
+        None if obs.config_hash.is_some() || suspended => {
+            Desired::new(cond::CREDENTIALS_READY, true, "SecretFound", "client ID and secret are present")
+        }
+        None => Desired::new(cond::CREDENTIALS_READY, false, "Unknown", "credentials were not checked"),
     });
 
     desired.push(match &workload {
-        WorkloadState::Available => Desired::new(
-            cond::WORKLOAD_AVAILABLE,
-            true,
-            "Available",
-            "the connector pod is available",
-        ),
-        WorkloadState::Absent => Desired::new(
-            cond::WORKLOAD_AVAILABLE,
-            false,
-            "NotCreated",
-            "the Deployment does not exist yet",
-        ),
+        WorkloadState::Available => {
+            Desired::new(cond::WORKLOAD_AVAILABLE, true, "Available", "the connector pod is available")
+        }
+        WorkloadState::Absent => {
+            Desired::new(cond::WORKLOAD_AVAILABLE, false, "NotCreated", "the Deployment does not exist yet")
+        }
         WorkloadState::Progressing(m) => {
             Desired::new(cond::WORKLOAD_AVAILABLE, false, "Progressing", m.clone())
         }
-        WorkloadState::Failed(m) => Desired::new(
-            cond::WORKLOAD_AVAILABLE,
-            false,
-            "ProgressDeadlineExceeded",
-            m.clone(),
-        ),
+        WorkloadState::Failed(m) => {
+            Desired::new(cond::WORKLOAD_AVAILABLE, false, "ProgressDeadlineExceeded", m.clone())
+        }
     });
 
-    let (ready, reconciling, stalled) = summary(suspended, obs.problem.as_ref(), &workload);
+    let (ready, reconciling, stalled) =
+        summary(suspended, obs.problem.as_ref(), obs.issuing.as_deref(), &workload);
     desired.push(ready);
     desired.push(reconciling);
     desired.push(stalled);
@@ -235,37 +218,37 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
         image: running_image(obs.deployment).or(previous.image),
         workload: obs.deployment.map(|d| WorkloadStatus {
             name: d.name_any(),
-            available_replicas: d
-                .status
-                .as_ref()
-                .and_then(|s| s.available_replicas)
-                .unwrap_or(0),
-            config_hash: obs.config_hash.clone().or_else(|| {
-                previous
-                    .workload
-                    .as_ref()
-                    .and_then(|w| w.config_hash.clone())
-            }),
+            available_replicas: d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
+            config_hash: obs
+                .config_hash
+                .clone()
+                .or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
         }),
         handled_requests,
-        credentials: Some(CredentialsStatus {
-            secret_name: credentials_secret.map(str::to_string),
-            client_id: obs.client_id.clone().or_else(|| {
-                previous
-                    .credentials
-                    .as_ref()
-                    .and_then(|c| c.client_id.clone())
-            }),
-            ..previous.credentials.clone().unwrap_or_default()
-        }),
+        credentials: obs.credentials.clone().or(previous.credentials),
         sync: previous.sync,
     }
+}
+
+fn credential_message(c: &CredentialsStatus) -> String {
+    let id = c.credential_id.as_deref().unwrap_or_default();
+    let mut message = match &c.rotation {
+        Some(r) => format!("credential {id} in use; rotation {:?} ({})", r.phase, r.trigger),
+        None => format!("credential {id} in use"),
+    };
+    if let Some(n) = c.rotation.as_ref().map(|r| r.unrecorded_attempts).filter(|n| *n > 0) {
+        message.push_str(&format!(
+            "; {n} issue attempt(s) got no stored reply and may have left an unused credential in ConductorOne"
+        ));
+    }
+    message
 }
 
 /// `Ready`, `Reconciling` and `Stalled` together, so they can never contradict each other.
 fn summary(
     suspended: bool,
     problem: Option<&Problem>,
+    issuing: Option<&str>,
     workload: &WorkloadState,
 ) -> (Desired, Desired, Desired) {
     let not_reconciling = || Desired::new(cond::RECONCILING, false, "Idle", "");
@@ -273,26 +256,14 @@ fn summary(
     if suspended {
         let available = *workload == WorkloadState::Available;
         let msg = "reconciliation is suspended; the workload is left as it is";
-        return (
-            Desired::new(cond::READY, available, "Suspended", msg),
-            not_reconciling(),
-            not_stalled(),
-        );
+        return (Desired::new(cond::READY, available, "Suspended", msg), not_reconciling(), not_stalled());
     }
     if let Some(p) = problem {
         let ready = Desired::new(cond::READY, false, p.reason(), p.message());
         return if p.needs_person() {
-            (
-                ready,
-                not_reconciling(),
-                Desired::new(cond::STALLED, true, p.reason(), p.message()),
-            )
+            (ready, not_reconciling(), Desired::new(cond::STALLED, true, p.reason(), p.message()))
         } else {
-            (
-                ready,
-                Desired::new(cond::RECONCILING, true, p.reason(), p.message()),
-                not_stalled(),
-            )
+            (ready, Desired::new(cond::RECONCILING, true, p.reason(), p.message()), not_stalled())
         };
     }
     match workload {
@@ -306,6 +277,14 @@ fn summary(
             not_reconciling(),
             Desired::new(cond::STALLED, true, "ProgressDeadlineExceeded", m.clone()),
         ),
+        WorkloadState::Absent if issuing.is_some() => {
+            let m = issuing.unwrap_or_default().to_string();
+            (
+                Desired::new(cond::READY, false, "IssuingCredentials", m.clone()),
+                Desired::new(cond::RECONCILING, true, "IssuingCredentials", m),
+                not_stalled(),
+            )
+        }
         WorkloadState::Absent => {
             let m = "creating the connector workload";
             (
@@ -323,13 +302,5 @@ fn summary(
 }
 
 fn running_image(deployment: Option<&Deployment>) -> Option<String> {
-    deployment?
-        .spec
-        .template
-        .spec
-        .as_ref()?
-        .containers
-        .first()?
-        .image
-        .clone()
+    deployment?.spec.template.spec.as_ref()?.containers.first()?.image.clone()
 }

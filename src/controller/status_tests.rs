@@ -51,7 +51,8 @@ fn obs(problem: Option<Problem>, d: Option<&Deployment>) -> Observation<'_> {
         deployment: d,
         config_hash: Some("h".into()),
         applied_current: true,
-        client_id: None,
+        credentials: None,
+        issuing: None,
     }
 }
 
@@ -106,27 +107,16 @@ fn progress_deadline_is_stalled() {
 
 #[test]
 fn missing_secret_waits_and_missing_key_stalls() {
-    let missing = Problem::Input(InputProblem::SecretNotFound {
-        namespace: "ns".into(),
-        name: "c1".into(),
-    });
+    let missing = Problem::Input(InputProblem::SecretNotFound { namespace: "ns".into(), name: "c1".into() });
     let mut o = obs(Some(missing), None);
     o.config_hash = None;
     let s = compute(&connector("okta", "okta"), &o, &t(10));
     assert!(is_true(&s.conditions, cond::RECONCILING));
     assert!(!is_true(&s.conditions, cond::STALLED));
     assert_eq!(reason(&s, cond::CREDENTIALS_READY), "SecretNotFound");
-    assert!(
-        find(&s.conditions, cond::READY)
-            .unwrap()
-            .message
-            .contains("\"c1\"")
-    );
+    assert!(find(&s.conditions, cond::READY).unwrap().message.contains("\"c1\""));
 
-    let key = Problem::Input(InputProblem::KeyMissing {
-        name: "c1".into(),
-        key: "BATON_CLIENT_SECRET",
-    });
+    let key = Problem::Input(InputProblem::KeyMissing { name: "c1".into(), key: "BATON_CLIENT_SECRET" });
     let mut o = obs(Some(key), None);
     o.config_hash = None;
     let s = compute(&connector("okta", "okta"), &o, &t(10));
@@ -137,10 +127,8 @@ fn missing_secret_waits_and_missing_key_stalls() {
 
 #[test]
 fn app_secret_problem_does_not_blame_credentials() {
-    let missing = Problem::Input(InputProblem::SecretNotFound {
-        namespace: "ns".into(),
-        name: "okta-app".into(),
-    });
+    let missing =
+        Problem::Input(InputProblem::SecretNotFound { namespace: "ns".into(), name: "okta-app".into() });
     let mut o = obs(Some(missing), None);
     o.config_hash = None;
     let s = compute(&connector("okta", "okta"), &o, &t(10));
@@ -151,19 +139,10 @@ fn app_secret_problem_does_not_blame_credentials() {
 #[test]
 fn ownership_conflict_and_rejection_stall() {
     for p in [
-        Problem::OwnershipConflict {
-            kind: "Deployment",
-            name: "okta".into(),
-        },
-        Problem::Rejected {
-            message: "spec.template: invalid".into(),
-        },
+        Problem::OwnershipConflict { kind: "Deployment", name: "okta".into() },
+        Problem::Rejected { message: "spec.template: invalid".into() },
     ] {
-        let s = compute(
-            &connector("okta", "okta"),
-            &obs(Some(p.clone()), None),
-            &t(10),
-        );
+        let s = compute(&connector("okta", "okta"), &obs(Some(p.clone()), None), &t(10));
         assert!(is_true(&s.conditions, cond::STALLED), "{p:?}");
         assert_eq!(reason(&s, cond::STALLED), p.reason());
     }
@@ -191,10 +170,7 @@ fn recomputing_from_the_written_status_changes_nothing() {
     let first = compute(&bc, &obs(None, Some(&d)), &t(10));
     bc.status = Some(first.clone());
     let second = compute(&bc, &obs(None, Some(&d)), &t(99));
-    assert_eq!(
-        first, second,
-        "an idle resource must not cause a status write"
-    );
+    assert_eq!(first, second, "an idle resource must not cause a status write");
 }
 
 #[test]

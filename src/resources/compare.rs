@@ -22,8 +22,7 @@ pub fn desired_hash<T: Serialize>(desired: &T) -> String {
 /// Records the desired hash on the object itself, as applied.
 pub fn stamp<K: kube::Resource + Serialize>(desired: &mut K) -> String {
     let hash = desired_hash(desired);
-    kube::ResourceExt::annotations_mut(desired)
-        .insert(APPLIED_HASH_ANNOTATION.into(), hash.clone());
+    kube::ResourceExt::annotations_mut(desired).insert(APPLIED_HASH_ANNOTATION.into(), hash.clone());
     hash
 }
 
@@ -67,9 +66,8 @@ fn same_quantity(a: &str, b: &str) -> bool {
 }
 
 fn quantity_value(s: &str) -> Option<f64> {
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(s.len());
+    let split =
+        s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(s.len());
     let (number, suffix) = s.split_at(split);
     let number: f64 = number.parse().ok()?;
     let factor = match suffix {
@@ -104,10 +102,7 @@ mod tests {
 
     #[test]
     fn extra_live_fields_are_fine() {
-        assert!(contains(
-            &json!({"a": 1, "b": {"c": 2, "d": 3}}),
-            &json!({"b": {"c": 2}})
-        ));
+        assert!(contains(&json!({"a": 1, "b": {"c": 2, "d": 3}}), &json!({"b": {"c": 2}})));
     }
 
     #[test]
@@ -125,26 +120,14 @@ mod tests {
     #[test]
     fn quantities_compare_by_value() {
         assert!(contains(&json!({"cpu": "500m"}), &json!({"cpu": "0.5"})));
-        assert!(contains(
-            &json!({"memory": "1Gi"}),
-            &json!({"memory": "1024Mi"})
-        ));
-        assert!(!contains(
-            &json!({"memory": "1G"}),
-            &json!({"memory": "1Gi"})
-        ));
+        assert!(contains(&json!({"memory": "1Gi"}), &json!({"memory": "1024Mi"})));
+        assert!(!contains(&json!({"memory": "1G"}), &json!({"memory": "1Gi"})));
         assert!(!contains(&json!({"name": "a1"}), &json!({"name": "b1"})));
     }
 
     #[test]
     fn hash_changes_with_content() {
-        assert_eq!(
-            desired_hash(&json!({"a": 1})),
-            desired_hash(&json!({"a": 1}))
-        );
-        assert_ne!(
-            desired_hash(&json!({"a": 1})),
-            desired_hash(&json!({"a": 2}))
-        );
+        assert_eq!(desired_hash(&json!({"a": 1})), desired_hash(&json!({"a": 1})));
+        assert_ne!(desired_hash(&json!({"a": 1})), desired_hash(&json!({"a": 2})));
     }
 }

@@ -8,8 +8,8 @@ use k8s_openapi::{
         core::v1::{
             Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
             EnvVarSource, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-            ResourceRequirements, SeccompProfile, SecretEnvSource, SecretKeySelector,
-            SecurityContext, Volume, VolumeMount,
+            ResourceRequirements, SeccompProfile, SecretEnvSource, SecretKeySelector, SecurityContext,
+            Volume, VolumeMount,
         },
     },
     apimachinery::pkg::{
@@ -59,10 +59,7 @@ pub fn deployment(bc: &BatonConnector, inputs: &DeploymentInputs) -> Deployment 
         template_annotations.insert(RESTARTED_AT_ANNOTATION.into(), at.clone());
     }
     // The first container is the one `kubectl logs deploy/<name>` picks anyway; say so explicitly.
-    template_annotations.insert(
-        "kubectl.kubernetes.io/default-container".into(),
-        container_name(bc),
-    );
+    template_annotations.insert("kubectl.kubernetes.io/default-container".into(), container_name(bc));
 
     Deployment {
         metadata: ObjectMeta {
@@ -76,16 +73,10 @@ pub fn deployment(bc: &BatonConnector, inputs: &DeploymentInputs) -> Deployment 
             // One pod per connector: two pods with one BATON_HOST_ID would compete for the same tasks,
             // so the old pod goes before the new one starts.
             replicas: Some(1),
-            strategy: Some(DeploymentStrategy {
-                type_: Some("Recreate".into()),
-                rolling_update: None,
-            }),
+            strategy: Some(DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None }),
             revision_history_limit: Some(3),
             progress_deadline_seconds: Some(600),
-            selector: LabelSelector {
-                match_labels: Some(labels::selector(bc)),
-                match_expressions: None,
-            },
+            selector: LabelSelector { match_labels: Some(labels::selector(bc)), match_expressions: None },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels::pod_labels(bc)),
@@ -109,10 +100,7 @@ fn pod_spec(bc: &BatonConnector, inputs: &DeploymentInputs) -> PodSpec {
             run_as_user: Some(CONNECTOR_UID),
             run_as_group: Some(CONNECTOR_UID),
             fs_group: Some(CONNECTOR_UID),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                localhost_profile: None,
-            }),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
             ..Default::default()
         }),
         volumes: Some(vec![Volume {
@@ -135,39 +123,25 @@ fn pod_spec(bc: &BatonConnector, inputs: &DeploymentInputs) -> PodSpec {
 
 fn container(bc: &BatonConnector, inputs: &DeploymentInputs) -> Container {
     let spec = &bc.spec;
-    let health_port = spec
-        .health_check
-        .as_ref()
-        .filter(|h| h.enabled)
-        .map(|h| h.port.unwrap_or(DEFAULT_HEALTH_PORT));
+    let health_port =
+        spec.health_check.as_ref().filter(|h| h.enabled).map(|h| h.port.unwrap_or(DEFAULT_HEALTH_PORT));
     Container {
         name: container_name(bc),
         image: Some(image::reference(bc)),
-        image_pull_policy: spec
-            .image
-            .as_ref()
-            .and_then(|i| i.pull_policy)
-            .map(|p| p.as_str().to_string()),
+        image_pull_policy: spec.image.as_ref().and_then(|i| i.pull_policy).map(|p| p.as_str().to_string()),
         env_from: non_empty_vec(
             &spec
                 .secret_refs
                 .iter()
                 .map(|s| EnvFromSource {
-                    secret_ref: Some(SecretEnvSource {
-                        name: s.name.clone(),
-                        optional: Some(false),
-                    }),
+                    secret_ref: Some(SecretEnvSource { name: s.name.clone(), optional: Some(false) }),
                     ..Default::default()
                 })
                 .collect::<Vec<_>>(),
         ),
         env: Some(env(bc, inputs, health_port)),
         ports: health_port.map(|port| {
-            vec![ContainerPort {
-                name: Some("health".into()),
-                container_port: port,
-                ..Default::default()
-            }]
+            vec![ContainerPort { name: Some("health".into()), container_port: port, ..Default::default() }]
         }),
         startup_probe: health_port.map(|p| probe("/live", p, 10, 30)),
         liveness_probe: health_port.map(|p| probe("/live", p, 20, 3)),
@@ -177,10 +151,7 @@ fn container(bc: &BatonConnector, inputs: &DeploymentInputs) -> Container {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
             run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
             ..Default::default()
         }),
         // Baton writes its c1z working files to the temp dir; the root filesystem is read-only.
@@ -194,11 +165,8 @@ fn container(bc: &BatonConnector, inputs: &DeploymentInputs) -> Container {
 }
 
 fn env(bc: &BatonConnector, inputs: &DeploymentInputs, health_port: Option<i32>) -> Vec<EnvVar> {
-    let plain = |name: &str, value: String| EnvVar {
-        name: name.into(),
-        value: Some(value),
-        value_from: None,
-    };
+    let plain =
+        |name: &str, value: String| EnvVar { name: name.into(), value: Some(value), value_from: None };
     let from_secret = |name: &str| EnvVar {
         name: name.into(),
         value: None,
@@ -246,14 +214,8 @@ fn probe(path: &str, port: i32, period: i32, failures: i32) -> Probe {
 fn default_resources() -> ResourceRequirements {
     let q = |s: &str| Quantity(s.into());
     ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".into(), q("100m")),
-            ("memory".into(), q("128Mi")),
-        ])),
-        limits: Some(BTreeMap::from([
-            ("cpu".into(), q("1")),
-            ("memory".into(), q("1Gi")),
-        ])),
+        requests: Some(BTreeMap::from([("cpu".into(), q("100m")), ("memory".into(), q("128Mi"))])),
+        limits: Some(BTreeMap::from([("cpu".into(), q("1")), ("memory".into(), q("1Gi"))])),
         ..Default::default()
     }
 }

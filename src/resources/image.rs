@@ -8,9 +8,8 @@ pub const DEFAULT_REGISTRY: &str = "public.ecr.aws/conductorone";
 /// `repository[:tag][@digest]`: a digest pins what runs, and a tag kept beside it documents it.
 pub fn reference(bc: &BatonConnector) -> String {
     let image = bc.spec.image.clone().unwrap_or_default();
-    let repository = image
-        .repository
-        .unwrap_or_else(|| format!("{DEFAULT_REGISTRY}/baton-{}", bc.spec.connector));
+    let repository =
+        image.repository.unwrap_or_else(|| format!("{DEFAULT_REGISTRY}/baton-{}", bc.spec.connector));
     match (image.tag, image.digest) {
         (Some(tag), Some(digest)) => format!("{repository}:{tag}@{digest}"),
         (None, Some(digest)) => format!("{repository}@{digest}"),
@@ -43,17 +42,11 @@ mod tests {
     #[test]
     fn tag_digest_and_repository() {
         assert_eq!(
-            with(ImageSpec {
-                tag: Some("1.2.3".into()),
-                ..Default::default()
-            }),
+            with(ImageSpec { tag: Some("1.2.3".into()), ..Default::default() }),
             format!("{DEFAULT_REGISTRY}/baton-okta:1.2.3")
         );
         assert_eq!(
-            with(ImageSpec {
-                digest: Some(DIGEST.into()),
-                ..Default::default()
-            }),
+            with(ImageSpec { digest: Some(DIGEST.into()), ..Default::default() }),
             format!("{DEFAULT_REGISTRY}/baton-okta@{DIGEST}")
         );
         assert_eq!(

@@ -71,6 +71,10 @@ pub fn referenced_secrets(bc: &BatonConnector) -> Vec<String> {
     if let Some(c1) = &bc.spec.conductor_one {
         names.push(c1.api_credentials_secret_ref.name.clone());
     }
+    // The operator's own credential Secrets, so that deleting one by hand is noticed at once.
+    if let Some(c) = bc.status.as_ref().and_then(|s| s.credentials.as_ref()) {
+        names.extend(c.secret_name.iter().cloned());
+    }
     names.sort();
     names.dedup();
     names
@@ -83,14 +87,13 @@ pub fn pod_inputs_hash(
     bc: &BatonConnector,
     namespace: &str,
     secrets: &SecretData,
+    credentials_secret: &str,
 ) -> Result<String, InputProblem> {
     let lookup = |name: &str| {
-        secrets
-            .get(name)
-            .ok_or_else(|| InputProblem::SecretNotFound {
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-            })
+        secrets.get(name).ok_or_else(|| InputProblem::SecretNotFound {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
     };
     let mut hasher = Sha256::new();
     let mut feed = |parts: &[&[u8]]| {
@@ -99,21 +102,14 @@ pub fn pod_inputs_hash(
             hasher.update(p);
         }
     };
-    if let Some(r) = &bc.spec.credentials.secret_ref {
-        let data = lookup(&r.name)?;
-        for key in [CLIENT_ID_KEY, CLIENT_SECRET_KEY] {
-            let value = data.get(key).ok_or_else(|| InputProblem::KeyMissing {
-                name: r.name.clone(),
-                key,
-            })?;
-            if value.0.is_empty() {
-                return Err(InputProblem::KeyEmpty {
-                    name: r.name.clone(),
-                    key,
-                });
-            }
-            feed(&[b"credentials", r.name.as_bytes(), key.as_bytes(), &value.0]);
+    let data = lookup(credentials_secret)?;
+    for key in [CLIENT_ID_KEY, CLIENT_SECRET_KEY] {
+        let name = credentials_secret.to_string();
+        let value = data.get(key).ok_or_else(|| InputProblem::KeyMissing { name: name.clone(), key })?;
+        if value.0.is_empty() {
+            return Err(InputProblem::KeyEmpty { name, key });
         }
+        feed(&[b"credentials", credentials_secret.as_bytes(), key.as_bytes(), &value.0]);
     }
     for r in &bc.spec.secret_refs {
         for (key, value) in lookup(&r.name)? {
@@ -127,9 +123,7 @@ pub fn pod_inputs_hash(
 pub fn client_id(bc: &BatonConnector, secrets: &SecretData) -> Option<String> {
     let r = bc.spec.credentials.secret_ref.as_ref()?;
     let raw = secrets.get(&r.name)?.get(CLIENT_ID_KEY)?;
-    String::from_utf8(raw.0.clone())
-        .ok()
-        .map(|s| s.trim().to_string())
+    String::from_utf8(raw.0.clone()).ok().map(|s| s.trim().to_string())
 }
 
 #[cfg(test)]
@@ -140,16 +134,11 @@ mod tests {
 
     fn inputs() -> (BatonConnector, SecretData) {
         let mut bc = connector("okta", "okta");
-        bc.spec.secret_refs = vec![SecretRef {
-            name: "okta-app".into(),
-        }];
+        bc.spec.secret_refs = vec![SecretRef { name: "okta-app".into() }];
         let mut s = SecretData::default();
         s.insert(
             "c1",
-            secret_data(&[
-                (CLIENT_ID_KEY, "id@acme.conductor.one/ccc"),
-                (CLIENT_SECRET_KEY, "s3cr3t"),
-            ]),
+            secret_data(&[(CLIENT_ID_KEY, "id@acme.conductor.one/ccc"), (CLIENT_SECRET_KEY, "s3cr3t")]),
         );
         s.insert("okta-app", secret_data(&[("BATON_API_TOKEN", "tok")]));
         (bc, s)
@@ -158,16 +147,16 @@ mod tests {
     #[test]
     fn hash_is_stable_and_follows_read_data() {
         let (bc, mut s) = inputs();
-        let h1 = pod_inputs_hash(&bc, "ns", &s).unwrap();
-        assert_eq!(h1, pod_inputs_hash(&bc, "ns", &s).unwrap());
+        let h1 = pod_inputs_hash(&bc, "ns", &s, "c1").unwrap();
+        assert_eq!(h1, pod_inputs_hash(&bc, "ns", &s, "c1").unwrap());
         s.insert("okta-app", secret_data(&[("BATON_API_TOKEN", "tok2")]));
-        assert_ne!(h1, pod_inputs_hash(&bc, "ns", &s).unwrap());
+        assert_ne!(h1, pod_inputs_hash(&bc, "ns", &s, "c1").unwrap());
     }
 
     #[test]
     fn unread_keys_of_the_credentials_secret_do_not_roll() {
         let (bc, mut s) = inputs();
-        let h1 = pod_inputs_hash(&bc, "ns", &s).unwrap();
+        let h1 = pod_inputs_hash(&bc, "ns", &s, "c1").unwrap();
         s.insert(
             "c1",
             secret_data(&[
@@ -176,16 +165,16 @@ mod tests {
                 ("note", "x"),
             ]),
         );
-        assert_eq!(h1, pod_inputs_hash(&bc, "ns", &s).unwrap());
+        assert_eq!(h1, pod_inputs_hash(&bc, "ns", &s, "c1").unwrap());
     }
 
     #[test]
     fn hash_does_not_confuse_boundaries() {
         let (bc, mut s) = inputs();
         s.insert("okta-app", secret_data(&[("AB", "C")]));
-        let h1 = pod_inputs_hash(&bc, "ns", &s).unwrap();
+        let h1 = pod_inputs_hash(&bc, "ns", &s, "c1").unwrap();
         s.insert("okta-app", secret_data(&[("A", "BC")]));
-        assert_ne!(h1, pod_inputs_hash(&bc, "ns", &s).unwrap());
+        assert_ne!(h1, pod_inputs_hash(&bc, "ns", &s, "c1").unwrap());
     }
 
     #[test]
@@ -193,29 +182,17 @@ mod tests {
         let (bc, mut s) = inputs();
         let mut empty = SecretData::default();
         empty.insert("okta-app", secret_data(&[]));
-        let err = pod_inputs_hash(&bc, "ns", &empty).unwrap_err();
+        let err = pod_inputs_hash(&bc, "ns", &empty, "c1").unwrap_err();
         assert_eq!(err.reason(), "SecretNotFound");
         assert!(err.may_resolve_itself());
 
         s.insert("c1", secret_data(&[(CLIENT_ID_KEY, "id")]));
-        let err = pod_inputs_hash(&bc, "ns", &s).unwrap_err();
-        assert_eq!(
-            err,
-            InputProblem::KeyMissing {
-                name: "c1".into(),
-                key: CLIENT_SECRET_KEY
-            }
-        );
+        let err = pod_inputs_hash(&bc, "ns", &s, "c1").unwrap_err();
+        assert_eq!(err, InputProblem::KeyMissing { name: "c1".into(), key: CLIENT_SECRET_KEY });
         assert!(!err.may_resolve_itself());
 
-        s.insert(
-            "c1",
-            secret_data(&[(CLIENT_ID_KEY, "id"), (CLIENT_SECRET_KEY, "")]),
-        );
-        assert_eq!(
-            pod_inputs_hash(&bc, "ns", &s).unwrap_err().reason(),
-            "SecretKeyEmpty"
-        );
+        s.insert("c1", secret_data(&[(CLIENT_ID_KEY, "id"), (CLIENT_SECRET_KEY, "")]));
+        assert_eq!(pod_inputs_hash(&bc, "ns", &s, "c1").unwrap_err().reason(), "SecretKeyEmpty");
     }
 
     #[test]
@@ -229,10 +206,7 @@ mod tests {
     fn string_data_is_folded_in() {
         let mut s = SecretData::default();
         let secret = Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some("x".into()),
-                ..Default::default()
-            },
+            metadata: kube::api::ObjectMeta { name: Some("x".into()), ..Default::default() },
             string_data: Some(BTreeMap::from([("K".to_string(), "v".to_string())])),
             ..Default::default()
         };

@@ -26,32 +26,19 @@ pub struct Plan {
     pub config_hash: String,
 }
 
-/// Computes the desired children of `bc` from the Secret data it reads.
-pub fn plan(bc: &BatonConnector, secrets: &SecretData) -> Result<Plan, InputProblem> {
+/// Computes the desired children of `bc` from the Secret data it reads; `credentials_secret` holds
+/// the ConductorOne client ID and secret (the user's, or the operator's current managed revision).
+pub fn plan(
+    bc: &BatonConnector,
+    secrets: &SecretData,
+    credentials_secret: &str,
+) -> Result<Plan, InputProblem> {
     let namespace = bc.namespace().unwrap_or_default();
-    let config_hash = inputs::pod_inputs_hash(bc, &namespace, secrets)?;
-    let credentials_secret = bc
-        .spec
-        .credentials
-        .secret_ref
-        .as_ref()
-        .map(|r| r.name.clone())
-        .unwrap_or_else(|| managed_secret_name(bc));
+    let config_hash = inputs::pod_inputs_hash(bc, &namespace, secrets, credentials_secret)?;
+    let credentials_secret = credentials_secret.to_string();
     let deployment = deployment::deployment(
         bc,
-        &deployment::DeploymentInputs {
-            config_hash: config_hash.clone(),
-            credentials_secret,
-        },
+        &deployment::DeploymentInputs { config_hash: config_hash.clone(), credentials_secret },
     );
-    Ok(Plan {
-        deployment,
-        image: image::reference(bc),
-        config_hash,
-    })
-}
-
-/// The Secret the operator writes managed credentials into.
-pub fn managed_secret_name(bc: &BatonConnector) -> String {
-    format!("{}-c1-credentials", bc.name_any())
+    Ok(Plan { deployment, image: image::reference(bc), config_hash })
 }

@@ -23,16 +23,11 @@ pub fn connector(name: &str, connector: &str) -> BatonConnector {
         generation: Some(1),
         ..Default::default()
     };
-    bc.spec.credentials = CredentialsSpec {
-        secret_ref: Some(SecretRef { name: "c1".into() }),
-        managed: None,
-    };
+    bc.spec.credentials =
+        CredentialsSpec { secret_ref: Some(SecretRef { name: "c1".into() }), managed: None };
     bc
 }
 
 pub fn secret_data(pairs: &[(&str, &str)]) -> BTreeMap<String, ByteString> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect()
 }

@@ -12,33 +12,18 @@ fn secrets() -> SecretData {
     let mut s = SecretData::default();
     s.insert(
         "c1",
-        secret_data(&[
-            (CLIENT_ID_KEY, "id@acme.conductor.one/ccc"),
-            (CLIENT_SECRET_KEY, "s3cr3t"),
-        ]),
+        secret_data(&[(CLIENT_ID_KEY, "id@acme.conductor.one/ccc"), (CLIENT_SECRET_KEY, "s3cr3t")]),
     );
     s.insert("app", secret_data(&[("BATON_API_TOKEN", "tok")]));
     s
 }
 
 fn pod(bc: &BatonConnector) -> PodSpec {
-    plan(bc, &secrets())
-        .unwrap()
-        .deployment
-        .spec
-        .template
-        .spec
-        .unwrap()
+    plan(bc, &secrets(), "c1").unwrap().deployment.spec.template.spec.unwrap()
 }
 
 fn env_value(spec: &PodSpec, name: &str) -> Option<String> {
-    spec.containers[0]
-        .env
-        .as_ref()?
-        .iter()
-        .find(|e| e.name == name)?
-        .value
-        .clone()
+    spec.containers[0].env.as_ref()?.iter().find(|e| e.name == name)?.value.clone()
 }
 
 #[test]
@@ -47,18 +32,12 @@ fn pod_meets_restricted_pod_security() {
     let psc = spec.security_context.as_ref().unwrap();
     assert_eq!(psc.run_as_non_root, Some(true));
     assert_eq!(psc.run_as_user, Some(65532));
-    assert_eq!(
-        psc.seccomp_profile.as_ref().unwrap().type_,
-        "RuntimeDefault"
-    );
+    assert_eq!(psc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
     let c = &spec.containers[0];
     let sc = c.security_context.as_ref().unwrap();
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.read_only_root_filesystem, Some(true));
-    assert_eq!(
-        sc.capabilities.as_ref().unwrap().drop.as_deref(),
-        Some(&["ALL".to_string()][..])
-    );
+    assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_string()][..]));
     let mount = &c.volume_mounts.as_ref().unwrap()[0];
     assert_eq!(mount.mount_path, "/tmp");
     assert!(spec.volumes.as_ref().unwrap()[0].empty_dir.is_some());
@@ -72,44 +51,17 @@ fn pod_meets_restricted_pod_security() {
 fn env_carries_host_id_flags_and_credentials_by_reference() {
     let mut bc = connector("okta-prod", "okta");
     bc.spec.provisioning = true;
-    bc.spec.env = vec![EnvEntry {
-        name: "BATON_DOMAIN".into(),
-        value: "acme.okta.com".into(),
-    }];
+    bc.spec.env = vec![EnvEntry { name: "BATON_DOMAIN".into(), value: "acme.okta.com".into() }];
     let spec = pod(&bc);
-    assert_eq!(
-        env_value(&spec, "BATON_HOST_ID").as_deref(),
-        Some("okta-prod")
-    );
-    assert_eq!(
-        env_value(&spec, "BATON_PROVISIONING").as_deref(),
-        Some("true")
-    );
-    assert_eq!(
-        env_value(&spec, "BATON_TICKETING").as_deref(),
-        Some("false")
-    );
-    assert_eq!(
-        env_value(&spec, "BATON_DOMAIN").as_deref(),
-        Some("acme.okta.com")
-    );
+    assert_eq!(env_value(&spec, "BATON_HOST_ID").as_deref(), Some("okta-prod"));
+    assert_eq!(env_value(&spec, "BATON_PROVISIONING").as_deref(), Some("true"));
+    assert_eq!(env_value(&spec, "BATON_TICKETING").as_deref(), Some("false"));
+    assert_eq!(env_value(&spec, "BATON_DOMAIN").as_deref(), Some("acme.okta.com"));
     let env = spec.containers[0].env.clone().unwrap();
     let id = env.iter().find(|e| e.name == CLIENT_ID_KEY).unwrap();
-    assert!(
-        id.value.is_none(),
-        "credentials are referenced, never inlined"
-    );
-    let key_ref = id
-        .value_from
-        .as_ref()
-        .unwrap()
-        .secret_key_ref
-        .as_ref()
-        .unwrap();
-    assert_eq!(
-        (key_ref.name.as_str(), key_ref.key.as_str()),
-        ("c1", CLIENT_ID_KEY)
-    );
+    assert!(id.value.is_none(), "credentials are referenced, never inlined");
+    let key_ref = id.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+    assert_eq!((key_ref.name.as_str(), key_ref.key.as_str()), ("c1", CLIENT_ID_KEY));
 }
 
 #[test]
@@ -125,49 +77,23 @@ fn secret_refs_become_env_from() {
 fn health_check_adds_probes_and_binds_all_interfaces() {
     let mut bc = connector("okta", "okta");
     assert!(pod(&bc).containers[0].readiness_probe.is_none());
-    bc.spec.health_check = Some(HealthCheckSpec {
-        enabled: true,
-        port: None,
-    });
+    bc.spec.health_check = Some(HealthCheckSpec { enabled: true, port: None });
     let spec = pod(&bc);
     let c = &spec.containers[0];
     assert_eq!(
-        c.readiness_probe
-            .as_ref()
-            .unwrap()
-            .http_get
-            .as_ref()
-            .unwrap()
-            .path
-            .as_deref(),
+        c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(),
         Some("/ready")
     );
-    assert_eq!(
-        c.liveness_probe
-            .as_ref()
-            .unwrap()
-            .http_get
-            .as_ref()
-            .unwrap()
-            .path
-            .as_deref(),
-        Some("/live")
-    );
+    assert_eq!(c.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/live"));
     assert!(c.startup_probe.is_some());
-    assert_eq!(
-        env_value(&spec, "BATON_HEALTH_CHECK_BIND_ADDRESS").as_deref(),
-        Some("0.0.0.0")
-    );
-    assert_eq!(
-        env_value(&spec, "BATON_HEALTH_CHECK_PORT").as_deref(),
-        Some("8081")
-    );
+    assert_eq!(env_value(&spec, "BATON_HEALTH_CHECK_BIND_ADDRESS").as_deref(), Some("0.0.0.0"));
+    assert_eq!(env_value(&spec, "BATON_HEALTH_CHECK_PORT").as_deref(), Some("8081"));
 }
 
 #[test]
 fn deployment_is_owned_labelled_and_selects_its_instance_only() {
     let bc = connector("okta-a", "okta");
-    let d = plan(&bc, &secrets()).unwrap().deployment;
+    let d = plan(&bc, &secrets(), "c1").unwrap().deployment;
     let owner = &d.metadata.owner_references.as_ref().unwrap()[0];
     assert_eq!(owner.controller, Some(true));
     assert_eq!(owner.kind, "BatonConnector");
@@ -175,17 +101,14 @@ fn deployment_is_owned_labelled_and_selects_its_instance_only() {
     assert_eq!(d.metadata.labels.as_ref().unwrap()["app"], "baton-okta");
     let spec = d.spec;
     assert_eq!(spec.replicas, Some(1));
-    assert_eq!(
-        spec.selector.match_labels.unwrap()[labels::INSTANCE_LABEL],
-        "okta-a"
-    );
+    assert_eq!(spec.selector.match_labels.unwrap()[labels::INSTANCE_LABEL], "okta-a");
 }
 
 #[test]
 fn same_inputs_give_identical_deployments() {
     let bc = connector("okta", "okta");
-    let a = plan(&bc, &secrets()).unwrap().deployment;
-    let b = plan(&bc, &secrets()).unwrap().deployment;
+    let a = plan(&bc, &secrets(), "c1").unwrap().deployment;
+    let b = plan(&bc, &secrets(), "c1").unwrap().deployment;
     assert_eq!(compare::desired_hash(&a), compare::desired_hash(&b));
 }
 
@@ -193,25 +116,13 @@ fn same_inputs_give_identical_deployments() {
 fn secret_change_changes_only_the_config_hash() {
     let mut bc = connector("okta", "okta");
     bc.spec.secret_refs = vec![SecretRef { name: "app".into() }];
-    let before = plan(&bc, &secrets()).unwrap();
+    let before = plan(&bc, &secrets(), "c1").unwrap();
     let mut changed = secrets();
     changed.insert("app", secret_data(&[("BATON_API_TOKEN", "rotated")]));
-    let after = plan(&bc, &changed).unwrap();
+    let after = plan(&bc, &changed, "c1").unwrap();
     assert_ne!(before.config_hash, after.config_hash);
-    let annotations = |p: &Plan| {
-        p.deployment
-            .spec
-            .template
-            .clone()
-            .metadata
-            .unwrap()
-            .annotations
-            .unwrap()
-    };
-    assert_eq!(
-        annotations(&after)[CONFIG_HASH_ANNOTATION],
-        after.config_hash
-    );
+    let annotations = |p: &Plan| p.deployment.spec.template.clone().metadata.unwrap().annotations.unwrap();
+    assert_eq!(annotations(&after)[CONFIG_HASH_ANNOTATION], after.config_hash);
     let mut a = serde_json::to_value(&before.deployment).unwrap();
     let mut b = serde_json::to_value(&after.deployment).unwrap();
     a["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] = "x".into();
@@ -222,14 +133,9 @@ fn secret_change_changes_only_the_config_hash() {
 #[test]
 fn restart_request_lands_in_the_pod_template() {
     let mut bc = connector("okta", "okta");
-    bc.metadata.annotations = Some(
-        [(
-            RESTART_REQUESTED_AT.to_string(),
-            "2026-11-22T10:00:00Z".to_string(),
-        )]
-        .into(),
-    );
-    let d = plan(&bc, &secrets()).unwrap().deployment;
+    bc.metadata.annotations =
+        Some([(RESTART_REQUESTED_AT.to_string(), "2026-11-22T10:00:00Z".to_string())].into());
+    let d = plan(&bc, &secrets(), "c1").unwrap().deployment;
     let ann = d.spec.template.metadata.unwrap().annotations.unwrap();
     assert_eq!(ann[RESTARTED_AT_ANNOTATION], "2026-11-22T10:00:00Z");
 }
@@ -241,14 +147,11 @@ fn pod_knobs_pass_through() {
     bc.spec.service_account_name = Some("baton-kubernetes".into());
     bc.spec.priority_class_name = Some("high".into());
     bc.spec.pod_annotations.insert("team".into(), "iam".into());
-    let d = plan(&bc, &secrets()).unwrap().deployment;
+    let d = plan(&bc, &secrets(), "c1").unwrap().deployment;
     let t = d.spec.template;
     let spec = t.spec.unwrap();
     assert_eq!(spec.node_selector.unwrap()["pool"], "infra");
-    assert_eq!(
-        spec.service_account_name.as_deref(),
-        Some("baton-kubernetes")
-    );
+    assert_eq!(spec.service_account_name.as_deref(), Some("baton-kubernetes"));
     assert_eq!(spec.automount_service_account_token, Some(true));
     assert_eq!(spec.priority_class_name.as_deref(), Some("high"));
     assert_eq!(t.metadata.unwrap().annotations.unwrap()["team"], "iam");
@@ -258,7 +161,7 @@ fn pod_knobs_pass_through() {
 fn secret_values_never_reach_the_deployment() {
     let mut bc = connector("okta", "okta");
     bc.spec.secret_refs = vec![SecretRef { name: "app".into() }];
-    let json = serde_json::to_string(&plan(&bc, &secrets()).unwrap().deployment).unwrap();
+    let json = serde_json::to_string(&plan(&bc, &secrets(), "c1").unwrap().deployment).unwrap();
     assert!(!json.contains("s3cr3t"));
     assert!(!json.contains("\"tok\""));
 }

@@ -45,10 +45,7 @@ pub async fn apply_value(
     namespace: Option<&str>,
 ) -> anyhow::Result<DynamicObject> {
     let mut obj: DynamicObject = serde_json::from_value(value)?;
-    let types = obj
-        .types
-        .clone()
-        .ok_or_else(|| anyhow!("document without apiVersion/kind"))?;
+    let types = obj.types.clone().ok_or_else(|| anyhow!("document without apiVersion/kind"))?;
     let gvk = GroupVersionKind::try_from(&types)?;
     let (resource, namespaced) = resource_for(&gvk)?;
     if let (true, Some(ns)) = (namespaced, namespace) {
@@ -62,13 +59,9 @@ pub async fn apply_value(
     let name = obj.name_any();
     obj.metadata.managed_fields = None;
     obj.metadata.resource_version = None;
-    api.patch(
-        &name,
-        &PatchParams::apply(TEST_MANAGER).force(),
-        &Patch::Apply(&obj),
-    )
-    .await
-    .with_context(|| format!("applying {} {name}", gvk.kind))
+    api.patch(&name, &PatchParams::apply(TEST_MANAGER).force(), &Patch::Apply(&obj))
+        .await
+        .with_context(|| format!("applying {} {name}", gvk.kind))
 }
 
 /// The kinds the suite applies from YAML, without a discovery round trip.
@@ -110,19 +103,10 @@ where
 }
 
 /// Creates a namespace for one case, optionally with labels.
-pub async fn namespace(
-    client: &Client,
-    name: &str,
-    labels: serde_json::Value,
-) -> anyhow::Result<()> {
+pub async fn namespace(client: &Client, name: &str, labels: serde_json::Value) -> anyhow::Result<()> {
     let api: Api<Namespace> = Api::all(client.clone());
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}});
-    api.patch(
-        name,
-        &PatchParams::apply(TEST_MANAGER).force(),
-        &Patch::Apply(&ns),
-    )
-    .await?;
+    api.patch(name, &PatchParams::apply(TEST_MANAGER).force(), &Patch::Apply(&ns)).await?;
     Ok(())
 }
 
@@ -131,12 +115,8 @@ pub async fn namespace(
 pub fn spawn_kubelet(client: Client) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let pods: Api<Pod> = Api::all(client.clone());
-        let config =
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=baton-operator");
-        let mut stream = watcher(pods, config)
-            .applied_objects()
-            .default_backoff()
-            .boxed();
+        let config = watcher::Config::default().labels("app.kubernetes.io/managed-by=baton-operator");
+        let mut stream = watcher(pods, config).applied_objects().default_backoff().boxed();
         while let Some(event) = stream.next().await {
             let Ok(pod) = event else { continue };
             if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
@@ -144,23 +124,15 @@ pub fn spawn_kubelet(client: Client) -> tokio::task::JoinHandle<()> {
             {
                 continue;
             }
-            let api: Api<Pod> =
-                Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+            let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
             let now = k8s_openapi::jiff::Timestamp::now().to_string();
-            let condition =
-                |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": now});
+            let condition = |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": now});
             let status = json!({"status": {
                 "phase": "Running",
                 "startTime": now,
                 "conditions": [condition("PodScheduled"), condition("Initialized"), condition("ContainersReady"), condition("Ready")],
             }});
-            let _ = api
-                .patch_status(
-                    &pod.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&status),
-                )
-                .await;
+            let _ = api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await;
         }
     })
 }
@@ -176,29 +148,14 @@ pub struct Operator {
 
 impl Operator {
     pub fn new(binary: &Path, kubeconfig: PathBuf, log: PathBuf) -> Self {
-        Self {
-            binary: binary.into(),
-            kubeconfig,
-            log,
-            child: None,
-            metrics_port: 0,
-        }
+        Self { binary: binary.into(), kubeconfig, log, child: None, metrics_port: 0 }
     }
 
     pub fn start(&mut self) -> anyhow::Result<()> {
         self.metrics_port = super::control_plane::free_port()?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
         let child = Command::new(&self.binary)
-            .args([
-                "run",
-                "--log-format",
-                "text",
-                "--http-addr",
-                &format!("127.0.0.1:{}", self.metrics_port),
-            ])
+            .args(["run", "--log-format", "text", "--http-addr", &format!("127.0.0.1:{}", self.metrics_port)])
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,baton_operator=debug")
             .stdin(Stdio::null())
@@ -213,10 +170,7 @@ impl Operator {
     /// Stops it the way Kubernetes does: SIGTERM, then a kill after a grace period.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
             for _ in 0..50 {
                 if matches!(child.try_wait(), Ok(Some(_))) {
                     return;
@@ -242,12 +196,7 @@ impl Operator {
     }
 
     pub async fn metrics(&self) -> anyhow::Result<String> {
-        Ok(
-            reqwest::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
-                .await?
-                .text()
-                .await?,
-        )
+        Ok(reqwest::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port)).await?.text().await?)
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
@@ -275,8 +224,5 @@ where
         + std::fmt::Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
-    Ok(api
-        .list(&ListParams::default().labels(selector))
-        .await?
-        .items)
+    Ok(api.list(&ListParams::default().labels(selector)).await?.items)
 }

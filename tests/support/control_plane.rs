@@ -16,8 +16,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType,
 };
 
 /// The user the operator runs as: its own ServiceAccount from `config/`.
@@ -25,11 +24,7 @@ pub const OPERATOR_USER: &str = "system:serviceaccount:baton-system:baton-operat
 
 /// Where the tests get their cluster from.
 pub enum Source {
-    Binaries {
-        etcd: PathBuf,
-        apiserver: PathBuf,
-        controller_manager: PathBuf,
-    },
+    Binaries { etcd: PathBuf, apiserver: PathBuf, controller_manager: PathBuf },
     Kubeconfig(PathBuf),
 }
 
@@ -42,32 +37,21 @@ pub fn discover() -> Result<Source, String> {
         if let Ok(p) = std::env::var(var) {
             return Some(p.into());
         }
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
+        std::env::var_os("PATH")
+            .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
     };
     let etcd = find("BATON_E2E_ETCD", "etcd");
     let apiserver = find("BATON_E2E_KUBE_APISERVER", "kube-apiserver");
-    let controller_manager = find(
-        "BATON_E2E_KUBE_CONTROLLER_MANAGER",
-        "kube-controller-manager",
-    );
+    let controller_manager = find("BATON_E2E_KUBE_CONTROLLER_MANAGER", "kube-controller-manager");
     match (etcd, apiserver, controller_manager) {
-        (Some(etcd), Some(apiserver), Some(controller_manager)) => Ok(Source::Binaries {
-            etcd,
-            apiserver,
-            controller_manager,
-        }),
+        (Some(etcd), Some(apiserver), Some(controller_manager)) => {
+            Ok(Source::Binaries { etcd, apiserver, controller_manager })
+        }
         (e, a, c) => {
             let missing: Vec<&str> = [
                 (e.is_none(), "etcd (BATON_E2E_ETCD)"),
                 (a.is_none(), "kube-apiserver (BATON_E2E_KUBE_APISERVER)"),
-                (
-                    c.is_none(),
-                    "kube-controller-manager (BATON_E2E_KUBE_CONTROLLER_MANAGER)",
-                ),
+                (c.is_none(), "kube-controller-manager (BATON_E2E_KUBE_CONTROLLER_MANAGER)"),
             ]
             .into_iter()
             .filter_map(|(m, n)| m.then_some(n))
@@ -155,23 +139,14 @@ impl ControlPlane {
                 "--allow-privileged=false",
             ]),
         )?;
-        fs::write(
-            &cp.admin_kubeconfig,
-            cp.kubeconfig_with_cert(&pki.admin_crt, &pki.admin_key),
-        )?;
+        fs::write(&cp.admin_kubeconfig, cp.kubeconfig_with_cert(&pki.admin_crt, &pki.admin_key))?;
 
         cp.spawn(
             "kube-controller-manager",
             Command::new(controller_manager).args([
                 &format!("--kubeconfig={}", cp.admin_kubeconfig.display()),
-                &format!(
-                    "--authentication-kubeconfig={}",
-                    cp.admin_kubeconfig.display()
-                ),
-                &format!(
-                    "--authorization-kubeconfig={}",
-                    cp.admin_kubeconfig.display()
-                ),
+                &format!("--authentication-kubeconfig={}", cp.admin_kubeconfig.display()),
+                &format!("--authorization-kubeconfig={}", cp.admin_kubeconfig.display()),
                 &format!("--service-account-private-key-file={}", p("sa.key")),
                 &format!("--root-ca-file={}", p("ca.crt")),
                 "--use-service-account-credentials=true",
@@ -230,8 +205,7 @@ impl ControlPlane {
 
     /// The last lines of a component's log, for failure messages.
     pub fn log_tail(&self, name: &str, lines: usize) -> String {
-        let text =
-            fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default();
+        let text = fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
@@ -244,11 +218,7 @@ impl ControlPlane {
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|e| e["user"]["username"] == OPERATOR_USER && e["stage"] == "ResponseComplete")
             .map(|e| {
-                format!(
-                    "{} {}",
-                    e["verb"].as_str().unwrap_or("?"),
-                    e["requestURI"].as_str().unwrap_or("?")
-                )
+                format!("{} {}", e["verb"].as_str().unwrap_or("?"), e["requestURI"].as_str().unwrap_or("?"))
             })
             .collect()
     }
@@ -315,35 +285,23 @@ impl Pki {
         let (fp_pem, fp) = new_ca("e2e-front-proxy-ca")?;
         write("front-proxy-ca.crt", &fp_pem)?;
 
-        let mut serving =
-            CertificateParams::new(vec!["localhost".into(), "kubernetes.default.svc".into()])?;
-        serving
-            .subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse()?));
-        serving
-            .subject_alt_names
-            .push(SanType::IpAddress("10.0.0.1".parse()?));
-        serving
-            .distinguished_name
-            .push(DnType::CommonName, "kube-apiserver");
+        let mut serving = CertificateParams::new(vec!["localhost".into(), "kubernetes.default.svc".into()])?;
+        serving.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse()?));
+        serving.subject_alt_names.push(SanType::IpAddress("10.0.0.1".parse()?));
+        serving.distinguished_name.push(DnType::CommonName, "kube-apiserver");
         serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let (crt, key) = leaf(serving, &ca)?;
         write("apiserver.crt", &crt)?;
         write("apiserver.key", &key)?;
 
-        let (admin_crt, admin_key) =
-            leaf(client_params("e2e-admin", Some("system:masters"))?, &ca)?;
+        let (admin_crt, admin_key) = leaf(client_params("e2e-admin", Some("system:masters"))?, &ca)?;
         let (crt, key) = leaf(client_params("front-proxy-client", None)?, &fp)?;
         write("front-proxy-client.crt", &crt)?;
         write("front-proxy-client.key", &key)?;
         let sa = KeyPair::generate()?;
         write("sa.key", &sa.serialize_pem())?;
         write("sa.pub", &sa.public_key_pem())?;
-        Ok(Self {
-            ca_pem,
-            admin_crt,
-            admin_key,
-        })
+        Ok(Self { ca_pem, admin_crt, admin_key })
     }
 }
 
@@ -351,10 +309,7 @@ fn new_ca(name: &str) -> anyhow::Result<(String, Issuer<'static, KeyPair>)> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
     let key = KeyPair::generate()?;
     let pem = params.self_signed(&key)?.pem();
     Ok((pem, Issuer::new(params, key)))
@@ -370,10 +325,7 @@ fn client_params(cn: &str, org: Option<&str>) -> anyhow::Result<CertificateParam
     Ok(params)
 }
 
-fn leaf(
-    params: CertificateParams,
-    issuer: &Issuer<'_, KeyPair>,
-) -> anyhow::Result<(String, String)> {
+fn leaf(params: CertificateParams, issuer: &Issuer<'_, KeyPair>) -> anyhow::Result<(String, String)> {
     let key = KeyPair::generate()?;
     let crt = params.signed_by(&key, issuer)?.pem();
     Ok((crt, key.serialize_pem()))

@@ -55,9 +55,7 @@ impl Drop for FakeConductorOne {
 
 impl FakeConductorOne {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the fake ConductorOne");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the fake ConductorOne");
         let addr = listener.local_addr().expect("local address");
         let state = Arc::new(State::new(addr.to_string(), addr.ip().to_string()));
         let app = handlers::router(state.clone());
@@ -71,8 +69,7 @@ impl FakeConductorOne {
                 // Hand-rolled instead of axum::serve so that a handler can drop its connection.
                 let kill = Arc::new(Notify::new());
                 let service = TowerToHyperService::new(
-                    app.clone()
-                        .layer(axum::Extension(ConnectionKill(kill.clone()))),
+                    app.clone().layer(axum::Extension(ConnectionKill(kill.clone()))),
                 );
                 connections.spawn(async move {
                     let connection = hyper::server::conn::http1::Builder::new()
@@ -103,22 +100,14 @@ impl FakeConductorOne {
         let (client_secret, key) = mint_secret();
         let client_id = format!("{name}@{}/spc", self.state.authority);
         self.register_public_key(&client_id, key);
-        PrincipalCredentials {
-            client_id,
-            client_secret,
-        }
+        PrincipalCredentials { client_id, client_secret }
     }
 
     /// Registers a principal with API access under a caller-chosen id and key.
     pub fn register_public_key(&self, client_id: &str, key: VerifyingKey) {
         self.state.lock().principals.insert(
             client_id.to_owned(),
-            Principal {
-                key,
-                api_access: true,
-                disabled: false,
-                credential_id: None,
-            },
+            Principal { key, api_access: true, disabled: false, credential_id: None },
         );
     }
 
@@ -163,18 +152,16 @@ impl FakeConductorOne {
     /// Sets `connector.status` verbatim (a `ConnectorStatus` object, or `null`).
     pub fn set_sync_status(&self, app_id: &str, connector_id: &str, status: Value) {
         let mut inner = self.state.lock();
-        let connector = inner
-            .connector_mut(app_id, connector_id)
-            .expect("set_sync_status on an unknown connector");
+        let connector =
+            inner.connector_mut(app_id, connector_id).expect("set_sync_status on an unknown connector");
         connector.status = status;
     }
 
     /// Adds (or overrides) fields of the connector object in responses.
     pub fn set_connector_fields(&self, app_id: &str, connector_id: &str, fields: Value) {
         let mut inner = self.state.lock();
-        let connector = inner
-            .connector_mut(app_id, connector_id)
-            .expect("set_connector_fields on an unknown connector");
+        let connector =
+            inner.connector_mut(app_id, connector_id).expect("set_connector_fields on an unknown connector");
         let Value::Object(fields) = fields else {
             panic!("set_connector_fields takes a JSON object");
         };
@@ -182,12 +169,7 @@ impl FakeConductorOne {
     }
 
     pub fn credential(&self, id: &str) -> Option<StoredCredential> {
-        self.state
-            .lock()
-            .credentials
-            .iter()
-            .find(|c| c.id == id)
-            .cloned()
+        self.state.lock().credentials.iter().find(|c| c.id == id).cloned()
     }
 
     pub fn credentials(&self) -> Vec<StoredCredential> {
@@ -215,11 +197,6 @@ impl FakeConductorOne {
 
     /// Calls to this path so far, any method.
     pub fn count_path(&self, path: &str) -> usize {
-        self.state
-            .lock()
-            .calls
-            .iter()
-            .filter(|c| c.path == path)
-            .count()
+        self.state.lock().calls.iter().filter(|c| c.path == path).count()
     }
 }

@@ -112,10 +112,7 @@ impl FakeKube {
                 None => not_found(&path),
             },
             "PATCH" => self.apply(&path, serde_json::from_slice(body).unwrap_or(Value::Null)),
-            "POST" => respond(
-                StatusCode::CREATED,
-                serde_json::from_slice(body).unwrap_or(Value::Null),
-            ),
+            "POST" => respond(StatusCode::CREATED, serde_json::from_slice(body).unwrap_or(Value::Null)),
             _ => respond(StatusCode::METHOD_NOT_ALLOWED, json!({})),
         }
     }
@@ -164,10 +161,7 @@ impl FakeKube {
 }
 
 fn respond(code: StatusCode, body: Value) -> Response<Body> {
-    Response::builder()
-        .status(code)
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap()
+    Response::builder().status(code).body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap()
 }
 
 fn not_found(path: &str) -> Response<Body> {

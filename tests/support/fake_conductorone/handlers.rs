@@ -29,10 +29,7 @@ pub struct ConnectionKill(pub Arc<Notify>);
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/auth/v1/token", post(token))
-        .route(
-            "/api/v1/apps/connectors/credentials",
-            post(rotate_credential),
-        )
+        .route("/api/v1/apps/connectors/credentials", post(rotate_credential))
         .route(
             "/api/v1/apps/{app_id}/connectors/{connector_id}/credentials/{id}",
             get(get_credential).post(revoke_credential),
@@ -42,10 +39,7 @@ pub fn router(state: Arc<State>) -> Router {
         .method_not_allowed_fallback(|| async {
             grpc_error(StatusCode::METHOD_NOT_ALLOWED, 12, "Method Not Allowed")
         })
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            record_and_inject,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), record_and_inject))
         .with_state(state)
 }
 
@@ -78,11 +72,7 @@ async fn record_and_inject(
             tokio::time::sleep(delay).await;
             next.run(request).await
         }
-        Some(Fault::Respond {
-            status,
-            body,
-            retry_after,
-        }) => {
+        Some(Fault::Respond { status, body, retry_after }) => {
             let status = StatusCode::from_u16(status).expect("valid status in a fault rule");
             let mut response = match body {
                 Some(body) => json_response(status, body),
@@ -101,39 +91,21 @@ async fn record_and_inject(
 }
 
 fn json_response(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 fn grpc_error(status: StatusCode, code: i32, message: &str) -> Response {
-    json_response(
-        status,
-        json!({"code": code, "message": message, "details": []}),
-    )
+    json_response(status, json!({"code": code, "message": message, "details": []}))
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    json_response(
-        status,
-        json!({"error": error, "error_description": description}),
-    )
+    json_response(status, json!({"error": error, "error_description": description}))
 }
 
 async fn token(AxumState(state): AppState, headers: HeaderMap, body: Bytes) -> Response {
-    let form_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let form_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !form_type.starts_with("application/x-www-form-urlencoded") {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "expected a form body",
-        );
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "expected a form body");
     }
     let form: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(&body).into_owned().collect();
@@ -144,11 +116,7 @@ async fn token(AxumState(state): AppState, headers: HeaderMap, body: Bytes) -> R
     if field("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
         || field("client_assertion").is_empty()
     {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "client assertion required",
-        );
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "client assertion required");
     }
     let client_id = field("client_id");
     let now = Timestamp::now();
@@ -178,10 +146,7 @@ async fn token(AxumState(state): AppState, headers: HeaderMap, body: Bytes) -> R
     let ttl = inner.token_ttl;
     inner.tokens.insert(
         access_token.clone(),
-        IssuedToken {
-            client_id: client_id.to_owned(),
-            expires_at: Instant::now() + ttl,
-        },
+        IssuedToken { client_id: client_id.to_owned(), expires_at: Instant::now() + ttl },
     );
     json_response(
         StatusCode::OK,
@@ -210,9 +175,9 @@ fn refuse(state: &State, headers: &HeaderMap) -> Option<Response> {
         Some(Principal { disabled: true, .. }) | None => {
             unauthenticated("unauthenticated: principal revoked")
         }
-        Some(Principal {
-            api_access: false, ..
-        }) => Some(grpc_error(StatusCode::FORBIDDEN, 7, "permission denied")),
+        Some(Principal { api_access: false, .. }) => {
+            Some(grpc_error(StatusCode::FORBIDDEN, 7, "permission denied"))
+        }
         Some(_) => None,
     }
 }
@@ -230,20 +195,12 @@ fn rotate_request(body: &[u8]) -> Option<(String, String)> {
     Some((text("appId")?.to_owned(), text("connectorId")?.to_owned()))
 }
 
-async fn rotate_credential(
-    AxumState(state): AppState,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn rotate_credential(AxumState(state): AppState, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(denied) = refuse(&state, &headers) {
         return denied;
     }
     let Some((app_id, connector_id)) = rotate_request(&body) else {
-        return grpc_error(
-            StatusCode::BAD_REQUEST,
-            3,
-            "invalid argument: expected {appId, connectorId}",
-        );
+        return grpc_error(StatusCode::BAD_REQUEST, 3, "invalid argument: expected {appId, connectorId}");
     };
     let mut inner = state.lock();
     if inner.connector_mut(&app_id, &connector_id).is_none() {
@@ -266,15 +223,9 @@ async fn rotate_credential(
     };
     let body = json!({"credential": credential.to_json(&secret)});
     inner.credentials.push(credential);
-    inner.principals.insert(
-        client_id,
-        Principal {
-            key,
-            api_access: false,
-            disabled: false,
-            credential_id: Some(id),
-        },
-    );
+    inner
+        .principals
+        .insert(client_id, Principal { key, api_access: false, disabled: false, credential_id: Some(id) });
     json_response(StatusCode::OK, body)
 }
 
@@ -287,14 +238,13 @@ async fn get_credential(
         return denied;
     }
     let inner = state.lock();
-    match inner.credentials.iter().find(|c| {
-        c.id == id && c.app_id == app_id && c.connector_id == connector_id && !c.is_revoked()
-    }) {
+    match inner
+        .credentials
+        .iter()
+        .find(|c| c.id == id && c.app_id == app_id && c.connector_id == connector_id && !c.is_revoked())
+    {
         // The secret is shown only on creation.
-        Some(credential) => json_response(
-            StatusCode::OK,
-            json!({"credential": credential.to_json("")}),
-        ),
+        Some(credential) => json_response(StatusCode::OK, json!({"credential": credential.to_json("")})),
         None => grpc_error(StatusCode::NOT_FOUND, 5, "not found"),
     }
 }
@@ -309,15 +259,16 @@ async fn revoke_credential(
         return denied;
     }
     // The request message has no fields: an absent body or `{}` only.
-    let empty_object =
-        matches!(serde_json::from_slice::<Value>(&body), Ok(Value::Object(o)) if o.is_empty());
+    let empty_object = matches!(serde_json::from_slice::<Value>(&body), Ok(Value::Object(o)) if o.is_empty());
     if !body.is_empty() && !empty_object {
         return grpc_error(StatusCode::BAD_REQUEST, 3, "invalid argument: expected {}");
     }
     let mut inner = state.lock();
-    let Some(credential) = inner.credentials.iter_mut().find(|c| {
-        c.id == id && c.app_id == app_id && c.connector_id == connector_id && !c.is_revoked()
-    }) else {
+    let Some(credential) = inner
+        .credentials
+        .iter_mut()
+        .find(|c| c.id == id && c.app_id == app_id && c.connector_id == connector_id && !c.is_revoked())
+    else {
         return grpc_error(StatusCode::NOT_FOUND, 5, "not found");
     };
     credential.revoked_at = Some(Timestamp::now());

@@ -26,24 +26,19 @@ pub fn secret_for(key: &SigningKey) -> String {
         "x": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
         "d": URL_SAFE_NO_PAD.encode(key.to_bytes()),
     });
-    format!(
-        "secret-token:conductorone.com:v1:{}",
-        URL_SAFE_NO_PAD.encode(jwk.to_string())
-    )
+    format!("secret-token:conductorone.com:v1:{}", URL_SAFE_NO_PAD.encode(jwk.to_string()))
 }
 
 /// The `d` member of the JWK inside a secret, for tests that look for key leaks.
 pub fn private_part(secret: &str) -> String {
     let encoded = secret.rsplit(':').next().unwrap_or_default();
-    let jwk: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(encoded).unwrap_or_default())
-        .unwrap_or_default();
+    let jwk: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(encoded).unwrap_or_default()).unwrap_or_default();
     jwk["d"].as_str().unwrap_or_default().to_owned()
 }
 
 fn decode_json(part: &str) -> Result<Value, String> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| "segment is not base64url".to_owned())?;
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| "segment is not base64url".to_owned())?;
     serde_json::from_slice(&bytes).map_err(|_| "segment is not JSON".to_owned())
 }
 
@@ -72,11 +67,8 @@ pub fn verify_assertion(
         .ok()
         .and_then(|s| s.try_into().ok())
         .ok_or("signature is malformed")?;
-    key.verify_strict(
-        format!("{header}.{claims}").as_bytes(),
-        &Signature::from_bytes(&signature),
-    )
-    .map_err(|_| "signature does not verify".to_owned())?;
+    key.verify_strict(format!("{header}.{claims}").as_bytes(), &Signature::from_bytes(&signature))
+        .map_err(|_| "signature does not verify".to_owned())?;
 
     let claims = decode_json(claims)?;
     if claims["iss"] != client_id || claims["sub"] != client_id {
@@ -90,11 +82,7 @@ pub fn verify_assertion(
     if !aud_ok {
         return Err(format!("aud must be {audience}"));
     }
-    let number = |name: &str| {
-        claims[name]
-            .as_i64()
-            .ok_or_else(|| format!("{name} missing or not a number"))
-    };
+    let number = |name: &str| claims[name].as_i64().ok_or_else(|| format!("{name} missing or not a number"));
     let (nbf, exp) = (number("nbf")?, number("exp")?);
     if nbf > now + SKEW_SECONDS {
         return Err("assertion not yet valid (nbf)".into());

@@ -100,11 +100,7 @@ impl StoredConnector {
 #[derive(Clone, Debug)]
 pub enum Fault {
     /// Answer with `status`, an optional JSON body and an optional `Retry-After`.
-    Respond {
-        status: u16,
-        body: Option<Value>,
-        retry_after: Option<String>,
-    },
+    Respond { status: u16, body: Option<Value>, retry_after: Option<String> },
     /// Wait, then handle the request normally.
     Delay(Duration),
     /// Close the connection without answering.
@@ -123,11 +119,7 @@ impl Fault {
 
     /// `status` with no body at all, as a proxy might answer.
     pub fn bare(status: u16) -> Self {
-        Fault::Respond {
-            status,
-            body: None,
-            retry_after: None,
-        }
+        Fault::Respond { status, body: None, retry_after: None }
     }
 
     /// 429 `RESOURCE_EXHAUSTED` with `Retry-After: <value>`.
@@ -137,11 +129,9 @@ impl Fault {
 
     pub fn with_retry_after(self, value: &str) -> Self {
         match self {
-            Fault::Respond { status, body, .. } => Fault::Respond {
-                status,
-                body,
-                retry_after: Some(value.to_owned()),
-            },
+            Fault::Respond { status, body, .. } => {
+                Fault::Respond { status, body, retry_after: Some(value.to_owned()) }
+            }
             other => other,
         }
     }
@@ -159,12 +149,7 @@ pub struct FaultRule {
 impl FaultRule {
     /// Matches every request once; narrow with [`on`](Self::on), repeat with [`times`](Self::times).
     pub fn new(fault: Fault) -> Self {
-        FaultRule {
-            method: None,
-            path: None,
-            fault,
-            times: 1,
-        }
+        FaultRule { method: None, path: None, fault, times: 1 }
     }
 
     pub fn on(mut self, method: &str, path: &str) -> Self {
@@ -242,9 +227,7 @@ impl Inner {
     pub fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
         let rule = self.faults.iter_mut().find(|r| {
             r.times > 0
-                && r.method
-                    .as_deref()
-                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && r.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
                 && r.path.as_deref().is_none_or(|p| p == path)
         })?;
         rule.times -= 1;
@@ -254,16 +237,12 @@ impl Inner {
     }
 
     pub fn connector_mut(&mut self, app_id: &str, id: &str) -> Option<&mut StoredConnector> {
-        self.connectors
-            .iter_mut()
-            .find(|c| c.app_id == app_id && c.id == id)
+        self.connectors.iter_mut().find(|c| c.app_id == app_id && c.id == id)
     }
 }
 
 /// A 27-character base62 id, the shape of C1 object ids (KSUIDs).
 pub fn new_id() -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    (0..27)
-        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..27).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
 }

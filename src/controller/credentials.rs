@@ -1,0 +1,434 @@
+//! Managed credentials: performs the steps `rotation::decide` names, recording the state that lets
+//! a step resume before its side effect. The client secret goes from ConductorOne's reply straight
+//! into the Secret revision and nowhere else.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use k8s_openapi::{
+    ByteString,
+    api::{apps::v1::Deployment, core::v1::Secret},
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::{Context, events::Note, status::Problem};
+use crate::{
+    Error, Result,
+    api::{BatonConnector, CredentialsStatus, ManagedCredentials},
+    conductorone::{ApiCredentials, ErrorKind, ExposeSecret, IssuedCredential},
+    resources::{InputProblem, SecretData, inputs, labels},
+    rotation::{self, Step, StoredCredential},
+};
+
+pub const CREDENTIAL_ID_ANNOTATION: &str = "baton.conductorone.com/credential-id";
+pub const ISSUED_AT_ANNOTATION: &str = "baton.conductorone.com/issued-at";
+pub const EXPIRES_AT_ANNOTATION: &str = "baton.conductorone.com/expires-at";
+pub const REVISION_LABEL: &str = "baton.conductorone.com/credential-revision";
+/// Writes of the credential state use their own field manager; they patch `status.credentials` only.
+const STATE_MANAGER: &str = "baton-operator/credentials";
+/// A bound on steps per reconcile, so that a bug can never turn into a hot loop against ConductorOne.
+const MAX_STEPS: usize = 12;
+
+/// The ConductorOne service principal the operator uses for this resource, from its Secret.
+pub fn api_credentials(
+    bc: &BatonConnector,
+    secrets: &SecretData,
+) -> std::result::Result<ApiCredentials, InputProblem> {
+    let c1 =
+        bc.spec.conductor_one.as_ref().expect("managed credentials need conductorOne (enforced by the CRD)");
+    let name = &c1.api_credentials_secret_ref.name;
+    let data = secrets.get(name).ok_or_else(|| InputProblem::SecretNotFound {
+        namespace: bc.namespace().unwrap_or_default(),
+        name: name.clone(),
+    })?;
+    let value = |key: &'static str| -> std::result::Result<String, InputProblem> {
+        let raw = data.get(key).ok_or_else(|| InputProblem::KeyMissing { name: name.clone(), key })?;
+        let text = String::from_utf8_lossy(&raw.0).trim().to_string();
+        if text.is_empty() {
+            return Err(InputProblem::KeyEmpty { name: name.clone(), key });
+        }
+        Ok(text)
+    };
+    Ok(ApiCredentials::new(value("clientId")?, value("clientSecret")?))
+}
+
+/// Parsed rotation settings. The CRD's pattern only admits Go-style durations.
+pub fn rotation_settings(managed: &ManagedCredentials) -> std::result::Result<(Duration, Duration), Problem> {
+    let parse = |field: &str, v: &str| {
+        humantime::parse_duration(v).map_err(|e| Problem::Rejected { message: format!("{field} {v:?}: {e}") })
+    };
+    let interval = parse("credentials.managed.rotation.interval", &managed.rotation.interval)?;
+    let grace = parse("credentials.managed.rotation.gracePeriod", &managed.rotation.grace_period)?;
+    if interval < Duration::from_secs(60) {
+        return Err(Problem::Rejected {
+            message: "credentials.managed.rotation.interval must be at least 1m".into(),
+        });
+    }
+    Ok((interval, grace))
+}
+
+/// What driving the rotation came to.
+pub enum Outcome {
+    /// Nothing more to do now; look again after the given delay (or on the next event).
+    Wait(Option<Duration>),
+    /// Blocked; the problem goes into the conditions.
+    Blocked(Problem),
+}
+
+pub struct Driver<'a> {
+    pub ctx: &'a Context,
+    pub api: &'a ApiCredentials,
+    pub interval: Duration,
+    pub grace: Duration,
+    pub notes: &'a mut Vec<Note>,
+}
+
+impl Driver<'_> {
+    /// Performs steps until one has to wait. `bc` is kept equal to what the API server holds.
+    pub async fn drive(&mut self, bc: &mut BatonConnector, live: Option<&Deployment>) -> Result<Outcome> {
+        let ns = bc.namespace().ok_or(Error::NotNamespaced)?;
+        let base = bc.name_any();
+        let c1 = bc.spec.conductor_one.clone().expect("enforced by the CRD");
+        let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &ns);
+        for _ in 0..MAX_STEPS {
+            let state = bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
+            let stored = match &state.rotation {
+                Some(r) => read_stored(&secrets, &rotation::secret_name(&base, r.revision)).await?,
+                None => None,
+            };
+            let expected = rotation::workload_secret(&state, &base);
+            let rolled_out = live.is_some_and(|d| {
+                super::status::workload_state(Some(d)) == super::status::WorkloadState::Available
+                    && expected.as_deref().is_some_and(|e| reads_credentials_from(d, e))
+            });
+            let handled = bc.status.as_ref().and_then(|s| s.handled_requests.rotate.clone());
+            let request = bc.annotations().get(crate::api::ROTATE_REQUESTED_AT).cloned();
+            let now = Timestamp::now();
+            let seed = format!("{ns}/{base}/{}", bc.uid().unwrap_or_default());
+            let step = rotation::decide(&rotation::Input {
+                state: &state,
+                interval: self.interval,
+                grace: self.grace,
+                rotate_request: request.as_deref(),
+                handled_rotate: handled.as_deref(),
+                now,
+                stored: stored.clone(),
+                rolled_out,
+                jitter_seed: &seed,
+            });
+            match step {
+                Step::Start(trigger) => {
+                    let next = rotation::start(&state, trigger, now);
+                    let handled = request.clone().or(handled);
+                    self.persist(bc, &next, handled.as_deref()).await?;
+                    info!(namespace = %ns, name = %base, trigger = trigger.as_str(), "credential rotation started");
+                    if trigger != rotation::Trigger::Initial {
+                        self.note(
+                            false,
+                            "RotationStarted",
+                            format!("rotating ConductorOne credentials ({})", trigger.as_str()),
+                        );
+                    }
+                }
+                Step::Issue => {
+                    self.persist(bc, &rotation::mark_in_flight(&state, now), None).await?;
+                    let revision = state.rotation.as_ref().map(|r| r.revision).unwrap_or(1);
+                    let issued = match self
+                        .ctx
+                        .conductorone
+                        .rotate_credential(self.api, &c1.app_id, &c1.connector_id)
+                        .await
+                    {
+                        Ok(issued) => issued,
+                        Err(e) => {
+                            // Only a failure that proves nothing was minted clears the mark; otherwise
+                            // the next attempt reports the possible stray credential first.
+                            if matches!(
+                                e.kind(),
+                                ErrorKind::RateLimited
+                                    | ErrorKind::Unauthorized
+                                    | ErrorKind::Forbidden
+                                    | ErrorKind::InvalidCredentials
+                                    | ErrorKind::InvalidRequest
+                                    | ErrorKind::NotFound
+                                    | ErrorKind::Config
+                            ) {
+                                self.persist(bc, &rotation::clear_in_flight(&state), None).await?;
+                            }
+                            return Ok(Outcome::Blocked(c1_problem(&e)));
+                        }
+                    };
+                    let stored = StoredCredential {
+                        credential_id: issued.id.clone(),
+                        client_id: issued.client_id.clone(),
+                        issued_at: issued.created_at.or(Some(now)),
+                        expires_at: issued.expires_at,
+                    };
+                    // The one write that persists the whole reply, id included.
+                    let secret = credential_secret(bc, revision, &issued, stored.issued_at);
+                    if let Err(e) = secrets.create(&PostParams::default(), &secret).await {
+                        warn!(namespace = %ns, name = %base, credential_id = %issued.id, error = %e, "could not store a new credential; revoking it");
+                        self.revoke_unusable(bc, &issued.id).await?;
+                        return Err(e.into());
+                    }
+                    self.persist(bc, &rotation::record_stored(&state, &stored), None).await?;
+                    self.note(
+                        false,
+                        "CredentialIssued",
+                        format!("ConductorOne issued credential {} ({})", issued.id, issued.client_id),
+                    );
+                }
+                Step::Adopt(stored) => {
+                    self.persist(bc, &rotation::record_stored(&state, &stored), None).await?;
+                    self.note(
+                        false,
+                        "CredentialRecovered",
+                        format!("resumed the rotation with stored credential {}", stored.credential_id),
+                    );
+                }
+                Step::ReportUnrecorded { since } => {
+                    let horizon = expiry_horizon(&state, since);
+                    self.persist(bc, &rotation::record_unrecorded(&state), None).await?;
+                    self.note(
+                        true,
+                        "CredentialPossiblyOrphaned",
+                        format!(
+                            "an issue request sent at {since} got no stored reply (the operator stopped or the call failed); \
+                             ConductorOne may hold an unused credential for connector {} that the operator cannot revoke: {horizon}",
+                            c1.connector_id
+                        ),
+                    );
+                }
+                Step::Promote => {
+                    let Some(stored) = stored else { return Ok(Outcome::Wait(None)) };
+                    let had_previous = state.rotation.as_ref().is_some_and(|r| r.previous.is_some());
+                    self.persist(bc, &rotation::promote(&state, &stored, &base, self.grace, now), None)
+                        .await?;
+                    if had_previous {
+                        self.note(
+                            false,
+                            "RotatedOut",
+                            format!(
+                                "the connector runs on credential {}; the previous one stays valid for {:?}",
+                                stored.credential_id, self.grace
+                            ),
+                        );
+                    }
+                }
+                Step::RevokePrevious(previous) => {
+                    if state.rotation.as_ref().is_some_and(|r| r.phase != crate::api::RotationPhase::Revoking)
+                    {
+                        self.persist(bc, &rotation::mark_revoking(&state), None).await?;
+                    }
+                    if let Err(e) = self.revoke(&c1.app_id, &c1.connector_id, &previous.credential_id).await {
+                        self.note(
+                            true,
+                            "RevokeFailed",
+                            format!("could not revoke credential {}: {e}", previous.credential_id),
+                        );
+                        return Ok(Outcome::Blocked(c1_problem(&e)));
+                    }
+                    match secrets.delete(&previous.secret_name, &DeleteParams::default()).await {
+                        Ok(_) => {}
+                        Err(kube::Error::Api(s)) if s.code == 404 => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    let current = bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
+                    self.persist(bc, &rotation::finish(&current), None).await?;
+                    self.note(
+                        false,
+                        "CredentialRevoked",
+                        format!("revoked the previous credential {}", previous.credential_id),
+                    );
+                }
+                Step::RevokePending(id) => {
+                    if let Err(e) = self.revoke(&c1.app_id, &c1.connector_id, &id).await {
+                        return Ok(Outcome::Blocked(c1_problem(&e)));
+                    }
+                    self.persist(bc, &rotation::remove_pending_revocation(&state, &id), None).await?;
+                    self.note(false, "CredentialRevoked", format!("revoked unused credential {id}"));
+                }
+                Step::AwaitRollout => return Ok(Outcome::Wait(None)),
+                Step::AwaitGrace(until) => return Ok(Outcome::Wait(Some(until_from(now, until)))),
+                Step::Idle(next) => return Ok(Outcome::Wait(next.map(|n| until_from(now, n)))),
+            }
+        }
+        warn!(namespace = %ns, name = %base, "rotation did not settle within one reconcile");
+        Ok(Outcome::Wait(Some(Duration::from_secs(5))))
+    }
+
+    async fn revoke(
+        &self,
+        app: &str,
+        connector: &str,
+        id: &str,
+    ) -> std::result::Result<(), crate::conductorone::Error> {
+        match self.ctx.conductorone.revoke_credential(self.api, app, connector, id).await {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// A credential that was minted but cannot be used is revoked at once, or remembered for later.
+    async fn revoke_unusable(&mut self, bc: &mut BatonConnector, id: &str) -> Result<()> {
+        let c1 = bc.spec.conductor_one.clone().expect("enforced by the CRD");
+        let state = bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
+        let state = rotation::clear_in_flight(&state);
+        if self.revoke(&c1.app_id, &c1.connector_id, id).await.is_ok() {
+            self.persist(bc, &state, None).await
+        } else {
+            self.persist(bc, &rotation::add_pending_revocation(&state, id), None).await
+        }
+    }
+
+    fn note(&mut self, warning: bool, reason: &'static str, message: String) {
+        self.notes.push(Note { warning, reason, action: "RotateCredentials", message });
+    }
+
+    /// Records the credential state (and the handled rotate request) before the next side effect.
+    async fn persist(
+        &self,
+        bc: &mut BatonConnector,
+        state: &CredentialsStatus,
+        handled_rotate: Option<&str>,
+    ) -> Result<()> {
+        let mut ops = Vec::new();
+        if bc.status.is_none() {
+            ops.push(json!({"op": "add", "path": "/status", "value": {}}));
+        }
+        ops.push(json!({"op": "add", "path": "/status/credentials", "value": state}));
+        if let Some(r) = handled_rotate {
+            if bc.status.as_ref().is_none_or(|s| s.handled_requests.is_empty()) {
+                ops.push(json!({"op": "add", "path": "/status/handledRequests", "value": {}}));
+            }
+            ops.push(json!({"op": "add", "path": "/status/handledRequests/rotate", "value": r}));
+        }
+        let patch: json_patch::Patch =
+            serde_json::from_value(serde_json::Value::Array(ops)).expect("valid JSON patch");
+        let api: Api<BatonConnector> =
+            Api::namespaced(self.ctx.client.clone(), &bc.namespace().unwrap_or_default());
+        let params = PatchParams { field_manager: Some(STATE_MANAGER.into()), ..Default::default() };
+        *bc = api.patch_status(&bc.name_any(), &params, &Patch::Json::<()>(patch)).await?;
+        self.ctx.metrics.status_writes.inc();
+        Ok(())
+    }
+}
+
+fn until_from(now: Timestamp, at: Timestamp) -> Duration {
+    Duration::from_secs(u64::try_from(at.as_second() - now.as_second()).unwrap_or(0).max(1))
+}
+
+/// How long a credential nobody knows of may stay valid, from what the operator knows of this
+/// connector's credential lifetime.
+fn expiry_horizon(state: &CredentialsStatus, since: Timestamp) -> String {
+    match (&state.issued_at, &state.expires_at) {
+        (Some(issued), Some(expires)) => {
+            let lifetime = expires.0.duration_since(issued.0);
+            match since.checked_add(lifetime) {
+                Ok(at) => format!("it expires by {at} at the latest, unless revoked in ConductorOne"),
+                Err(_) => "its expiry is unknown; revoke unused credentials in ConductorOne".into(),
+            }
+        }
+        _ => "ConductorOne did not report an expiry for this connector's credentials; revoke unused ones in ConductorOne".into(),
+    }
+}
+
+fn c1_problem(e: &crate::conductorone::Error) -> Problem {
+    Problem::ConductorOne { reason: e.reason(), message: e.to_string(), permanent: e.is_permanent() }
+}
+
+/// The Secret revision holding one issued credential: the two keys the connector reads, and the
+/// credential's id in an annotation so a crash right after this write loses nothing.
+fn credential_secret(
+    bc: &BatonConnector,
+    revision: i64,
+    issued: &IssuedCredential,
+    issued_at: Option<Timestamp>,
+) -> Secret {
+    let mut labels = labels::labels(bc);
+    labels.insert(REVISION_LABEL.into(), revision.to_string());
+    let mut annotations = BTreeMap::from([(CREDENTIAL_ID_ANNOTATION.to_string(), issued.id.clone())]);
+    if let Some(at) = issued_at {
+        annotations.insert(ISSUED_AT_ANNOTATION.into(), at.to_string());
+    }
+    if let Some(at) = issued.expires_at {
+        annotations.insert(EXPIRES_AT_ANNOTATION.into(), at.to_string());
+    }
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(rotation::secret_name(&bc.name_any(), revision)),
+            namespace: bc.namespace(),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            owner_references: bc.controller_owner_ref(&()).map(|o| vec![o]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([
+            (inputs::CLIENT_ID_KEY.to_string(), ByteString(issued.client_id.clone().into_bytes())),
+            (
+                inputs::CLIENT_SECRET_KEY.to_string(),
+                ByteString(issued.client_secret.expose_secret().as_bytes().to_vec()),
+            ),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// Reads what a stored revision says about its credential (never its secret).
+async fn read_stored(api: &Api<Secret>, name: &str) -> Result<Option<StoredCredential>> {
+    let Some(secret) = api.get_opt(name).await? else { return Ok(None) };
+    let annotations = secret.annotations();
+    let Some(id) = annotations.get(CREDENTIAL_ID_ANNOTATION) else { return Ok(None) };
+    let client_id = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(inputs::CLIENT_ID_KEY))
+        .map(|v| String::from_utf8_lossy(&v.0).to_string())
+        .unwrap_or_default();
+    let time = |key: &str| annotations.get(key).and_then(|v| v.parse::<Timestamp>().ok());
+    Ok(Some(StoredCredential {
+        credential_id: id.clone(),
+        client_id,
+        issued_at: time(ISSUED_AT_ANNOTATION),
+        expires_at: time(EXPIRES_AT_ANNOTATION),
+    }))
+}
+
+/// Whether a Deployment's connector reads its ConductorOne credentials from the named Secret.
+pub fn reads_credentials_from(d: &Deployment, secret: &str) -> bool {
+    d.spec.template.spec.as_ref().is_some_and(|p| {
+        p.containers.iter().flat_map(|c| c.env.iter().flatten()).any(|e| {
+            e.name == inputs::CLIENT_SECRET_KEY
+                && e.value_from
+                    .as_ref()
+                    .and_then(|v| v.secret_key_ref.as_ref())
+                    .is_some_and(|r| r.name == secret)
+        })
+    })
+}
+
+/// Deletion with `deletionPolicy: Revoke`: revoke every credential the operator minted. Returns the
+/// ids it could not revoke.
+pub async fn revoke_all(
+    ctx: &Context,
+    bc: &BatonConnector,
+    api: &ApiCredentials,
+) -> Vec<(String, crate::conductorone::Error)> {
+    let Some(c1) = bc.spec.conductor_one.as_ref() else { return Vec::new() };
+    let state = bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
+    let mut failed = Vec::new();
+    for id in rotation::minted(&state) {
+        match ctx.conductorone.revoke_credential(api, &c1.app_id, &c1.connector_id, &id).await {
+            Ok(()) => info!(credential_id = %id, "revoked credential on deletion"),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => failed.push((id, e)),
+        }
+    }
+    failed
+}
