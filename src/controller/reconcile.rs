@@ -120,10 +120,12 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
             let interval = credentials::rotation_settings(m).map(|(i, _)| i).ok();
             let seed = format!("{ns}/{name}/{}", bc.uid().unwrap_or_default());
             let next = interval.and_then(|i| rotation::next_rotation(&state, i, &seed)).map(Time);
-            let issuing = state
-                .credential_id
-                .is_none()
-                .then(|| "waiting for ConductorOne to issue the connector's first credential".to_string());
+            let issuing = state.credential_id.is_none().then(|| {
+                format!(
+                    "waiting for ConductorOne to issue the connector's first credential{}",
+                    status::unrecorded_note(&state)
+                )
+            });
             (Some(CredentialsStatus { next_rotation_at: next, ..state }), issuing)
         }
         None => (

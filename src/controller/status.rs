@@ -236,12 +236,18 @@ fn credential_message(c: &CredentialsStatus) -> String {
         Some(r) => format!("credential {id} in use; rotation {:?} ({})", r.phase, r.trigger),
         None => format!("credential {id} in use"),
     };
-    if let Some(n) = c.rotation.as_ref().map(|r| r.unrecorded_attempts).filter(|n| *n > 0) {
-        message.push_str(&format!(
-            "; {n} issue attempt(s) got no stored reply and may have left an unused credential in ConductorOne"
-        ));
-    }
+    message.push_str(&unrecorded_note(c));
     message
+}
+
+/// Says so when an issue attempt may have left a credential nobody knows of in ConductorOne.
+pub fn unrecorded_note(c: &CredentialsStatus) -> String {
+    match c.rotation.as_ref().map(|r| r.unrecorded_attempts).filter(|n| *n > 0) {
+        Some(n) => format!(
+            "; {n} issue attempt(s) got no stored reply and may have left an unused credential in ConductorOne"
+        ),
+        None => String::new(),
+    }
 }
 
 /// `Ready`, `Reconciling` and `Stalled` together, so they can never contradict each other.

@@ -30,6 +30,8 @@ struct State {
     objects: BTreeMap<String, Value>,
     calls: Vec<Call>,
     next_uid: u64,
+    /// Writes left before every further write fails (a crash of the operator right there).
+    writes_before_failure: Option<usize>,
 }
 
 /// The fake server. Cloning shares the state.
@@ -86,6 +88,16 @@ impl FakeKube {
         self.state.lock().unwrap().calls.clone()
     }
 
+    /// From the `n`-th write on (0 = the next one), writes fail with 500 and change nothing, as if
+    /// the operator had died just before making them.
+    pub fn fail_writes_from(&self, n: usize) {
+        self.state.lock().unwrap().writes_before_failure = Some(n);
+    }
+
+    pub fn heal(&self) {
+        self.state.lock().unwrap().writes_before_failure = None;
+    }
+
     /// Forgets the recorded calls, to look at the next reconcile alone.
     pub fn clear_calls(&self) {
         self.state.lock().unwrap().calls.clear();
@@ -100,21 +112,71 @@ impl FakeKube {
         let query = parts.uri.query().unwrap_or_default().to_string();
         let method = parts.method.as_str().to_string();
         let text = String::from_utf8_lossy(body).to_string();
-        self.state.lock().unwrap().calls.push(Call {
-            method: method.clone(),
-            path: path.clone(),
-            query,
-            body: text,
-        });
+        let is_event = path.contains("/events");
+        {
+            let mut s = self.state.lock().unwrap();
+            s.calls.push(Call { method: method.clone(), path: path.clone(), query, body: text });
+            if method != "GET" && !is_event {
+                match s.writes_before_failure {
+                    Some(0) => {
+                        return respond(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            json!({"kind": "Status", "code": 500, "message": "injected failure"}),
+                        );
+                    }
+                    Some(n) => s.writes_before_failure = Some(n - 1),
+                    None => {}
+                }
+            }
+        }
+        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         match method.as_str() {
             "GET" => match self.get(&path) {
                 Some(o) => respond(StatusCode::OK, o),
                 None => not_found(&path),
             },
-            "PATCH" => self.apply(&path, serde_json::from_slice(body).unwrap_or(Value::Null)),
-            "POST" => respond(StatusCode::CREATED, serde_json::from_slice(body).unwrap_or(Value::Null)),
+            // A JSON patch is a list of operations; every other patch the operator sends is an object.
+            "PATCH" if body.is_array() => self.json_patch(&path, body),
+            "PATCH" => self.apply(&path, body),
+            "POST" if is_event => respond(StatusCode::CREATED, body),
+            "POST" => {
+                let target = format!("{path}/{}", body["metadata"]["name"].as_str().unwrap_or_default());
+                if self.get(&target).is_some() {
+                    return respond(
+                        StatusCode::CONFLICT,
+                        json!({"kind": "Status", "code": 409, "reason": "AlreadyExists", "message": "exists"}),
+                    );
+                }
+                self.put(&target, body);
+                respond(StatusCode::CREATED, self.get(&target).unwrap())
+            }
+            "DELETE" => match self.state.lock().unwrap().objects.remove(&path) {
+                Some(o) => respond(StatusCode::OK, o),
+                None => not_found(&path),
+            },
             _ => respond(StatusCode::METHOD_NOT_ALLOWED, json!({})),
         }
+    }
+
+    /// An RFC 6902 JSON patch on the object (a `/status` suffix patches the same object, as the
+    /// status subresource does).
+    fn json_patch(&self, path: &str, ops: Value) -> Response<Body> {
+        let base = path.strip_suffix("/status").unwrap_or(path);
+        let Some(mut object) = self.get(base) else { return not_found(base) };
+        let patch: json_patch::Patch = match serde_json::from_value(ops) {
+            Ok(p) => p,
+            Err(e) => {
+                return respond(StatusCode::BAD_REQUEST, json!({"code": 400, "message": e.to_string()}));
+            }
+        };
+        if let Err(e) = json_patch::patch(&mut object, &patch) {
+            return respond(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"kind": "Status", "code": 422, "message": e.to_string()}),
+            );
+        }
+        self.put_keep(base, object.clone());
+        respond(StatusCode::OK, self.get(base).unwrap())
     }
 
     /// A server-side apply, simplified: the applied fields replace the live ones; a spec change bumps

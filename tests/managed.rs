@@ -1,0 +1,372 @@
+//! Managed credentials through the controller, against a faked Kubernetes API and the fake
+//! ConductorOne server: issue, rotation, revocation, deletion, and a crash at every write.
+
+mod support;
+
+use std::{sync::Arc, time::Duration};
+
+use baton_operator::{
+    api::BatonConnector,
+    conductorone::ConductorOneClient,
+    controller::{self, Context, reconcile},
+    metrics::Metrics,
+};
+use serde_json::{Value, json};
+use support::{
+    fake_conductorone::FakeConductorOne,
+    fake_kube::FakeKube,
+    harness::{self, APP, CONNECTOR},
+};
+
+const BC: &str = "/apis/baton.conductorone.com/v1alpha1/namespaces/ns/batonconnectors/okta";
+const DEPLOY: &str = "/apis/apps/v1/namespaces/ns/deployments/okta";
+const SECRETS: &str = "/api/v1/namespaces/ns/secrets";
+const ROTATE: &str = "/api/v1/apps/connectors/credentials";
+
+struct World {
+    kube: FakeKube,
+    c1: FakeConductorOne,
+    metrics: Arc<Metrics>,
+}
+
+impl World {
+    async fn new(grace: &str) -> Self {
+        let kube = FakeKube::default();
+        let c1 = FakeConductorOne::start().await;
+        c1.add_connector(APP, CONNECTOR, "okta");
+        let principal = c1.register_principal("operator");
+        kube.put(
+            &format!("{SECRETS}/c1-api"),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "c1-api", "namespace": "ns"},
+                   "data": {"clientId": b64(&principal.client_id), "clientSecret": b64(&principal.client_secret)}}),
+        );
+        kube.put(
+            BC,
+            json!({
+                "apiVersion": "baton.conductorone.com/v1alpha1", "kind": "BatonConnector",
+                "metadata": {"name": "okta", "namespace": "ns"},
+                "spec": {
+                    "connector": "okta",
+                    "credentials": {"managed": {"rotation": {"interval": "720h", "gracePeriod": grace}}},
+                    "conductorOne": {"apiCredentialsSecretRef": {"name": "c1-api"}, "appId": APP, "connectorId": CONNECTOR},
+                },
+                "status": {"observedGeneration": -1},
+            }),
+        );
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = Arc::new(Metrics::register(&mut registry));
+        Self { kube, c1, metrics }
+    }
+
+    /// A fresh operator process: nothing survives from the previous one but what the API holds.
+    fn operator(&self) -> Arc<Context> {
+        let client = ConductorOneClient::new(harness::config()).unwrap();
+        Arc::new(Context::new(
+            self.kube.client(),
+            client,
+            self.metrics.clone(),
+            controller::Config::default(),
+        ))
+    }
+
+    async fn reconcile(&self) -> Result<(), baton_operator::Error> {
+        let bc: BatonConnector = serde_json::from_value(self.kube.get(BC).unwrap()).unwrap();
+        reconcile(Arc::new(bc), self.operator()).await.map(|_| ())
+    }
+
+    fn status(&self) -> Value {
+        self.kube.get(BC).unwrap()["status"].clone()
+    }
+
+    fn secret_in_use(&self) -> Option<String> {
+        let d = self.kube.get(DEPLOY)?;
+        let env = d["spec"]["template"]["spec"]["containers"][0]["env"].as_array()?.clone();
+        env.iter()
+            .find(|e| e["name"] == "BATON_CLIENT_SECRET")
+            .and_then(|e| e["valueFrom"]["secretKeyRef"]["name"].as_str().map(str::to_string))
+    }
+
+    fn credential_in_secret(&self, name: &str) -> Option<String> {
+        let s = self.kube.get(&format!("{SECRETS}/{name}"))?;
+        s["metadata"]["annotations"]["baton.conductorone.com/credential-id"].as_str().map(str::to_string)
+    }
+
+    /// Plays the Deployment controller and kubelet: the current template has an available pod.
+    fn make_available(&self) {
+        if self.kube.get(DEPLOY).is_none() {
+            return;
+        }
+        self.kube.edit(DEPLOY, |d| {
+            let generation = d["metadata"]["generation"].clone();
+            d["status"] = json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1,
+                "availableReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]});
+        });
+    }
+
+    fn live_credentials(&self) -> Vec<String> {
+        self.c1.credentials().into_iter().filter(|c| c.revoked_at.is_none()).map(|c| c.id).collect()
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.kube.calls().into_iter().filter(|c| c.path.contains("/events")).map(|c| c.body).collect()
+    }
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// Reconciles, playing the Deployment controller in between, until the rotation is over.
+async fn converge(w: &World) {
+    for _ in 0..10 {
+        let _ = w.reconcile().await;
+        w.make_available();
+        let s = w.status();
+        if s["credentials"]["rotation"].is_null() && s["credentials"]["credentialId"].is_string() {
+            let _ = w.reconcile().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("did not converge: {}", w.status());
+}
+
+#[tokio::test]
+async fn initial_issue_stores_the_credential_and_runs_the_connector() {
+    let w = World::new("1s").await;
+    w.reconcile().await.unwrap();
+    let bc = w.kube.get(BC).unwrap();
+    assert_eq!(bc["metadata"]["finalizers"][0], "baton.conductorone.com/revoke-credentials");
+    assert_eq!(w.c1.count("POST", ROTATE), 1);
+    let minted = w.c1.credentials();
+    assert_eq!(minted.len(), 1);
+    let secret = w.kube.get(&format!("{SECRETS}/okta-c1-credentials-1")).unwrap();
+    assert_eq!(secret["metadata"]["ownerReferences"][0]["kind"], "BatonConnector");
+    assert_eq!(w.credential_in_secret("okta-c1-credentials-1").as_deref(), Some(minted[0].id.as_str()));
+    let keys: Vec<&String> = secret["data"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["BATON_CLIENT_ID", "BATON_CLIENT_SECRET"],
+        "the Secret holds the credentials and nothing else"
+    );
+    assert_eq!(w.secret_in_use().as_deref(), Some("okta-c1-credentials-1"));
+    assert_eq!(w.status()["credentials"]["rotation"]["phase"], "Rolling");
+
+    w.make_available();
+    w.reconcile().await.unwrap();
+    let s = w.status();
+    assert!(s["credentials"]["rotation"].is_null(), "{s}");
+    assert_eq!(s["credentials"]["credentialId"], minted[0].id.as_str());
+    assert!(s["credentials"]["nextRotationAt"].is_string());
+    let ready = s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
+    assert_eq!(ready["status"], "True", "{s}");
+
+    // Converged: a restarted operator writes nothing and calls ConductorOne for nothing.
+    w.kube.clear_calls();
+    let calls = w.c1.calls().len();
+    w.reconcile().await.unwrap();
+    assert!(w.kube.writes().is_empty(), "{:?}", w.kube.writes());
+    assert_eq!(w.c1.calls().len(), calls);
+}
+
+#[tokio::test]
+async fn rotate_request_rolls_once_and_revokes_only_after_the_new_pod_is_up() {
+    let w = World::new("1s").await;
+    converge(&w).await;
+    let old = w.live_credentials();
+    assert_eq!(old.len(), 1);
+    w.kube.edit(BC, |bc| {
+        bc["metadata"]["annotations"] =
+            json!({"baton.conductorone.com/rotate-requested-at": "2026-11-22T10:00:00Z"})
+    });
+    w.kube.clear_calls();
+    w.reconcile().await.unwrap();
+    assert_eq!(w.c1.credentials().len(), 2);
+    assert_eq!(w.secret_in_use().as_deref(), Some("okta-c1-credentials-2"));
+    assert_eq!(w.kube.writes().iter().filter(|c| c.path == DEPLOY).count(), 1, "one rollout");
+    assert_eq!(w.status()["handledRequests"]["rotate"], "2026-11-22T10:00:00Z");
+
+    // The new pod is not available yet: nothing is revoked however often the operator looks.
+    for _ in 0..3 {
+        w.reconcile().await.unwrap();
+    }
+    assert_eq!(w.live_credentials().len(), 2);
+
+    w.make_available();
+    w.reconcile().await.unwrap();
+    assert_eq!(w.status()["credentials"]["rotation"]["phase"], "GracePeriod");
+    assert_eq!(w.live_credentials().len(), 2, "the old credential outlives the grace period");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    w.reconcile().await.unwrap();
+    let live = w.live_credentials();
+    assert_eq!(live.len(), 1);
+    assert_ne!(live[0], old[0]);
+    assert!(w.kube.get(&format!("{SECRETS}/okta-c1-credentials-1")).is_none(), "old revision cleaned up");
+    assert!(w.status()["credentials"]["rotation"].is_null());
+    assert!(w.events().iter().any(|e| e.contains("CredentialRevoked")));
+
+    // Handled once: the annotation stays and causes nothing more.
+    w.kube.clear_calls();
+    w.reconcile().await.unwrap();
+    assert_eq!(w.c1.credentials().len(), 2);
+    assert!(
+        w.kube.get(BC).unwrap()["metadata"]["annotations"]["baton.conductorone.com/rotate-requested-at"]
+            .is_string()
+    );
+}
+
+#[tokio::test]
+async fn a_crash_before_any_write_never_loses_or_leaks_a_credential() {
+    // Writes fail from the n-th on (the operator died there); a fresh operator then finishes the job.
+    for n in 0..16 {
+        let w = World::new("0s").await;
+        converge(&w).await;
+        w.kube.edit(BC, |bc| {
+            bc["metadata"]["annotations"] = json!({"baton.conductorone.com/rotate-requested-at": "now"})
+        });
+        w.kube.fail_writes_from(n);
+        for _ in 0..3 {
+            let _ = w.reconcile().await;
+            w.make_available();
+        }
+        w.kube.heal();
+        converge(&w).await;
+        let s = w.status();
+        let current = s["credentials"]["credentialId"].as_str().unwrap().to_string();
+        let live = w.live_credentials();
+        let unrecorded = s["credentials"]["rotation"]["unrecordedAttempts"].as_i64().unwrap_or(0);
+        let reported = w.events().iter().filter(|e| e.contains("CredentialPossiblyOrphaned")).count();
+        // Everything minted is either in use or revoked, except what was reported as possibly orphaned.
+        assert!(live.contains(&current), "crash at write {n}: current credential revoked: {s}");
+        assert!(
+            live.len() == 1 || live.len() - 1 <= reported + unrecorded as usize,
+            "crash at write {n}: {} live credentials, {reported} reported: {s}",
+            live.len()
+        );
+        assert_eq!(
+            w.secret_in_use(),
+            s["credentials"]["secretName"].as_str().map(str::to_string),
+            "crash at write {n}"
+        );
+        assert_eq!(w.credential_in_secret(s["credentials"]["secretName"].as_str().unwrap()), Some(current));
+    }
+}
+
+#[tokio::test]
+async fn resuming_from_a_stored_reply_does_not_mint_again() {
+    let w = World::new("1s").await;
+    // Writes: finalizer, rotation start, in-flight mark, Secret; the operator died before recording
+    // the reply.
+    w.kube.fail_writes_from(4);
+    let _ = w.reconcile().await;
+    w.kube.heal();
+    assert_eq!(w.c1.count("POST", ROTATE), 1);
+    assert!(w.credential_in_secret("okta-c1-credentials-1").is_some());
+    assert!(w.status()["credentials"]["rotation"]["issueInFlightSince"].is_string());
+    w.reconcile().await.unwrap();
+    assert_eq!(w.c1.count("POST", ROTATE), 1, "the stored reply is adopted");
+    assert_eq!(w.status()["credentials"]["rotation"]["phase"], "Rolling");
+}
+
+#[tokio::test]
+async fn lost_reply_is_reported_with_an_event_and_a_condition() {
+    let w = World::new("1s").await;
+    // Writes: finalizer, rotation start, in-flight mark; the reply never landed (the Secret write
+    // is the one that fails).
+    w.kube.fail_writes_from(3);
+    let _ = w.reconcile().await;
+    w.kube.heal();
+    let minted = w.c1.count("POST", ROTATE);
+    assert_eq!(minted, 1);
+    w.reconcile().await.unwrap();
+    assert!(w.events().iter().any(|e| e.contains("CredentialPossiblyOrphaned")));
+    let s = w.status();
+    assert_eq!(s["credentials"]["rotation"]["unrecordedAttempts"], 1);
+    let creds = s["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "CredentialsReady")
+        .cloned()
+        .unwrap();
+    assert!(creds["message"].as_str().unwrap().contains("may have left an unused credential"), "{creds}");
+}
+
+#[tokio::test]
+async fn deletion_revokes_every_minted_credential() {
+    let w = World::new("1s").await;
+    converge(&w).await;
+    assert_eq!(w.live_credentials().len(), 1);
+    w.kube.edit(BC, |bc| bc["metadata"]["deletionTimestamp"] = json!("2026-11-22T00:00:00Z"));
+    w.reconcile().await.unwrap();
+    assert!(w.live_credentials().is_empty());
+    assert!(w.kube.get(BC).unwrap()["metadata"]["finalizers"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn orphan_policy_keeps_credentials_and_needs_no_finalizer() {
+    let w = World::new("1s").await;
+    w.kube.edit(BC, |bc| bc["spec"]["deletionPolicy"] = json!("Orphan"));
+    converge(&w).await;
+    assert!(w.kube.get(BC).unwrap()["metadata"]["finalizers"].is_null());
+    w.kube.edit(BC, |bc| bc["metadata"]["deletionTimestamp"] = json!("2026-11-22T00:00:00Z"));
+    w.reconcile().await.unwrap();
+    assert_eq!(w.live_credentials().len(), 1);
+}
+
+#[tokio::test]
+async fn unauthorized_api_credentials_stall_without_a_retry_storm() {
+    let w = World::new("1s").await;
+    w.kube.edit(&format!("{SECRETS}/c1-api"), |s| {
+        s["data"]["clientSecret"] = json!(b64("secret-token:conductorone.com:v1:e30"))
+    });
+    let err = w.reconcile().await.unwrap_err();
+    assert!(matches!(err, baton_operator::Error::Blocked(_)), "{err}");
+    let s = w.status();
+    let stalled =
+        s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Stalled").cloned().unwrap();
+    assert_eq!(stalled["status"], "True", "{s}");
+    assert_eq!(w.c1.count("POST", ROTATE), 0);
+    assert!(w.kube.get(DEPLOY).is_none());
+}
+
+#[tokio::test]
+async fn rate_limited_issue_is_retried_later_not_hammered() {
+    let w = World::new("1s").await;
+    use support::fake_conductorone::{Fault, FaultRule};
+    w.c1.inject(FaultRule::new(Fault::rate_limited("1")).on("POST", ROTATE).times(100));
+    let started = std::time::Instant::now();
+    let err = w.reconcile().await.unwrap_err();
+    assert!(matches!(err, baton_operator::Error::Blocked("RateLimited")), "{err}");
+    // One call and its bounded retries, each honouring Retry-After.
+    let attempts = w.c1.count("POST", ROTATE);
+    assert!(attempts <= 1 + harness::config().max_retries as usize, "{attempts} attempts");
+    assert!(started.elapsed() >= Duration::from_secs(attempts as u64 - 1));
+    let s = w.status();
+    assert!(s["credentials"]["rotation"]["issueInFlightSince"].is_null(), "a 429 proves nothing was minted");
+    let ready = s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").cloned().unwrap();
+    assert_eq!(ready["reason"], "RateLimited");
+}
+
+#[tokio::test]
+async fn client_secret_never_leaves_the_secret() {
+    let w = World::new("0s").await;
+    converge(&w).await;
+    let secret = w.kube.get(&format!("{SECRETS}/okta-c1-credentials-1")).unwrap();
+    let value = secret["data"]["BATON_CLIENT_SECRET"].as_str().unwrap().to_string();
+    use base64::Engine;
+    let plain = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&value).unwrap()).unwrap();
+    for call in w.kube.calls() {
+        if call.method == "POST" && call.path == SECRETS {
+            continue; // the one write that stores it
+        }
+        assert!(
+            !call.body.contains(&value) && !call.body.contains(&plain),
+            "leaked in {} {}",
+            call.method,
+            call.path
+        );
+    }
+}
