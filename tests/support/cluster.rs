@@ -156,6 +156,8 @@ impl Operator {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
         let child = Command::new(&self.binary)
             .args(["run", "--log-format", "text", "--http-addr", &format!("127.0.0.1:{}", self.metrics_port)])
+            // The fake ConductorOne server listens on loopback without TLS.
+            .arg("--c1-insecure-loopback")
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,baton_operator=debug")
             .stdin(Stdio::null())
