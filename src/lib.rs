@@ -12,6 +12,7 @@ pub mod render;
 pub mod resources;
 pub mod rotation;
 pub mod server;
+pub mod sync;
 pub mod telemetry;
 
 /// Errors of a reconcile. Messages name objects, never secret values.

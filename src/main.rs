@@ -57,6 +57,9 @@ struct RunArgs {
     /// How many resources reconcile at once.
     #[arg(long, env = "CONCURRENCY", default_value_t = 8)]
     concurrency: u16,
+    /// How often each connector's sync status is read from ConductorOne (plus up to 10% jitter).
+    #[arg(long, env = "SYNC_POLL_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
+    sync_poll_interval: Duration,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     log_format: telemetry::LogFormat,
@@ -103,6 +106,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         namespaces: args.namespace,
         resync_interval: args.resync_interval,
         concurrency: args.concurrency,
+        sync_poll_interval: args.sync_poll_interval,
         ..Default::default()
     };
     let c1_config = ClientConfig {
@@ -118,6 +122,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         ConductorOneClient::with_metrics(c1_config, Arc::new(move |call| hook_metrics.record_call(call)))
             .context("configuring the ConductorOne client")?;
     let ctx = Arc::new(controller::Context::new(client, conductorone, metrics, config));
+    // Per-resource series are computed from the controller's cache at scrape time.
+    registry.register_collector(Box::new(ctx.fleet.clone()));
     let ready = Arc::new(AtomicBool::new(false));
     let http = server::serve(args.http_addr, Arc::new(registry), ready.clone());
     tracing::info!(addr = %args.http_addr, "starting baton-operator");

@@ -120,3 +120,110 @@ impl Metrics {
         }
     }
 }
+
+/// The BatonConnector caches of the running controllers. Per-resource metrics are computed from them
+/// at scrape time, so a deleted resource's series disappear with it and nothing is kept twice.
+#[derive(Clone, Default)]
+pub struct Fleet(
+    std::sync::Arc<std::sync::RwLock<Vec<kube::runtime::reflector::Store<crate::api::BatonConnector>>>>,
+);
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fleet")
+    }
+}
+
+impl Fleet {
+    pub fn add(&self, store: kube::runtime::reflector::Store<crate::api::BatonConnector>) {
+        self.0.write().expect("fleet lock poisoned").push(store);
+    }
+
+    fn objects(&self) -> Vec<std::sync::Arc<crate::api::BatonConnector>> {
+        self.0.read().expect("fleet lock poisoned").iter().flat_map(|s| s.state()).collect()
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    namespace: String,
+    name: String,
+    connector: String,
+}
+
+impl prometheus_client::collector::Collector for Fleet {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use kube::ResourceExt;
+        use prometheus_client::{encoding::EncodeMetric, metrics::gauge::ConstGauge};
+        type Value = fn(&crate::api::BatonConnector) -> Option<f64>;
+        let series: [(&str, &str, Value); 5] = [
+            ("baton_connector_ready", "1 when the connector's Ready condition is True", |bc| {
+                Some(f64::from(u8::from(conditions_true(bc, crate::api::conditions::READY))))
+            }),
+            ("baton_connector_suspended", "1 when spec.suspend is true", |bc| {
+                Some(f64::from(u8::from(bc.spec.suspend)))
+            }),
+            (
+                "baton_connector_last_sync_timestamp_seconds",
+                "When ConductorOne last completed a sync",
+                |bc| {
+                    bc.status
+                        .as_ref()?
+                        .sync
+                        .as_ref()?
+                        .last_completed_at
+                        .as_ref()
+                        .map(|t| t.0.as_second() as f64)
+                },
+            ),
+            (
+                "baton_connector_credential_issued_timestamp_seconds",
+                "When the managed credential in use was issued",
+                |bc| {
+                    bc.status
+                        .as_ref()?
+                        .credentials
+                        .as_ref()?
+                        .issued_at
+                        .as_ref()
+                        .map(|t| t.0.as_second() as f64)
+                },
+            ),
+            (
+                "baton_connector_next_rotation_timestamp_seconds",
+                "When the managed credential rotates next",
+                |bc| {
+                    bc.status
+                        .as_ref()?
+                        .credentials
+                        .as_ref()?
+                        .next_rotation_at
+                        .as_ref()
+                        .map(|t| t.0.as_second() as f64)
+                },
+            ),
+        ];
+        let objects = self.objects();
+        for (name, help, value) in series {
+            let mut family =
+                encoder.encode_descriptor(name, help, None, ConstGauge::new(0.0f64).metric_type())?;
+            for bc in &objects {
+                let Some(v) = value(bc) else { continue };
+                let labels = ResourceLabels {
+                    namespace: bc.namespace().unwrap_or_default(),
+                    name: bc.name_any(),
+                    connector: bc.spec.connector.clone(),
+                };
+                ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn conditions_true(bc: &crate::api::BatonConnector, type_: &str) -> bool {
+    bc.status.as_ref().is_some_and(|s| crate::api::conditions::is_true(&s.conditions, type_))
+}

@@ -34,6 +34,12 @@ impl World {
         let kube = FakeKube::default();
         let c1 = FakeConductorOne::start().await;
         c1.add_connector(APP, CONNECTOR, "okta");
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        c1.set_sync_status(
+            APP,
+            CONNECTOR,
+            json!({"status": "SYNC_STATUS_DONE", "completedAt": now, "lastError": ""}),
+        );
         let principal = c1.register_principal("operator");
         kube.put(
             &format!("{SECRETS}/c1-api"),
@@ -162,12 +168,15 @@ async fn initial_issue_stores_the_credential_and_runs_the_connector() {
     let ready = s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
     assert_eq!(ready["status"], "True", "{s}");
 
-    // Converged: a restarted operator writes nothing and calls ConductorOne for nothing.
+    // Converged: a restarted operator writes nothing and changes nothing in ConductorOne (it only
+    // reads the sync status).
     w.kube.clear_calls();
-    let calls = w.c1.calls().len();
+    let changes =
+        |w: &World| w.c1.calls().iter().filter(|c| c.method != "GET" && c.path != "/auth/v1/token").count();
+    let before = changes(&w);
     w.reconcile().await.unwrap();
     assert!(w.kube.writes().is_empty(), "{:?}", w.kube.writes());
-    assert_eq!(w.c1.calls().len(), calls);
+    assert_eq!(changes(&w), before);
 }
 
 #[tokio::test]
@@ -369,4 +378,38 @@ async fn client_secret_never_leaves_the_secret() {
             call.path
         );
     }
+}
+
+#[tokio::test]
+async fn sync_status_is_polled_on_its_own_cadence_even_when_failing() {
+    use support::fake_conductorone::{Fault, FaultRule};
+    let w = World::new("1s").await;
+    converge(&w).await;
+    let path = format!("/api/v1/apps/{APP}/connectors/{CONNECTOR}");
+    // One operator process reconciling often: the poll result is reused until the interval passes.
+    let ctx = w.operator();
+    w.c1.inject(FaultRule::new(Fault::error(500, 13, "internal")).on("GET", &path).times(1000));
+    let before = w.c1.count("GET", &path);
+    for _ in 0..5 {
+        let bc: BatonConnector = serde_json::from_value(w.kube.get(BC).unwrap()).unwrap();
+        let _ = reconcile(Arc::new(bc), ctx.clone()).await;
+    }
+    let polls = w.c1.count("GET", &path) - before;
+    assert!(polls <= 1 + harness::config().max_retries as usize, "{polls} requests for one poll interval");
+    let s = w.status();
+    let synced = s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Synced").cloned().unwrap();
+    assert_eq!(synced["status"], "False", "{synced}");
+    assert_eq!(synced["reason"], "ServerError");
+}
+
+#[tokio::test]
+async fn unknown_sync_states_are_tolerated() {
+    let w = World::new("1s").await;
+    w.c1.set_sync_status(
+        APP,
+        CONNECTOR,
+        json!({"status": "SYNC_STATUS_SOMETHING_NEW", "completedAt": null, "extra": 1}),
+    );
+    converge(&w).await;
+    assert_eq!(w.status()["sync"]["state"], "Unknown");
 }

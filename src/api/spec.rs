@@ -334,6 +334,16 @@ pub struct ConductorOneSpec {
     /// The connector's id in ConductorOne.
     #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
     pub connector_id: String,
+
+    /// How recent the last completed sync must be for the connector to count as `Synced` (and
+    /// `Ready`), as a duration such as `24h`.
+    #[serde(default = "default_sync_freshness")]
+    #[schemars(regex(pattern = r"^([0-9]+(ns|us|ms|s|m|h))+$"))]
+    pub sync_freshness: String,
+}
+
+fn default_sync_freshness() -> String {
+    "24h".into()
 }
 
 /// Probes on the connector's health endpoint.

@@ -4,7 +4,7 @@
 
 use crate::api::{
     BatonConnectorStatus,
-    conditions::{self, READY},
+    conditions::{self, READY, SYNCED},
 };
 
 /// An event to publish about the reconciled resource.
@@ -43,7 +43,9 @@ pub fn transitions(old: Option<&BatonConnectorStatus>, new: &BatonConnectorStatu
                     action: "Reconcile",
                     message: ready.message.clone(),
                 });
-            } else if !matches!(reason, "Progressing" | "Suspended") {
+            } else if !matches!(reason, "Progressing" | "Suspended" | "IssuingCredentials")
+                && !SYNC_REASONS.contains(&reason)
+            {
                 notes.push(Note {
                     warning: true,
                     reason,
@@ -51,6 +53,29 @@ pub fn transitions(old: Option<&BatonConnectorStatus>, new: &BatonConnectorStatu
                     message: ready.message.clone(),
                 });
             }
+        }
+    }
+    let old_synced = old.and_then(|s| conditions::find(&s.conditions, SYNCED));
+    if let Some(synced) = conditions::find(&new.conditions, SYNCED) {
+        let was_true = old_synced.map(|o| o.status == "True");
+        let failing = ["SyncFailed", "SyncStale", "SyncDisabled"].contains(&synced.reason.as_str());
+        if synced.status == "True" && was_true == Some(false) {
+            notes.push(Note {
+                warning: false,
+                reason: "SyncRecovered",
+                action: "CheckSync",
+                message: synced.message.clone(),
+            });
+        } else if synced.status != "True"
+            && failing
+            && old_synced.is_none_or(|o| o.status == "True" || o.reason != synced.reason)
+        {
+            notes.push(Note {
+                warning: true,
+                reason: "SyncFailing",
+                action: "CheckSync",
+                message: synced.message.clone(),
+            });
         }
     }
     let old_restart = old.and_then(|s| s.handled_requests.restart.as_ref());
@@ -67,6 +92,9 @@ pub fn transitions(old: Option<&BatonConnectorStatus>, new: &BatonConnectorStatu
     notes
 }
 
+/// `Ready` reasons that come from the `Synced` condition, which has events of its own.
+const SYNC_REASONS: &[&str] = &["SyncFailed", "SyncStale", "SyncDisabled", "WaitingForFirstSync"];
+
 /// Condition reasons come from a fixed set of `&'static str`s; map the owned copy back to it so the
 /// event reason stays bounded.
 fn leak_reason(reason: &str) -> &'static str {
@@ -79,6 +107,17 @@ fn leak_reason(reason: &str) -> &'static str {
         "ProgressDeadlineExceeded",
         "Progressing",
         "Suspended",
+        "IssuingCredentials",
+        "SyncFailed",
+        "SyncStale",
+        "SyncDisabled",
+        "WaitingForFirstSync",
+        "Unauthorized",
+        "Forbidden",
+        "InvalidCredentials",
+        "RateLimited",
+        "ServerError",
+        "Timeout",
     ];
     KNOWN.iter().find(|k| **k == reason).copied().unwrap_or("NotReady")
 }
@@ -118,6 +157,24 @@ mod tests {
     #[test]
     fn progressing_is_not_worth_an_event() {
         assert!(transitions(None, &status(false, "Progressing")).is_empty());
+    }
+
+    fn with_synced(mut s: BatonConnectorStatus, ok: bool, reason: &'static str) -> BatonConnectorStatus {
+        let now = Time(Timestamp::from_second(1).unwrap());
+        s.conditions = merge(&s.conditions, vec![Desired::new(SYNCED, ok, reason, "m")], Some(1), &now);
+        s
+    }
+
+    #[test]
+    fn sync_failing_and_recovered_are_announced_once() {
+        let good = with_synced(status(true, "Available"), true, "Synced");
+        let bad = with_synced(status(false, "SyncFailed"), false, "SyncFailed");
+        let notes = transitions(Some(&good), &bad);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!((notes[0].warning, notes[0].reason), (true, "SyncFailing"));
+        assert!(transitions(Some(&bad), &bad).is_empty());
+        let back = transitions(Some(&bad), &good);
+        assert!(back.iter().any(|n| n.reason == "SyncRecovered"));
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod backoff;
 mod credentials;
 pub mod events;
 mod finalizer;
+mod polling;
 mod reconcile;
 pub mod status;
 #[cfg(test)]
@@ -44,6 +45,8 @@ pub struct Config {
     pub backoff_max: Duration,
     /// How many resources reconcile at once.
     pub concurrency: u16,
+    /// How often each connector's sync status is read from ConductorOne, before per-resource jitter.
+    pub sync_poll_interval: Duration,
 }
 
 impl Default for Config {
@@ -54,6 +57,7 @@ impl Default for Config {
             backoff_base: Duration::from_secs(5),
             backoff_max: Duration::from_secs(300),
             concurrency: 8,
+            sync_poll_interval: Duration::from_secs(300),
         }
     }
 }
@@ -75,6 +79,19 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub backoff: backoff::Backoff,
     pub config: Config,
+    /// The last sync-status poll of each resource, so polls follow their own cadence however often
+    /// a resource reconciles.
+    pub sync_polls: std::sync::Mutex<std::collections::HashMap<ObjectRef<BatonConnector>, SyncPoll>>,
+    /// The controllers' caches, read by the per-resource metrics at scrape time.
+    pub fleet: crate::metrics::Fleet,
+}
+
+/// One poll of ConductorOne's sync status.
+#[derive(Clone, Debug)]
+pub struct SyncPoll {
+    pub at: std::time::Instant,
+    /// The observation, or the failure's reason, message and whether it needs a person.
+    pub result: Result<crate::sync::Observed, (&'static str, String, bool)>,
 }
 
 impl Context {
@@ -93,6 +110,8 @@ impl Context {
             conductorone,
             metrics,
             config,
+            sync_polls: Default::default(),
+            fleet: Default::default(),
         }
     }
 }
@@ -121,6 +140,7 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
             let controller = Controller::new(api, watcher::Config::default().any_semantic())
                 .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency));
             let store = controller.store();
+            ctx.fleet.add(store.clone());
             let ready_store = store.clone();
             tokio::spawn(async move {
                 // The store's readiness future wakes only its latest poller, and the controller polls

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use super::{
     Context, credentials,
     events::{self, Note},
-    finalizer,
+    finalizer, polling,
     status::{self, Observation, Problem},
 };
 use crate::{
@@ -41,6 +41,7 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
     let name = bc.name_any();
     let mut bc = (*bc).clone();
     if bc.meta().deletion_timestamp.is_some() {
+        polling::forget(&ctx, &bc);
         return finalizer::cleanup(&ctx, &bc).await;
     }
     finalizer::ensure(&ctx, &mut bc).await?;
@@ -137,6 +138,10 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
             None,
         ),
     };
+    let sync = polling::observe(&ctx, &bc, &secrets).await;
+    if let Some(view) = &sync {
+        wait = Some(wait.map_or(view.next_poll, |w: std::time::Duration| w.min(view.next_poll)));
+    }
     let observation = Observation {
         problem,
         deployment: live.as_ref(),
@@ -144,6 +149,7 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
         applied_current,
         credentials,
         issuing,
+        sync: sync.as_ref().map(|v| (v.status.clone(), v.condition.clone(), v.permanent)),
     };
     let new_status = status::compute(&bc, &observation, &now);
     notes.extend(events::transitions(bc.status.as_ref(), &new_status));

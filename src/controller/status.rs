@@ -8,7 +8,7 @@ use kube::ResourceExt;
 
 use crate::api::{
     BatonConnector, BatonConnectorStatus, CredentialsStatus, HandledRequests, RECONCILE_REQUESTED_AT,
-    RESTART_REQUESTED_AT, WorkloadStatus,
+    RESTART_REQUESTED_AT, SyncStatus, WorkloadStatus,
     conditions::{self as cond, Desired},
 };
 use crate::resources::InputProblem;
@@ -136,6 +136,9 @@ pub struct Observation<'a> {
     pub credentials: Option<CredentialsStatus>,
     /// Managed credentials: no credential is usable yet; the message says what happens.
     pub issuing: Option<String>,
+    /// With ConductorOne API access: the new `status.sync`, the `Synced` condition, and whether a
+    /// failure to read it needs a person.
+    pub sync: Option<(Option<SyncStatus>, Desired, bool)>,
 }
 
 /// Computes the full status. Deterministic: the same observation and previous status give the same
@@ -195,8 +198,12 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
         }
     });
 
+    let synced = obs.sync.as_ref().map(|(_, c, permanent)| (c, *permanent));
+    if let Some((c, _)) = synced {
+        desired.push(c.clone());
+    }
     let (ready, reconciling, stalled) =
-        summary(suspended, obs.problem.as_ref(), obs.issuing.as_deref(), &workload);
+        summary(suspended, obs.problem.as_ref(), obs.issuing.as_deref(), &workload, synced);
     desired.push(ready);
     desired.push(reconciling);
     desired.push(stalled);
@@ -226,7 +233,10 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
         }),
         handled_requests,
         credentials: obs.credentials.clone().or(previous.credentials),
-        sync: previous.sync,
+        sync: match &obs.sync {
+            Some((status, _, _)) => status.clone(),
+            None => None,
+        },
     }
 }
 
@@ -256,6 +266,7 @@ fn summary(
     problem: Option<&Problem>,
     issuing: Option<&str>,
     workload: &WorkloadState,
+    synced: Option<(&Desired, bool)>,
 ) -> (Desired, Desired, Desired) {
     let not_reconciling = || Desired::new(cond::RECONCILING, false, "Idle", "");
     let not_stalled = || Desired::new(cond::STALLED, false, "NotStalled", "");
@@ -273,11 +284,24 @@ fn summary(
         };
     }
     match workload {
-        WorkloadState::Available => (
-            Desired::new(cond::READY, true, "Available", "the connector is running"),
-            not_reconciling(),
-            not_stalled(),
-        ),
+        // Running is not enough when ConductorOne can tell whether it actually syncs.
+        WorkloadState::Available => match synced {
+            Some((s, permanent)) if !s.status => {
+                let ready = Desired::new(cond::READY, false, s.reason, s.message.clone());
+                if permanent {
+                    (ready, not_reconciling(), Desired::new(cond::STALLED, true, s.reason, s.message.clone()))
+                } else if s.reason == "WaitingForFirstSync" {
+                    (ready, Desired::new(cond::RECONCILING, true, s.reason, s.message.clone()), not_stalled())
+                } else {
+                    (ready, not_reconciling(), not_stalled())
+                }
+            }
+            _ => (
+                Desired::new(cond::READY, true, "Available", "the connector is running"),
+                not_reconciling(),
+                not_stalled(),
+            ),
+        },
         WorkloadState::Failed(m) => (
             Desired::new(cond::READY, false, "ProgressDeadlineExceeded", m.clone()),
             not_reconciling(),

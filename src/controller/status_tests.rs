@@ -53,6 +53,7 @@ fn obs(problem: Option<Problem>, d: Option<&Deployment>) -> Observation<'_> {
         applied_current: true,
         credentials: None,
         issuing: None,
+        sync: None,
     }
 }
 
@@ -193,4 +194,33 @@ fn trigger_annotations_are_echoed() {
         s.handled_requests.restart, None,
         "a restart is handled only when the template carrying it was applied"
     );
+}
+
+fn synced(
+    ok: bool,
+    reason: &'static str,
+    permanent: bool,
+) -> Option<(Option<crate::api::SyncStatus>, cond::Desired, bool)> {
+    Some((None, cond::Desired::new(cond::SYNCED, ok, reason, "m"), permanent))
+}
+
+#[test]
+fn with_api_access_ready_needs_a_recent_sync() {
+    let d = deployment(1, 1, 1, 1, None);
+    let bc = connector("okta", "okta");
+    let mut o = obs(None, Some(&d));
+    o.sync = synced(true, "Synced", false);
+    assert!(is_true(&compute(&bc, &o, &t(1)).conditions, cond::READY));
+
+    o.sync = synced(false, "SyncStale", false);
+    let s = compute(&bc, &o, &t(1));
+    assert_eq!(reason(&s, cond::READY), "SyncStale");
+    assert!(!is_true(&s.conditions, cond::READY));
+    assert!(!is_true(&s.conditions, cond::RECONCILING) && !is_true(&s.conditions, cond::STALLED));
+
+    o.sync = synced(false, "WaitingForFirstSync", false);
+    assert!(is_true(&compute(&bc, &o, &t(1)).conditions, cond::RECONCILING));
+
+    o.sync = synced(false, "Unauthorized", true);
+    assert!(is_true(&compute(&bc, &o, &t(1)).conditions, cond::STALLED));
 }

@@ -158,6 +158,8 @@ impl Operator {
             .args(["run", "--log-format", "text", "--http-addr", &format!("127.0.0.1:{}", self.metrics_port)])
             // The fake ConductorOne server listens on loopback without TLS.
             .arg("--c1-insecure-loopback")
+            // Sync status changes must show within one poll; keep the poll short for the suite.
+            .args(["--sync-poll-interval", "2s"])
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,baton_operator=debug")
             .stdin(Stdio::null())

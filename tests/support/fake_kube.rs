@@ -67,6 +67,9 @@ impl FakeKube {
         if meta.get("generation").is_none() {
             meta["generation"] = json!(1);
         }
+        if meta.get("creationTimestamp").is_none() {
+            meta["creationTimestamp"] = json!(k8s_openapi::jiff::Timestamp::now().to_string());
+        }
         meta["resourceVersion"] = json!(uid.to_string());
         s.objects.insert(path.to_string(), object);
     }

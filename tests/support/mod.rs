@@ -6,3 +6,4 @@ pub mod control_plane;
 pub mod fake_conductorone;
 pub mod fake_kube;
 pub mod harness;
+pub mod kstatus;

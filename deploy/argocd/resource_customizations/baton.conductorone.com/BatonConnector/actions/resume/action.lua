@@ -1,0 +1,5 @@
+if type(obj.spec) ~= "table" then
+  obj.spec = {}
+end
+obj.spec.suspend = false
+return obj
