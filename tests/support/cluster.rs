@@ -20,6 +20,18 @@ use kube::{
 use serde_json::json;
 
 pub const TEST_MANAGER: &str = "baton-e2e";
+/// Marks the namespaces the suite creates, so it can remove them from an existing cluster.
+pub const E2E_LABEL: &str = "baton.conductorone.com/e2e";
+
+/// Deletes every namespace the suite created (used on an existing cluster; a local control plane is
+/// thrown away whole).
+pub async fn delete_namespaces(client: &Client) -> anyhow::Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    for ns in api.list(&ListParams::default().labels(E2E_LABEL)).await?.items {
+        api.delete(&ns.name_any(), &Default::default()).await?;
+    }
+    Ok(())
+}
 
 /// Applies every document of a YAML stream with server-side apply. `namespace` overrides the
 /// namespace of namespaced objects.
@@ -104,6 +116,8 @@ where
 
 /// Creates a namespace for one case, optionally with labels.
 pub async fn namespace(client: &Client, name: &str, labels: serde_json::Value) -> anyhow::Result<()> {
+    let mut labels = labels;
+    labels[E2E_LABEL] = json!("true");
     let api: Api<Namespace> = Api::all(client.clone());
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}});
     api.patch(name, &PatchParams::apply(TEST_MANAGER).force(), &Patch::Apply(&ns)).await?;

@@ -1,0 +1,83 @@
+{{/*
+The chart name, or nameOverride.
+*/}}
+{{- define "baton-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of the release's objects: fullnameOverride, else the release name when it already
+contains the chart name, else <release>-<chart>. Truncated to 63 characters (DNS label).
+*/}}
+{{- define "baton-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "baton-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels of every object.
+*/}}
+{{- define "baton-operator.labels" -}}
+helm.sh/chart: {{ include "baton-operator.chart" . }}
+{{ include "baton-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: baton-operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Selector labels: stable for the life of the release (a Deployment's selector is immutable).
+*/}}
+{{- define "baton-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "baton-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The ServiceAccount the operator runs as.
+*/}}
+{{- define "baton-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "baton-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The operator image: repository@digest when a digest is set, else repository:tag (tag defaults to
+the chart's appVersion).
+*/}}
+{{- define "baton-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag | toString) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Where the CA bundle is mounted, and the file SSL_CERT_FILE names.
+*/}}
+{{- define "baton-operator.caBundleDir" -}}
+/etc/baton-operator/ca
+{{- end }}
+{{- define "baton-operator.caBundleFile" -}}
+{{- printf "%s/ca-bundle.pem" (include "baton-operator.caBundleDir" .) }}
+{{- end }}
