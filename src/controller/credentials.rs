@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use super::{Context, events::Note, status::Problem};
 use crate::{
     Error, Result,
-    api::{BatonConnector, CredentialsStatus, ManagedCredentials},
+    api::{BatonConnector, ConductorOneSpec, CredentialsStatus, ManagedCredentials},
     conductorone::{ApiCredentials, ErrorKind, ExposeSecret, IssuedCredential},
     resources::{InputProblem, SecretData, inputs, labels},
     rotation::{self, Step, StoredCredential},
@@ -37,10 +37,9 @@ const MAX_STEPS: usize = 12;
 /// The ConductorOne service principal the operator uses for this resource, from its Secret.
 pub fn api_credentials(
     bc: &BatonConnector,
+    c1: &ConductorOneSpec,
     secrets: &SecretData,
 ) -> std::result::Result<ApiCredentials, InputProblem> {
-    let c1 =
-        bc.spec.conductor_one.as_ref().expect("managed credentials need conductorOne (enforced by the CRD)");
     let name = &c1.api_credentials_secret_ref.name;
     let data = secrets.get(name).ok_or_else(|| InputProblem::SecretNotFound {
         namespace: bc.namespace().unwrap_or_default(),
@@ -82,6 +81,7 @@ pub enum Outcome {
 
 pub struct Driver<'a> {
     pub ctx: &'a Context,
+    pub c1: &'a ConductorOneSpec,
     pub api: &'a ApiCredentials,
     pub interval: Duration,
     pub grace: Duration,
@@ -93,7 +93,7 @@ impl Driver<'_> {
     pub async fn drive(&mut self, bc: &mut BatonConnector, live: Option<&Deployment>) -> Result<Outcome> {
         let ns = bc.namespace().ok_or(Error::NotNamespaced)?;
         let base = bc.name_any();
-        let c1 = bc.spec.conductor_one.clone().expect("enforced by the CRD");
+        let c1 = self.c1.clone();
         let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &ns);
         for _ in 0..MAX_STEPS {
             let state = bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
@@ -276,7 +276,7 @@ impl Driver<'_> {
 
     /// A credential that was minted but cannot be used is revoked at once, or remembered for later.
     async fn revoke_unusable(&mut self, bc: &mut BatonConnector, id: &str) -> Result<()> {
-        let c1 = bc.spec.conductor_one.clone().expect("enforced by the CRD");
+        let c1 = self.c1.clone();
         let state = bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
         let state = rotation::clear_in_flight(&state);
         if self.revoke(&c1.app_id, &c1.connector_id, id).await.is_ok() {

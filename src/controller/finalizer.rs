@@ -97,7 +97,7 @@ async fn revoke(ctx: &Context, bc: &BatonConnector) -> std::result::Result<(), S
         Ok(None) => {}
         Err(e) => return Err(format!("reading Secret {name:?}: {e}")),
     }
-    let creds = credentials::api_credentials(bc, &secrets).map_err(|p| format!("{p} (permanent)"))?;
+    let creds = credentials::api_credentials(bc, c1, &secrets).map_err(|p| format!("{p} (permanent)"))?;
     let failed = credentials::revoke_all(ctx, bc, &creds).await;
     match failed.first() {
         None => Ok(()),

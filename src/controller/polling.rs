@@ -29,7 +29,7 @@ pub async fn observe(ctx: &Context, bc: &BatonConnector, secrets: &SecretData) -
     let key = ObjectRef::from(bc);
     let interval = sync::poll_interval(ctx.config.sync_poll_interval, &format!("{key}"));
     let previous = bc.status.as_ref().and_then(|s| s.sync.clone());
-    let api = match credentials::api_credentials(bc, secrets) {
+    let api = match credentials::api_credentials(bc, c1, secrets) {
         Ok(api) => api,
         Err(p) => {
             let permanent = !p.may_resolve_itself();

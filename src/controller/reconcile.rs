@@ -59,16 +59,28 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
     if !bc.spec.suspend {
         let mut driver = None;
         if let Some(m) = &managed {
-            match (credentials::api_credentials(&bc, &secrets), credentials::rotation_settings(m)) {
-                (Err(p), _) => problem = Some(Problem::Input(p)),
+            match (&bc.spec.conductor_one, credentials::rotation_settings(m)) {
+                (None, _) => {
+                    let message = "credentials.managed needs spec.conductorOne".to_string();
+                    problem = Some(Problem::Rejected { message })
+                }
                 (_, Err(p)) => problem = Some(p),
-                (Ok(api), Ok((interval, grace))) => driver = Some((api, interval, grace)),
+                (Some(c1), Ok((interval, grace))) => match credentials::api_credentials(&bc, c1, &secrets) {
+                    Err(p) => problem = Some(Problem::Input(p)),
+                    Ok(api) => driver = Some((c1.clone(), api, interval, grace)),
+                },
             }
         }
         // Issue, store or adopt a credential before the workload needs it.
-        if let Some((api, interval, grace)) = &driver {
-            let mut d =
-                credentials::Driver { ctx: &ctx, api, interval: *interval, grace: *grace, notes: &mut notes };
+        if let Some((c1, api, interval, grace)) = &driver {
+            let mut d = credentials::Driver {
+                ctx: &ctx,
+                c1,
+                api,
+                interval: *interval,
+                grace: *grace,
+                notes: &mut notes,
+            };
             match d.drive(&mut bc, live.as_ref()).await? {
                 credentials::Outcome::Blocked(p) => problem = Some(p),
                 credentials::Outcome::Wait(w) => wait = w,
@@ -105,9 +117,15 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
             }
         }
         // Promote, wait out the grace period, revoke: steps that follow the rollout.
-        if let (Some((api, interval, grace)), None) = (&driver, &problem) {
-            let mut d =
-                credentials::Driver { ctx: &ctx, api, interval: *interval, grace: *grace, notes: &mut notes };
+        if let (Some((c1, api, interval, grace)), None) = (&driver, &problem) {
+            let mut d = credentials::Driver {
+                ctx: &ctx,
+                c1,
+                api,
+                interval: *interval,
+                grace: *grace,
+                notes: &mut notes,
+            };
             match d.drive(&mut bc, live.as_ref()).await? {
                 credentials::Outcome::Blocked(p) => problem = Some(p),
                 credentials::Outcome::Wait(w) => wait = w,
