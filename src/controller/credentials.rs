@@ -56,6 +56,12 @@ pub fn api_credentials(
     Ok(ApiCredentials::new(value("clientId")?, value("clientSecret")?))
 }
 
+/// Seeds the rotation jitter: stable for one resource, different across a fleet. Status shows the
+/// next rotation from the same seed the driver decides with.
+pub fn jitter_seed(bc: &BatonConnector) -> String {
+    format!("{}/{}/{}", bc.namespace().unwrap_or_default(), bc.name_any(), bc.uid().unwrap_or_default())
+}
+
 /// Parsed rotation settings. The CRD's pattern only admits Go-style durations.
 pub fn rotation_settings(managed: &ManagedCredentials) -> std::result::Result<(Duration, Duration), Problem> {
     let parse = |field: &str, v: &str| {
@@ -109,7 +115,7 @@ impl Driver<'_> {
             let handled = bc.status.as_ref().and_then(|s| s.handled_requests.rotate.clone());
             let request = bc.annotations().get(crate::api::ROTATE_REQUESTED_AT).cloned();
             let now = Timestamp::now();
-            let seed = format!("{ns}/{base}/{}", bc.uid().unwrap_or_default());
+            let seed = jitter_seed(bc);
             let step = rotation::decide(&rotation::Input {
                 state: &state,
                 interval: self.interval,

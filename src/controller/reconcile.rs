@@ -51,111 +51,12 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
     let mut live = deployments.get_opt(&name).await?;
 
     let mut notes = Vec::new();
-    let mut problem = None;
-    let mut config_hash = None;
-    let mut applied_current = false;
-    let mut wait = None;
-    let managed = bc.spec.credentials.managed.clone();
+    let mut outcome = Converged::default();
     if !bc.spec.suspend {
-        let mut driver = None;
-        if let Some(m) = &managed {
-            match (&bc.spec.conductor_one, credentials::rotation_settings(m)) {
-                (None, _) => {
-                    let message = "credentials.managed needs spec.conductorOne".to_string();
-                    problem = Some(Problem::Rejected { message })
-                }
-                (_, Err(p)) => problem = Some(p),
-                (Some(c1), Ok((interval, grace))) => match credentials::api_credentials(&bc, c1, &secrets) {
-                    Err(p) => problem = Some(Problem::Input(p)),
-                    Ok(api) => driver = Some((c1.clone(), api, interval, grace)),
-                },
-            }
-        }
-        // Issue, store or adopt a credential before the workload needs it.
-        if let Some((c1, api, interval, grace)) = &driver {
-            let mut d = credentials::Driver {
-                ctx: &ctx,
-                c1,
-                api,
-                interval: *interval,
-                grace: *grace,
-                notes: &mut notes,
-            };
-            match d.drive(&mut bc, live.as_ref()).await? {
-                credentials::Outcome::Blocked(p) => problem = Some(p),
-                credentials::Outcome::Wait(w) => wait = w,
-            }
-        }
-        let credentials_secret = match &managed {
-            None => bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.clone()),
-            Some(_) => rotation::workload_secret(&credentials_state(&bc), &name),
-        };
-        if let (Some(_), Some(secret)) = (&managed, &credentials_secret) {
-            read_secret_into(&ctx.client, &ns, secret, &mut secrets).await?;
-        }
-        // A ConductorOne failure mid-rotation must not stop the workload that runs on the current
-        // credential from being kept in shape.
-        if let Some(credentials_secret) = credentials_secret {
-            match resources::plan(&bc, &secrets, &credentials_secret) {
-                Err(p) => problem = problem.or(Some(Problem::Input(p))),
-                Ok(plan) => {
-                    config_hash = Some(plan.config_hash.clone());
-                    match apply_deployment(&ctx, &bc, &deployments, live.as_ref(), plan.deployment).await? {
-                        Applied::Conflict => {
-                            problem =
-                                Some(Problem::OwnershipConflict { kind: "Deployment", name: name.clone() })
-                        }
-                        Applied::Rejected(message) => problem = Some(Problem::Rejected { message }),
-                        Applied::Unchanged => applied_current = true,
-                        Applied::Written(cause, d) => {
-                            applied_current = true;
-                            notes.push(events::applied(cause, &name));
-                            live = Some(*d);
-                        }
-                    }
-                }
-            }
-        }
-        // Promote, wait out the grace period, revoke: steps that follow the rollout.
-        if let (Some((c1, api, interval, grace)), None) = (&driver, &problem) {
-            let mut d = credentials::Driver {
-                ctx: &ctx,
-                c1,
-                api,
-                interval: *interval,
-                grace: *grace,
-                notes: &mut notes,
-            };
-            match d.drive(&mut bc, live.as_ref()).await? {
-                credentials::Outcome::Blocked(p) => problem = Some(p),
-                credentials::Outcome::Wait(w) => wait = w,
-            }
-        }
+        outcome = converge(&ctx, &mut bc, &mut secrets, &deployments, &mut live, &mut notes).await?;
     }
-
-    let state = credentials_state(&bc);
-    let (credentials, issuing) = match &managed {
-        Some(m) => {
-            let interval = credentials::rotation_settings(m).map(|(i, _)| i).ok();
-            let seed = format!("{ns}/{name}/{}", bc.uid().unwrap_or_default());
-            let next = interval.and_then(|i| rotation::next_rotation(&state, i, &seed)).map(Time);
-            let issuing = state.credential_id.is_none().then(|| {
-                format!(
-                    "waiting for ConductorOne to issue the connector's first credential{}",
-                    status::unrecorded_note(&state)
-                )
-            });
-            (Some(CredentialsStatus { next_rotation_at: next, ..state }), issuing)
-        }
-        None => (
-            Some(CredentialsStatus {
-                secret_name: bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.clone()),
-                client_id: inputs::client_id(&bc, &secrets),
-                ..Default::default()
-            }),
-            None,
-        ),
-    };
+    let Converged { problem, config_hash, applied_current, mut wait } = outcome;
+    let (credentials, issuing) = reported_credentials(&bc, &secrets);
     let sync = polling::observe(&ctx, &bc, &secrets).await;
     if let Some(view) = &sync {
         wait = Some(wait.map_or(view.next_poll, |w: std::time::Duration| w.min(view.next_poll)));
@@ -190,6 +91,143 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
     }
     let resync = ctx.config.resync_interval_jittered();
     Ok(Action::requeue(wait.map_or(resync, |w| w.min(resync))))
+}
+
+/// What bringing the children in line with the spec came to.
+#[derive(Default)]
+struct Converged {
+    problem: Option<Problem>,
+    config_hash: Option<String>,
+    applied_current: bool,
+    wait: Option<std::time::Duration>,
+}
+
+/// Managed credentials (before and after the rollout they need) and the Deployment.
+async fn converge(
+    ctx: &Context,
+    bc: &mut BatonConnector,
+    secrets: &mut SecretData,
+    deployments: &Api<Deployment>,
+    live: &mut Option<Deployment>,
+    notes: &mut Vec<Note>,
+) -> Result<Converged> {
+    let name = bc.name_any();
+    let mut out = Converged::default();
+    let rotation = match managed_rotation(bc, secrets) {
+        Ok(r) => r,
+        Err(p) => {
+            out.problem = Some(p);
+            None
+        }
+    };
+    // Issue, store or adopt a credential before the workload needs it.
+    if let Some(r) = &rotation {
+        r.drive(ctx, bc, live.as_ref(), notes, &mut out).await?;
+    }
+    let credentials_secret = match &bc.spec.credentials.managed {
+        None => bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.clone()),
+        Some(_) => rotation::workload_secret(&credentials_state(bc), &name),
+    };
+    if let (Some(_), Some(secret)) = (&bc.spec.credentials.managed, &credentials_secret) {
+        read_secret_into(&ctx.client, &bc.namespace().unwrap_or_default(), secret, secrets).await?;
+    }
+    // A ConductorOne failure mid-rotation must not stop the workload that runs on the current
+    // credential from being kept in shape.
+    if let Some(credentials_secret) = credentials_secret {
+        match resources::plan(bc, secrets, &credentials_secret) {
+            Err(p) => out.problem = out.problem.take().or(Some(Problem::Input(p))),
+            Ok(plan) => {
+                out.config_hash = Some(plan.config_hash.clone());
+                match apply_deployment(ctx, bc, deployments, live.as_ref(), plan.deployment).await? {
+                    Applied::Conflict => {
+                        out.problem =
+                            Some(Problem::OwnershipConflict { kind: "Deployment", name: name.clone() })
+                    }
+                    Applied::Rejected(message) => out.problem = Some(Problem::Rejected { message }),
+                    Applied::Unchanged => out.applied_current = true,
+                    Applied::Written(cause, d) => {
+                        out.applied_current = true;
+                        notes.push(events::applied(cause, &name));
+                        *live = Some(*d);
+                    }
+                }
+            }
+        }
+    }
+    // Promote, wait out the grace period, revoke: the steps that follow the rollout.
+    if let (Some(r), None) = (&rotation, &out.problem) {
+        r.drive(ctx, bc, live.as_ref(), notes, &mut out).await?;
+    }
+    Ok(out)
+}
+
+/// What the rotation of managed credentials needs, or why it cannot run.
+struct ManagedRotation {
+    c1: crate::api::ConductorOneSpec,
+    api: crate::conductorone::ApiCredentials,
+    interval: std::time::Duration,
+    grace: std::time::Duration,
+}
+
+impl ManagedRotation {
+    async fn drive(
+        &self,
+        ctx: &Context,
+        bc: &mut BatonConnector,
+        live: Option<&Deployment>,
+        notes: &mut Vec<Note>,
+        out: &mut Converged,
+    ) -> Result<()> {
+        let mut driver = credentials::Driver {
+            ctx,
+            c1: &self.c1,
+            api: &self.api,
+            interval: self.interval,
+            grace: self.grace,
+            notes,
+        };
+        match driver.drive(bc, live).await? {
+            credentials::Outcome::Blocked(p) => out.problem = Some(p),
+            credentials::Outcome::Wait(w) => out.wait = w,
+        }
+        Ok(())
+    }
+}
+
+fn managed_rotation(bc: &BatonConnector, secrets: &SecretData) -> Result<Option<ManagedRotation>, Problem> {
+    let Some(m) = &bc.spec.credentials.managed else { return Ok(None) };
+    let Some(c1) = &bc.spec.conductor_one else {
+        return Err(Problem::Rejected { message: "credentials.managed needs spec.conductorOne".into() });
+    };
+    let (interval, grace) = credentials::rotation_settings(m)?;
+    let api = credentials::api_credentials(bc, c1, secrets).map_err(Problem::Input)?;
+    Ok(Some(ManagedRotation { c1: c1.clone(), api, interval, grace }))
+}
+
+/// The credentials to report in status, and, for managed ones not issued yet, what is awaited.
+fn reported_credentials(
+    bc: &BatonConnector,
+    secrets: &SecretData,
+) -> (Option<CredentialsStatus>, Option<String>) {
+    let state = credentials_state(bc);
+    let Some(m) = &bc.spec.credentials.managed else {
+        let reported = CredentialsStatus {
+            secret_name: bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.clone()),
+            client_id: inputs::client_id(bc, secrets),
+            ..Default::default()
+        };
+        return (Some(reported), None);
+    };
+    let interval = credentials::rotation_settings(m).map(|(i, _)| i).ok();
+    let seed = credentials::jitter_seed(bc);
+    let next = interval.and_then(|i| rotation::next_rotation(&state, i, &seed)).map(Time);
+    let issuing = state.credential_id.is_none().then(|| {
+        format!(
+            "waiting for ConductorOne to issue the connector's first credential{}",
+            status::unrecorded_note(&state)
+        )
+    });
+    (Some(CredentialsStatus { next_rotation_at: next, ..state }), issuing)
 }
 
 fn credentials_state(bc: &BatonConnector) -> CredentialsStatus {
