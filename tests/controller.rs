@@ -11,18 +11,13 @@ use baton_operator::{
     resources::deployment::{CONFIG_HASH_ANNOTATION, RESTARTED_AT_ANNOTATION},
 };
 use serde_json::{Value, json};
-use support::fake_kube::FakeKube;
+use support::fake_kube::{FakeKube, b64};
 
 const BC: &str = "/apis/baton.conductorone.com/v1alpha1/namespaces/ns/batonconnectors/okta";
 const DEPLOY: &str = "/apis/apps/v1/namespaces/ns/deployments/okta";
 const CREDS: &str = "/api/v1/namespaces/ns/secrets/c1";
 const APP: &str = "/api/v1/namespaces/ns/secrets/okta-app";
 const SECRET_VALUE: &str = "s3cr3t-value-never-logged";
-
-fn b64(s: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
 
 fn setup() -> (FakeKube, Arc<Context>) {
     let fake = FakeKube::default();
@@ -65,15 +60,8 @@ async fn run(fake: &FakeKube, ctx: &Arc<Context>) -> Result<(), baton_operator::
     reconcile(Arc::new(bc), ctx.clone()).await.map(|_| ())
 }
 
-/// Plays the Deployment controller: the current template has one available pod.
 fn make_available(fake: &FakeKube) {
-    fake.edit(DEPLOY, |d| {
-        let generation = d["metadata"]["generation"].clone();
-        d["status"] = json!({
-            "observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
-            "availableReplicas": 1, "conditions": [{"type": "Available", "status": "True"}],
-        });
-    });
+    fake.make_available(DEPLOY);
 }
 
 fn condition(fake: &FakeKube, type_: &str) -> (String, String) {

@@ -14,7 +14,7 @@ use baton_operator::{
 use serde_json::{Value, json};
 use support::{
     fake_conductorone::FakeConductorOne,
-    fake_kube::FakeKube,
+    fake_kube::{FakeKube, b64},
     harness::{self, APP, CONNECTOR},
 };
 
@@ -97,16 +97,8 @@ impl World {
         s["metadata"]["annotations"]["baton.conductorone.com/credential-id"].as_str().map(str::to_string)
     }
 
-    /// Plays the Deployment controller and kubelet: the current template has an available pod.
     fn make_available(&self) {
-        if self.kube.get(DEPLOY).is_none() {
-            return;
-        }
-        self.kube.edit(DEPLOY, |d| {
-            let generation = d["metadata"]["generation"].clone();
-            d["status"] = json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1,
-                "availableReplicas": 1, "conditions": [{"type": "Available", "status": "True"}]});
-        });
+        self.kube.make_available(DEPLOY);
     }
 
     fn live_credentials(&self) -> Vec<String> {
@@ -116,11 +108,6 @@ impl World {
     fn events(&self) -> Vec<String> {
         self.kube.calls().into_iter().filter(|c| c.path.contains("/events")).map(|c| c.body).collect()
     }
-}
-
-fn b64(s: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 /// Reconciles, playing the Deployment controller in between, until the rotation is over.

@@ -87,6 +87,21 @@ impl FakeKube {
         object["metadata"]["resourceVersion"] = json!(rv);
     }
 
+    /// Plays the Deployment controller and kubelet: the Deployment's current template has one
+    /// available pod. Does nothing when the Deployment does not exist.
+    pub fn make_available(&self, deployment: &str) {
+        if self.get(deployment).is_none() {
+            return;
+        }
+        self.edit(deployment, |d| {
+            let generation = d["metadata"]["generation"].clone();
+            d["status"] = json!({
+                "observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
+                "availableReplicas": 1, "conditions": [{"type": "Available", "status": "True"}],
+            });
+        });
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.state.lock().unwrap().calls.clone()
     }
@@ -223,6 +238,12 @@ impl FakeKube {
         object["metadata"]["resourceVersion"] = json!(s.next_uid.to_string());
         s.objects.insert(path.to_string(), object);
     }
+}
+
+/// Secret data as the API server stores it.
+pub fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 fn respond(code: StatusCode, body: Value) -> Response<Body> {
