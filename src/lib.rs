@@ -7,6 +7,7 @@
 pub mod api;
 pub mod conductorone;
 pub mod controller;
+pub mod leader;
 pub mod metrics;
 pub mod render;
 pub mod resources;

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use baton_operator::{
     api,
     conductorone::{ClientConfig, ConductorOneClient},
-    controller,
+    controller, leader,
     metrics::Metrics,
     render, server, telemetry,
 };
@@ -75,6 +75,18 @@ struct RunArgs {
     /// Retries of one ConductorOne call after 429, 5xx or a network error.
     #[arg(long, env = "C1_MAX_RETRIES", default_value_t = 3)]
     c1_max_retries: u32,
+    /// Elect a leader through a Lease so that several replicas can run; only the leader reconciles.
+    #[arg(long, env = "LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the leader-election Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "baton-system")]
+    lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "baton-operator")]
+    lease_name: String,
+    /// This replica's identity in the Lease; the pod name in a cluster.
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
     /// Talk plain HTTP to ConductorOne hosts on loopback. For tests against a local fake only.
     #[arg(long, hide = true)]
     c1_insecure_loopback: bool,
@@ -125,11 +137,32 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Per-resource series are computed from the controller's cache at scrape time.
     registry.register_collector(Box::new(ctx.fleet.clone()));
     let ready = Arc::new(AtomicBool::new(false));
-    let http = server::serve(args.http_addr, Arc::new(registry), ready.clone());
+    let http = tokio::spawn(server::serve(args.http_addr, Arc::new(registry), ready.clone()));
     tracing::info!(addr = %args.http_addr, "starting baton-operator");
-    tokio::select! {
-        res = http => res.context("HTTP server failed")?,
-        () = controller::run(ctx, ready) => {}
+    let leadership = if args.leader_election {
+        let config = leader::LeaderConfig {
+            namespace: args.lease_namespace,
+            lease_name: args.lease_name,
+            identity: args.identity.unwrap_or_else(|| format!("baton-operator-{}", std::process::id())),
+            duration: Duration::from_secs(15),
+        };
+        Some(leader::acquire(ctx.client.clone(), &config, &ready).await?)
+    } else {
+        None
+    };
+    match leadership {
+        None => tokio::select! {
+            res = http => res?.context("HTTP server failed")?,
+            () = controller::run(ctx, ready) => {}
+        },
+        Some(mut lead) => {
+            tokio::select! {
+                res = http => res?.context("HTTP server failed")?,
+                () = controller::run(ctx, ready) => {}
+                () = lead.lost() => anyhow::bail!("lost the leader-election lease; stopping so that only one replica writes"),
+            }
+            lead.release().await;
+        }
     }
     Ok(())
 }

@@ -16,6 +16,15 @@ fn committed_crd_matches_the_code() {
 }
 
 #[test]
+fn helm_chart_carries_the_same_crd() {
+    let chart = include_str!("../charts/baton-operator/files/baton.conductorone.com_batonconnectors.yaml");
+    assert!(
+        chart == COMMITTED,
+        "charts/baton-operator/files/ is stale: copy crds/baton.conductorone.com_batonconnectors.yaml there"
+    );
+}
+
+#[test]
 fn status_defaults_to_unobserved_generation() {
     let crd = serde_json::to_value(api::batonconnector_crd()).unwrap();
     let status = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];

@@ -73,6 +73,7 @@ async fn main() -> ExitCode {
         kstatus_reads_progress_current_and_failed,
         operator_restart_writes_nothing,
         delete_garbage_collects_children,
+        leader_election_lets_one_replica_reconcile,
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, case) in cases {
@@ -150,7 +151,12 @@ async fn setup(source: Source) -> anyhow::Result<Env> {
     })
     .await?;
     apply_yaml(&admin, &read("config/manager/namespace.yaml")?, None).await?;
-    for f in ["service_account.yaml", "cluster_role.yaml", "cluster_role_binding.yaml"] {
+    for f in [
+        "service_account.yaml",
+        "cluster_role.yaml",
+        "cluster_role_binding.yaml",
+        "leader_election_role.yaml",
+    ] {
         apply_yaml(&admin, &read(&format!("config/rbac/{f}"))?, None).await?;
     }
 
@@ -822,5 +828,50 @@ async fn delete_garbage_collects_children(env: &mut Env) -> anyhow::Result<()> {
             .await?
             .is_some()
     );
+    Ok(())
+}
+
+async fn leader_election_lets_one_replica_reconcile(env: &mut Env) -> anyhow::Result<()> {
+    env.operator.stop().await;
+    env.operator.metrics_port = 0;
+    let work = env.operator.log_path().parent().map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
+    let replica = |n: usize| {
+        let mut op = Operator::new(
+            Path::new(env!("CARGO_BIN_EXE_baton-operator")),
+            work.join("operator.kubeconfig"),
+            work.join(format!("replica-{n}.log")),
+        );
+        op.extra_args =
+            ["--leader-election", "--lease-namespace", "baton-system", "--identity", &format!("replica-{n}")]
+                .map(String::from)
+                .to_vec();
+        op
+    };
+    let (mut a, mut b) = (replica(1), replica(2));
+    a.start()?;
+    a.wait_ready().await?;
+    b.start()?;
+    b.wait_ready().await?;
+    namespace(&env.client, "leader", json!({})).await?;
+    apply_value(&env.client, credentials_secret("c1"), Some("leader")).await?;
+    apply_value(&env.client, connector("first", "okta", json!({})), Some("leader")).await?;
+    wait_ready(&env.client, "leader", "first").await?;
+    let reconciled = |m: &str| {
+        m.lines().any(|l| l.starts_with("baton_operator_reconciliations_total") && !l.ends_with(" 0"))
+    };
+    let (ma, mb) = (a.metrics().await?, b.metrics().await?);
+    ensure!(
+        reconciled(&ma) != reconciled(&mb),
+        "exactly one replica must reconcile (a: {}, b: {})",
+        reconciled(&ma),
+        reconciled(&mb)
+    );
+    let (mut leader, standby) = if reconciled(&ma) { (a, b) } else { (b, a) };
+    // The leader goes away; the standby takes over once the lease expires (15 s at most).
+    leader.stop().await;
+    apply_value(&env.client, connector("second", "okta", json!({})), Some("leader")).await?;
+    wait_ready(&env.client, "leader", "second").await?;
+    ensure!(reconciled(&standby.metrics().await?), "the standby did not take over");
+    drop(standby);
     Ok(())
 }

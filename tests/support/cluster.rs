@@ -158,11 +158,12 @@ pub struct Operator {
     log: PathBuf,
     child: Option<Child>,
     pub metrics_port: u16,
+    pub extra_args: Vec<String>,
 }
 
 impl Operator {
     pub fn new(binary: &Path, kubeconfig: PathBuf, log: PathBuf) -> Self {
-        Self { binary: binary.into(), kubeconfig, log, child: None, metrics_port: 0 }
+        Self { binary: binary.into(), kubeconfig, log, child: None, metrics_port: 0, extra_args: Vec::new() }
     }
 
     pub fn start(&mut self) -> anyhow::Result<()> {
@@ -174,6 +175,7 @@ impl Operator {
             .arg("--c1-insecure-loopback")
             // Sync status changes must show within one poll; keep the poll short for the suite.
             .args(["--sync-poll-interval", "2s"])
+            .args(&self.extra_args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,baton_operator=debug")
             .stdin(Stdio::null())
@@ -211,6 +213,10 @@ impl Operator {
             }
         })
         .await
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     pub async fn metrics(&self) -> anyhow::Result<String> {

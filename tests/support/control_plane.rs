@@ -217,6 +217,8 @@ impl ControlPlane {
         text.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|e| e["user"]["username"] == OPERATOR_USER && e["stage"] == "ResponseComplete")
+            // Lease renewals are leader election's heartbeat, not a change to anything.
+            .filter(|e| e["objectRef"]["resource"] != "leases")
             .map(|e| {
                 format!("{} {}", e["verb"].as_str().unwrap_or("?"), e["requestURI"].as_str().unwrap_or("?"))
             })
