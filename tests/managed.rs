@@ -400,3 +400,65 @@ async fn unknown_sync_states_are_tolerated() {
     converge(&w).await;
     assert_eq!(w.status()["sync"]["state"], "Unknown");
 }
+
+/// Collects everything the operator logs, at every level.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_logs_events_or_status() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let w = World::new("0s").await;
+    converge(&w).await;
+    let first = w.kube.get(&format!("{SECRETS}/okta-c1-credentials-1")).unwrap();
+    let mut secrets = vec![first["data"]["BATON_CLIENT_SECRET"].as_str().unwrap().to_string()];
+    w.kube.edit(BC, |bc| {
+        bc["metadata"]["annotations"] = json!({"baton.conductorone.com/rotate-requested-at": "now"})
+    });
+    converge(&w).await;
+    // A failing ConductorOne and a deletion log errors too.
+    use support::fake_conductorone::{Fault, FaultRule};
+    w.c1.inject(FaultRule::new(Fault::error(500, 13, "internal")).times(100));
+    w.kube.edit(BC, |bc| bc["metadata"]["deletionTimestamp"] = json!("2026-11-22T00:00:00Z"));
+    let _ = w.reconcile().await;
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("credential rotation started"), "the capture works");
+    let second = w.kube.get(&format!("{SECRETS}/okta-c1-credentials-2")).unwrap();
+    secrets.push(second["data"]["BATON_CLIENT_SECRET"].as_str().unwrap().to_string());
+    let api = w.kube.get(&format!("{SECRETS}/c1-api")).unwrap();
+    secrets.push(api["data"]["clientSecret"].as_str().unwrap().to_string());
+    let status = w.status().to_string();
+    let events = w.events().join("\n");
+    use base64::Engine;
+    for encoded in secrets {
+        let plain =
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&encoded).unwrap()).unwrap();
+        // The secret's JWK part is what would leak even if the prefix were cut.
+        let key_part = plain.rsplit(':').next().unwrap().to_string();
+        for (what, text) in [("logs", &logs), ("status", &status), ("events", &events)] {
+            assert!(
+                !text.contains(&key_part) && !text.contains(&encoded),
+                "a client secret is in the {what}"
+            );
+        }
+    }
+}
