@@ -142,11 +142,13 @@ pub enum RotationPhase {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RotationStatus {
+    /// The step the rotation is at.
     pub phase: RotationPhase,
     /// Why it started: `Initial`, `Interval` or `Requested`.
     pub trigger: String,
     /// The Secret revision this rotation writes.
     pub revision: i64,
+    /// When the rotation started.
     pub started_at: Time,
     /// Set just before asking ConductorOne for a credential and cleared once the reply is stored: if
     /// the operator finds it set with no stored reply, a credential may exist that nobody knows.
@@ -174,7 +176,9 @@ fn is_zero(n: &i32) -> bool {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PreviousCredential {
+    /// ConductorOne's id of the credential being replaced.
     pub credential_id: String,
+    /// The Secret revision that holds it.
     pub secret_name: String,
 }
 

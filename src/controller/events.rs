@@ -4,7 +4,7 @@
 
 use crate::api::{
     BatonConnectorStatus,
-    conditions::{self, READY, SYNCED},
+    conditions::{self, READY, STALLED, SYNCED},
 };
 
 /// An event to publish about the reconciled resource.
@@ -54,6 +54,15 @@ pub fn transitions(old: Option<&BatonConnectorStatus>, new: &BatonConnectorStatu
                 });
             }
         }
+    }
+    let was_stalled = old.is_some_and(|s| conditions::is_true(&s.conditions, STALLED));
+    if let Some(stalled) = conditions::find(&new.conditions, STALLED)
+        && stalled.status == "True"
+        && !was_stalled
+        && stalled.reason == "ProgressDeadlineExceeded"
+    {
+        let message = stalled.message.clone();
+        notes.push(Note { warning: true, reason: "ProgressDeadlineExceeded", action: "Reconcile", message });
     }
     let old_synced = old.and_then(|s| conditions::find(&s.conditions, SYNCED));
     if let Some(synced) = conditions::find(&new.conditions, SYNCED) {

@@ -3,7 +3,10 @@
 //! The rules follow kstatus (`Reconciling`/`Stalled` are abnormal-true, `Ready` sums up) so that
 //! `kubectl wait`, Flux and Argo CD all read the same truth.
 
-use k8s_openapi::{api::apps::v1::Deployment, apimachinery::pkg::apis::meta::v1::Time};
+use k8s_openapi::{
+    api::apps::v1::Deployment,
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+};
 use kube::ResourceExt;
 
 use crate::api::{
@@ -204,6 +207,7 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
     }
     let (ready, reconciling, stalled) =
         summary(suspended, obs.problem.as_ref(), obs.issuing.as_deref(), &workload, synced);
+    let (reconciling, stalled) = progress_deadline(&previous.conditions, reconciling, stalled, now);
     desired.push(ready);
     desired.push(reconciling);
     desired.push(stalled);
@@ -257,6 +261,42 @@ pub fn unrecorded_note(c: &CredentialsStatus) -> String {
             "; {n} issue attempt(s) got no stored reply and may have left an unused credential in ConductorOne"
         ),
         None => String::new(),
+    }
+}
+
+/// How long the operator may report `Reconciling` for one cause before it calls the resource
+/// `Stalled`: an endless "in progress" hides a problem from Flux and Argo CD.
+pub const PROGRESS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Turns `Reconciling` that has lasted past [`PROGRESS_DEADLINE`] into `Stalled`. Causes with a
+/// deadline of their own are left alone: a rollout (the Deployment's `progressDeadlineSeconds`) and
+/// the first sync (`conductorOne.syncFreshness`).
+fn progress_deadline(
+    previous: &[Condition],
+    reconciling: Desired,
+    stalled: Desired,
+    now: &Time,
+) -> (Desired, Desired) {
+    const OWN_DEADLINE: &[&str] = &["Progressing", "WaitingForFirstSync"];
+    let since = cond::find(previous, cond::RECONCILING)
+        .filter(|c| c.status == "True")
+        .map(|c| now.0.duration_since(c.last_transition_time.0));
+    let deadline = k8s_openapi::jiff::SignedDuration::try_from(PROGRESS_DEADLINE).unwrap_or_default();
+    match since {
+        Some(elapsed)
+            if reconciling.status && elapsed > deadline && !OWN_DEADLINE.contains(&reconciling.reason) =>
+        {
+            let message = format!(
+                "no progress for {}: {}",
+                humantime::format_duration(PROGRESS_DEADLINE),
+                reconciling.message
+            );
+            (
+                Desired::new(cond::RECONCILING, false, "ProgressDeadlineExceeded", ""),
+                Desired::new(cond::STALLED, true, "ProgressDeadlineExceeded", message),
+            )
+        }
+        _ => (reconciling, stalled),
     }
 }
 

@@ -224,3 +224,32 @@ fn with_api_access_ready_needs_a_recent_sync() {
     o.sync = synced(false, "Unauthorized", true);
     assert!(is_true(&compute(&bc, &o, &t(1)).conditions, cond::STALLED));
 }
+
+#[test]
+fn reconciling_for_too_long_becomes_stalled() {
+    let missing = Problem::Input(InputProblem::SecretNotFound { namespace: "ns".into(), name: "c1".into() });
+    let mut bc = connector("okta", "okta");
+    let mut o = obs(Some(missing), None);
+    o.config_hash = None;
+    let first = compute(&bc, &o, &t(0));
+    assert!(is_true(&first.conditions, cond::RECONCILING));
+    bc.status = Some(first);
+    let soon = compute(&bc, &o, &t(60));
+    assert!(is_true(&soon.conditions, cond::RECONCILING), "still within the deadline");
+    let late = compute(&bc, &o, &t(16 * 60));
+    assert!(is_true(&late.conditions, cond::STALLED));
+    assert!(!is_true(&late.conditions, cond::RECONCILING));
+    assert_eq!(reason(&late, cond::STALLED), "ProgressDeadlineExceeded");
+    assert!(find(&late.conditions, cond::STALLED).unwrap().message.contains("c1"));
+}
+
+#[test]
+fn a_rollout_keeps_its_own_deadline() {
+    let d = deployment(2, 1, 0, 0, None);
+    let mut bc = connector("okta", "okta");
+    let first = compute(&bc, &obs(None, Some(&d)), &t(0));
+    bc.status = Some(first);
+    let late = compute(&bc, &obs(None, Some(&d)), &t(16 * 60));
+    assert!(is_true(&late.conditions, cond::RECONCILING));
+    assert!(!is_true(&late.conditions, cond::STALLED));
+}
