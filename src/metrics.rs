@@ -125,7 +125,7 @@ impl Metrics {
 /// at scrape time, so a deleted resource's series disappear with it and nothing is kept twice.
 #[derive(Clone, Default)]
 pub struct Fleet(
-    std::sync::Arc<std::sync::RwLock<Vec<kube::runtime::reflector::Store<crate::api::BatonConnector>>>>,
+    std::sync::Arc<std::sync::RwLock<Vec<kube::runtime::reflector::Store<crate::controller::Guarded>>>>,
 );
 
 impl std::fmt::Debug for Fleet {
@@ -135,11 +135,11 @@ impl std::fmt::Debug for Fleet {
 }
 
 impl Fleet {
-    pub fn add(&self, store: kube::runtime::reflector::Store<crate::api::BatonConnector>) {
+    pub fn add(&self, store: kube::runtime::reflector::Store<crate::controller::Guarded>) {
         self.0.write().expect("fleet lock poisoned").push(store);
     }
 
-    fn objects(&self) -> Vec<std::sync::Arc<crate::api::BatonConnector>> {
+    fn objects(&self) -> Vec<std::sync::Arc<crate::controller::Guarded>> {
         self.0.read().expect("fleet lock poisoned").iter().flat_map(|s| s.state()).collect()
     }
 }
@@ -210,7 +210,8 @@ impl prometheus_client::collector::Collector for Fleet {
         for (name, help, value) in series {
             let mut family =
                 encoder.encode_descriptor(name, help, None, ConstGauge::new(0.0f64).metric_type())?;
-            for bc in &objects {
+            // Unreadable resources are reported on themselves instead.
+            for bc in objects.iter().filter_map(|g| g.0.as_ref().ok()) {
                 let Some(v) = value(bc) else { continue };
                 let labels = ResourceLabels {
                     namespace: bc.namespace().unwrap_or_default(),

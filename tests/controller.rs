@@ -251,3 +251,22 @@ async fn no_request_carries_a_secret_value() {
         assert!(!call.body.contains(SECRET_VALUE) && !call.body.contains(&b64(SECRET_VALUE)), "{call:?}");
     }
 }
+
+#[tokio::test]
+async fn unreadable_resource_is_reported_once_and_skipped() {
+    let (fake, ctx) = setup();
+    // Written for a newer CRD: a mode this operator does not know.
+    fake.edit(BC, |bc| bc["spec"]["mode"] = json!("OneShot"));
+    let guard: controller::Guarded = serde_json::from_value(fake.get(BC).unwrap()).unwrap();
+    assert!(guard.0.is_err());
+    let guard = Arc::new(guard);
+    controller::reconcile_guarded(guard.clone(), ctx.clone()).await.unwrap();
+    assert!(fake.get(DEPLOY).is_none());
+    assert_eq!(condition(&fake, "Stalled"), ("True".into(), "InvalidSpec".into()));
+    let message = fake.get(BC).unwrap()["status"]["conditions"][0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("OneShot"), "{message}");
+    assert!(fake.writes().iter().any(|c| c.path.contains("/events") && c.body.contains("InvalidSpec")));
+    fake.clear_calls();
+    controller::reconcile_guarded(guard, ctx).await.unwrap();
+    assert!(fake.writes().is_empty(), "reported once: {:?}", fake.writes());
+}

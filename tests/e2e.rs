@@ -30,6 +30,8 @@ const WAIT: Duration = Duration::from_secs(90);
 
 struct Env {
     client: Client,
+    /// Running against an existing cluster (`BATON_E2E_KUBECONFIG`), which the suite cleans up after.
+    external: bool,
     admin_kubeconfig: std::path::PathBuf,
     operator: Operator,
     cp: Option<ControlPlane>,
@@ -71,6 +73,7 @@ async fn main() -> ExitCode {
         managed_credentials_issue_rotate_and_revoke,
         sync_status_shows_in_status_columns_events_and_metrics,
         kstatus_reads_progress_current_and_failed,
+        unreadable_resource_does_not_block_the_fleet,
         operator_restart_writes_nothing,
         delete_garbage_collects_children,
         leader_election_lets_one_replica_reconcile,
@@ -97,7 +100,7 @@ async fn main() -> ExitCode {
         }
     }
     env.operator.stop().await;
-    if env.cp.is_none()
+    if env.external
         && let Err(e) = cluster::delete_namespaces(&env.client).await
     {
         println!("e2e: could not delete the test namespaces: {e:#}");
@@ -182,7 +185,8 @@ async fn setup(source: Source) -> anyhow::Result<Env> {
     let operator =
         Operator::new(Path::new(env!("CARGO_BIN_EXE_baton-operator")), kubeconfig, work.join("operator.log"));
     let c1 = FakeConductorOne::start().await;
-    Ok(Env { client: admin, operator, cp, c1, admin_kubeconfig })
+    let external = cp.is_none();
+    Ok(Env { client: admin, external, operator, cp, c1, admin_kubeconfig })
 }
 
 /// A kubeconfig for the cluster of `admin`'s current context that authenticates with `token`.
@@ -276,7 +280,7 @@ async fn write_marker(env: &Env) -> anyhow::Result<Vec<String>> {
     let managed = "app.kubernetes.io/managed-by=baton-operator";
     let lp = kube::api::ListParams::default();
     let mut marker = Vec::new();
-    for bc in Api::<BatonConnector>::all(env.client.clone()).list(&lp).await?.items {
+    for bc in Api::<BatonConnector>::all(env.client.clone()).list_metadata(&lp).await?.items {
         marker.push(format!(
             "bc {}/{} {}",
             bc.namespace().unwrap_or_default(),
@@ -783,6 +787,51 @@ async fn kstatus_reads_progress_current_and_failed(env: &mut Env) -> anyhow::Res
     Ok(())
 }
 
+/// A resource written for a newer CRD (here: a mode this operator does not know) is reported on itself
+/// and skipped; the rest of the fleet is reconciled as usual.
+async fn unreadable_resource_does_not_block_the_fleet(env: &mut Env) -> anyhow::Result<()> {
+    ensure_operator(env).await?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let original = std::fs::read_to_string(root.join("crds/baton.conductorone.com_batonconnectors.yaml"))?;
+    let mut newer: Value = serde_yaml::from_str(&original)?;
+    let mode = &mut newer["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["mode"];
+    mode["enum"].as_array_mut().context("mode has an enum")?.push(json!("OneShot"));
+    apply_value(&env.client, newer, None).await?;
+    namespace(&env.client, "unreadable", json!({})).await?;
+    apply_value(&env.client, credentials_secret("c1"), Some("unreadable")).await?;
+    let future = eventually("the newer CRD to be served", WAIT, || async {
+        Ok(apply_value(
+            &env.client,
+            connector("future", "okta", json!({"mode": "OneShot"})),
+            Some("unreadable"),
+        )
+        .await
+        .ok())
+    })
+    .await;
+    // Put the real CRD back whatever happened; the stored object keeps its unknown mode.
+    apply_yaml(&env.client, &original, None).await?;
+    future?;
+    apply_value(&env.client, connector("fine", "okta", json!({})), Some("unreadable")).await?;
+    wait_ready(&env.client, "unreadable", "fine").await?;
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        env.client.clone(),
+        "unreadable",
+        &kube::api::ApiResource::erase::<BatonConnector>(&()),
+    );
+    eventually("the unreadable resource to be reported", WAIT, || async {
+        let obj = api.get("future").await?;
+        let conditions = obj.data["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        Ok(conditions
+            .iter()
+            .any(|c| c["type"] == "Stalled" && c["status"] == "True" && c["reason"] == "InvalidSpec")
+            .then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
 async fn operator_restart_writes_nothing(env: &mut Env) -> anyhow::Result<()> {
     ensure_operator(env).await?;
     let before = settle(env, Duration::from_secs(3)).await?;
@@ -791,7 +840,8 @@ async fn operator_restart_writes_nothing(env: &mut Env) -> anyhow::Result<()> {
     env.operator.start()?;
     env.operator.wait_ready().await?;
     // Every resource reconciles once on start; wait until this operator has done that for the fleet.
-    let fleet = Api::<BatonConnector>::all(env.client.clone()).list(&Default::default()).await?.items.len();
+    let fleet =
+        Api::<BatonConnector>::all(env.client.clone()).list_metadata(&Default::default()).await?.items.len();
     eventually("the restarted operator to reconcile the fleet", WAIT, || async {
         let metrics = env.operator.metrics().await?;
         let done: f64 = metrics

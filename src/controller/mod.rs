@@ -5,6 +5,7 @@ pub mod backoff;
 mod credentials;
 pub mod events;
 mod finalizer;
+mod invalid;
 mod polling;
 mod reconcile;
 pub mod status;
@@ -17,7 +18,7 @@ use futures::{StreamExt, future::join_all};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Secret};
 use kube::{
     Api, Client, ResourceExt,
-    core::PartialObjectMeta,
+    core::{DeserializeGuard, PartialObjectMeta},
     runtime::{
         Controller,
         controller::{Action, Config as ControllerConfig},
@@ -119,7 +120,7 @@ impl Context {
 /// Runs the controller until a shutdown signal. With a namespace list, one controller per namespace
 /// shares the context (and so the backoff state and metrics).
 pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
-    let apis: Vec<Api<BatonConnector>> = if ctx.config.namespaces.is_empty() {
+    let apis: Vec<Api<Guarded>> = if ctx.config.namespaces.is_empty() {
         vec![Api::all(ctx.client.clone())]
     } else {
         ctx.config.namespaces.iter().map(|ns| Api::namespaced(ctx.client.clone(), ns)).collect()
@@ -183,39 +184,57 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
     info!("controller stopped");
 }
 
+/// A BatonConnector, or the metadata of one that does not deserialize: one unreadable object must
+/// not stop the watch of all the others.
+pub type Guarded = DeserializeGuard<BatonConnector>;
+
 /// The BatonConnectors that read a Secret, found in the controller's own cache.
-fn referencing(
-    store: &Store<BatonConnector>,
-    secret: &PartialObjectMeta<Secret>,
-) -> Vec<ObjectRef<BatonConnector>> {
+fn referencing(store: &Store<Guarded>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<Guarded>> {
     let (Some(ns), name) = (secret.namespace(), secret.name_any()) else {
         return Vec::new();
     };
     store
         .state()
         .iter()
+        .filter_map(|g| g.0.as_ref().ok())
         .filter(|bc| bc.namespace().as_deref() == Some(ns.as_str()))
         .filter(|bc| inputs::referenced_secrets(bc).contains(&name))
-        .map(|bc| ObjectRef::from(bc.as_ref()))
+        .map(|bc| ObjectRef::new(&bc.name_any()).within(&ns))
         .collect()
 }
 
-async fn reconcile_measured(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// The backoff key of a resource, readable or not.
+fn key(guard: &Guarded) -> ObjectRef<BatonConnector> {
+    let meta = kube::Resource::meta(guard);
+    ObjectRef::new(meta.name.as_deref().unwrap_or_default())
+        .within(meta.namespace.as_deref().unwrap_or_default())
+}
+
+/// Reconciles a readable resource; reports an unreadable one on itself and leaves it alone.
+pub async fn reconcile_guarded(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
+    match &guard.0 {
+        Ok(bc) => reconcile(Arc::new(bc.clone()), ctx).await,
+        Err(invalid) => invalid::report(&ctx, invalid).await,
+    }
+}
+
+async fn reconcile_measured(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let result = reconcile(bc.clone(), ctx.clone()).await;
+    let result = reconcile_guarded(guard.clone(), ctx.clone()).await;
     ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
     let outcome =
         if result.is_ok() { crate::metrics::Outcome::success } else { crate::metrics::Outcome::error };
     ctx.metrics.reconciliations.get_or_create(&crate::metrics::OutcomeLabels { outcome }).inc();
     if result.is_ok() {
-        ctx.backoff.succeeded(&ObjectRef::from(bc.as_ref()));
+        ctx.backoff.succeeded(&key(&guard));
         ctx.metrics.objects_in_backoff.set(ctx.backoff.len() as i64);
     }
     result
 }
 
-fn error_policy(bc: Arc<BatonConnector>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff.failed(&ObjectRef::from(bc.as_ref()));
+fn error_policy(guard: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
+    let bc = kube::Resource::meta(guard.as_ref());
+    let delay = ctx.backoff.failed(&key(&guard));
     ctx.metrics.objects_in_backoff.set(ctx.backoff.len() as i64);
     ctx.metrics
         .reconcile_errors
@@ -223,10 +242,10 @@ fn error_policy(bc: Arc<BatonConnector>, error: &Error, ctx: Arc<Context>) -> Ac
         .inc();
     match error {
         Error::Blocked(_) => {
-            info!(namespace = ?bc.namespace(), name = %bc.name_any(), %error, retry_in = ?delay, "not converged")
+            info!(namespace = ?bc.namespace, name = ?bc.name, %error, retry_in = ?delay, "not converged")
         }
         _ => {
-            warn!(namespace = ?bc.namespace(), name = %bc.name_any(), %error, retry_in = ?delay, "reconcile failed")
+            warn!(namespace = ?bc.namespace, name = ?bc.name, %error, retry_in = ?delay, "reconcile failed")
         }
     }
     Action::requeue(delay)
