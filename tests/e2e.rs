@@ -80,6 +80,13 @@ async fn main() -> ExitCode {
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, case) in cases {
+        if let Some(cp) = &mut env.cp
+            && let Err(e) = cp.check_alive()
+        {
+            println!("test e2e::{name} ... FAILED: {e:#}");
+            failed += 1;
+            continue;
+        }
         let started = std::time::Instant::now();
         match case(&mut env).await {
             Ok(()) => {
@@ -112,24 +119,8 @@ async fn main() -> ExitCode {
 async fn setup(source: Source) -> anyhow::Result<Env> {
     let (cp, admin, admin_kubeconfig) = match source {
         Source::Binaries { etcd, apiserver, controller_manager } => {
-            let cp = ControlPlane::start(&etcd, &apiserver, &controller_manager)?;
-            let config = kube::Config::from_custom_kubeconfig(
-                kube::config::Kubeconfig::read_from(&cp.admin_kubeconfig)?,
-                &Default::default(),
-            )
-            .await?;
-            let client = Client::try_from(config)?;
-            let ready = eventually("kube-apiserver /readyz", Duration::from_secs(60), || {
-                let client = client.clone();
-                async move {
-                    let req = http::Request::get("/readyz").body(Vec::new())?;
-                    Ok(client.request_text(req).await.ok().filter(|t| t.trim() == "ok"))
-                }
-            })
-            .await;
-            if let Err(e) = ready {
-                bail!("{e:#}\n{}", cp.log_tail("kube-apiserver", 30));
-            }
+            let cp = ControlPlane::start(&etcd, &apiserver, &controller_manager).await?;
+            let client = cp.client().await?;
             let path = cp.admin_kubeconfig.clone();
             (Some(cp), client, path)
         }
@@ -713,8 +704,9 @@ async fn sync_status_shows_in_status_columns_events_and_metrics(env: &mut Env) -
         Ok((condition(&bc, "Ready") == Some(("False".into(), "SyncFailed".into()))).then_some(bc))
     })
     .await?;
+    // One poll interval is 2.2 s at most; the rest is slack for a loaded machine.
     ensure!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(8),
         "took {:?}, more than one poll interval",
         started.elapsed()
     );

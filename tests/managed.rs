@@ -462,3 +462,38 @@ async fn no_secret_reaches_the_logs_events_or_status() {
         }
     }
 }
+
+#[tokio::test]
+async fn leaving_managed_credentials_revokes_what_was_minted_once_the_new_pod_is_up() {
+    let w = World::new("0s").await;
+    converge(&w).await;
+    let minted = w.live_credentials();
+    assert_eq!(minted.len(), 1);
+    w.kube.put(
+        &format!("{SECRETS}/user-c1"),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "user-c1", "namespace": "ns"},
+               "data": {"BATON_CLIENT_ID": b64("user@t.conductor.one/ccc"), "BATON_CLIENT_SECRET": b64("user-secret")}}),
+    );
+    w.kube.edit(BC, |bc| {
+        bc["spec"]["credentials"] = json!({"secretRef": {"name": "user-c1"}});
+        bc["metadata"]["generation"] = json!(2);
+    });
+    w.reconcile().await.unwrap();
+    assert_eq!(w.secret_in_use().as_deref(), Some("user-c1"));
+    assert_eq!(w.live_credentials(), minted, "not revoked while the old pod may still use it");
+    assert_eq!(w.status()["credentials"]["pendingRevocations"], json!(minted));
+    assert!(w.kube.get(BC).unwrap()["metadata"]["finalizers"][0].is_string(), "deletion would still revoke");
+
+    w.make_available();
+    w.reconcile().await.unwrap();
+    assert!(w.live_credentials().is_empty());
+    assert!(w.kube.get(&format!("{SECRETS}/okta-c1-credentials-1")).is_none(), "revision Secret deleted");
+    assert!(w.kube.get(&format!("{SECRETS}/user-c1")).is_some(), "the user's Secret is left alone");
+    assert!(w.status()["credentials"]["pendingRevocations"].is_null());
+    // Nothing left to revoke: the finalizer goes, and a converged resource writes nothing.
+    w.reconcile().await.unwrap();
+    assert!(w.kube.get(BC).unwrap()["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty()));
+    w.kube.clear_calls();
+    w.reconcile().await.unwrap();
+    assert!(w.kube.writes().is_empty(), "{:?}", w.kube.writes());
+}

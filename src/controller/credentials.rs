@@ -438,3 +438,72 @@ pub async fn revoke_all(
     }
     failed
 }
+
+/// After a resource moves from managed credentials to a Secret of the user's, the credentials the
+/// operator minted are unused: once the workload runs on the user's Secret, revoke them and delete
+/// their Secret revisions. Returns the revoked ids, or why it could not.
+pub async fn revoke_leftovers(
+    ctx: &Context,
+    bc: &BatonConnector,
+    secrets: &SecretData,
+    live: Option<&Deployment>,
+    notes: &mut Vec<Note>,
+) -> Result<std::result::Result<Vec<String>, Problem>> {
+    let state = bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
+    let leftovers = rotation::minted(&state);
+    if leftovers.is_empty() || bc.spec.deletion_policy != crate::api::DeletionPolicy::Revoke {
+        return Ok(Ok(Vec::new()));
+    }
+    let Some(user_secret) = bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.as_str()) else {
+        return Ok(Ok(Vec::new()));
+    };
+    // The running pod may still use a minted credential until the new one is up.
+    let rolled_out = live.is_some_and(|d| {
+        super::status::workload_state(Some(d)) == super::status::WorkloadState::Available
+            && reads_credentials_from(d, user_secret)
+    });
+    if !rolled_out {
+        return Ok(Ok(Vec::new()));
+    }
+    let Some(c1) = bc.spec.conductor_one.as_ref() else {
+        let message = format!(
+            "credentials {leftovers:?} minted while this resource was managed stay valid: without conductorOne the operator cannot revoke them"
+        );
+        return Ok(Err(Problem::Rejected { message }));
+    };
+    let api = match api_credentials(bc, c1, secrets) {
+        Ok(api) => api,
+        Err(p) => return Ok(Err(Problem::Input(p))),
+    };
+    let mut revoked = Vec::new();
+    for id in &leftovers {
+        match ctx.conductorone.revoke_credential(&api, &c1.app_id, &c1.connector_id, id).await {
+            Ok(()) => revoked.push(id.clone()),
+            Err(e) if e.kind() == ErrorKind::NotFound => revoked.push(id.clone()),
+            Err(e) => return Ok(Err(c1_problem(&e))),
+        }
+    }
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &bc.namespace().unwrap_or_default());
+    let selector = format!(
+        "{},{}={},{REVISION_LABEL}",
+        labels::managed_selector(),
+        labels::INSTANCE_LABEL,
+        bc.name_any()
+    );
+    for secret in api.list_metadata(&kube::api::ListParams::default().labels(&selector)).await?.items {
+        match api.delete(&secret.name_any(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    notes.push(Note {
+        warning: false,
+        reason: "CredentialRevoked",
+        action: "RotateCredentials",
+        message: format!(
+            "revoked credentials {revoked:?}, minted while this resource used managed credentials"
+        ),
+    });
+    Ok(Ok(revoked))
+}

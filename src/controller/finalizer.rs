@@ -21,8 +21,14 @@ pub const FINALIZER: &str = "baton.conductorone.com/revoke-credentials";
 /// lets the deletion finish and says which credentials stay valid.
 const MAX_ATTEMPTS: u32 = 5;
 
+/// Managed credentials, or credentials left from when the resource was managed, are to be revoked.
 fn wanted(bc: &BatonConnector) -> bool {
-    bc.spec.credentials.managed.is_some() && bc.spec.deletion_policy == DeletionPolicy::Revoke
+    let leftovers = bc
+        .status
+        .as_ref()
+        .and_then(|s| s.credentials.as_ref())
+        .is_some_and(|c| !crate::rotation::minted(c).is_empty());
+    (bc.spec.credentials.managed.is_some() || leftovers) && bc.spec.deletion_policy == DeletionPolicy::Revoke
 }
 
 fn present(bc: &BatonConnector) -> Option<usize> {

@@ -55,8 +55,8 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
     if !bc.spec.suspend {
         outcome = converge(&ctx, &mut bc, &mut secrets, &deployments, &mut live, &mut notes).await?;
     }
-    let Converged { problem, config_hash, applied_current, mut wait } = outcome;
-    let (credentials, issuing) = reported_credentials(&bc, &secrets);
+    let Converged { problem, config_hash, applied_current, mut wait, revoked } = outcome;
+    let (credentials, issuing) = reported_credentials(&bc, &secrets, &revoked);
     let sync = polling::observe(&ctx, &bc, &secrets).await;
     if let Some(view) = &sync {
         wait = Some(wait.map_or(view.next_poll, |w: std::time::Duration| w.min(view.next_poll)));
@@ -100,6 +100,8 @@ struct Converged {
     config_hash: Option<String>,
     applied_current: bool,
     wait: Option<std::time::Duration>,
+    /// Operator-minted credentials revoked because the resource no longer uses managed credentials.
+    revoked: Vec<String>,
 }
 
 /// Managed credentials (before and after the rollout they need) and the Deployment.
@@ -158,6 +160,12 @@ async fn converge(
     if let (Some(r), None) = (&rotation, &out.problem) {
         r.drive(ctx, bc, live.as_ref(), notes, &mut out).await?;
     }
+    if bc.spec.credentials.managed.is_none() && out.problem.is_none() {
+        match credentials::revoke_leftovers(ctx, bc, secrets, live.as_ref(), notes).await? {
+            Ok(revoked) => out.revoked = revoked,
+            Err(p) => out.problem = Some(p),
+        }
+    }
     Ok(out)
 }
 
@@ -208,12 +216,22 @@ fn managed_rotation(bc: &BatonConnector, secrets: &SecretData) -> Result<Option<
 fn reported_credentials(
     bc: &BatonConnector,
     secrets: &SecretData,
+    revoked: &[String],
 ) -> (Option<CredentialsStatus>, Option<String>) {
     let state = credentials_state(bc);
     let Some(m) = &bc.spec.credentials.managed else {
+        // Credentials minted while the resource was managed stay on record until they are revoked,
+        // unless the policy is to leave them valid.
+        let leftovers = match bc.spec.deletion_policy {
+            crate::api::DeletionPolicy::Revoke => {
+                rotation::minted(&state).into_iter().filter(|id| !revoked.contains(id)).collect()
+            }
+            crate::api::DeletionPolicy::Orphan => Vec::new(),
+        };
         let reported = CredentialsStatus {
             secret_name: bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.clone()),
             client_id: inputs::client_id(bc, secrets),
+            pending_revocations: leftovers,
             ..Default::default()
         };
         return (Some(reported), None);

@@ -75,7 +75,7 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    pub fn start(etcd: &Path, apiserver: &Path, controller_manager: &Path) -> anyhow::Result<Self> {
+    pub async fn start(etcd: &Path, apiserver: &Path, controller_manager: &Path) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("baton-e2e-").tempdir()?;
         let d = dir.path().to_path_buf();
         let pki = Pki::generate(&d)?;
@@ -140,6 +140,8 @@ impl ControlPlane {
             ]),
         )?;
         fs::write(&cp.admin_kubeconfig, cp.kubeconfig_with_cert(&pki.admin_crt, &pki.admin_key))?;
+        // The controller manager exits when the API server does not answer yet.
+        cp.wait_ready().await?;
 
         cp.spawn(
             "kube-controller-manager",
@@ -158,6 +160,38 @@ impl ControlPlane {
             ]),
         )?;
         Ok(cp)
+    }
+
+    /// An admin client.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.admin_kubeconfig)?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let client = self.client().await?;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            self.check_alive()?;
+            let req = http::Request::get("/readyz").body(Vec::new())?;
+            if client.request_text(req).await.is_ok_and(|t| t.trim() == "ok") {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        bail!("kube-apiserver not ready after 60 s\n{}", self.log_tail("kube-apiserver", 30))
+    }
+
+    /// Fails with the component's last log lines when one of the processes has exited.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        for (name, child) in &mut self.children {
+            if let Some(status) = child.try_wait()? {
+                let name = name.clone();
+                bail!("{name} exited ({status}):\n{}", self.log_tail(&name, 20));
+            }
+        }
+        Ok(())
     }
 
     /// A kubeconfig for this cluster authenticating with a client certificate.
@@ -234,7 +268,8 @@ impl ControlPlane {
     }
 
     fn stop(&mut self) {
-        // The controller manager and API server go first so they do not log etcd errors on the way out.
+        // In reverse order, each one gone before the next: an API server that loses etcd while
+        // shutting down hangs for minutes.
         for (_, child) in self.children.iter_mut().rev() {
             let _ = child.kill();
             let _ = child.wait();

@@ -151,6 +151,9 @@ impl FakeKube {
         match method.as_str() {
             "GET" => match self.get(&path) {
                 Some(o) => respond(StatusCode::OK, o),
+                None if self.is_collection(&path) => {
+                    respond(StatusCode::OK, self.list(&path, parts.uri.query()))
+                }
                 None => not_found(&path),
             },
             // A JSON patch is a list of operations; every other patch the operator sends is an object.
@@ -174,6 +177,50 @@ impl FakeKube {
             },
             _ => respond(StatusCode::METHOD_NOT_ALLOWED, json!({})),
         }
+    }
+
+    fn is_collection(&self, path: &str) -> bool {
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .keys()
+            .any(|k| k.rsplit_once('/').is_some_and(|(dir, _)| dir == path))
+    }
+
+    /// A list of the objects directly under `path`, filtered by a `labelSelector` of `key=value` and
+    /// `key` terms.
+    fn list(&self, path: &str, query: Option<&str>) -> Value {
+        let selector: Vec<(String, Option<String>)> = query
+            .unwrap_or_default()
+            .split('&')
+            .filter_map(|kv| kv.strip_prefix("labelSelector="))
+            .flat_map(|sel| {
+                let sel = sel.replace("%3D", "=").replace("%2C", ",").replace("%2F", "/");
+                sel.split(',')
+                    .map(|term| match term.split_once('=') {
+                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                        None => (term.to_string(), None),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let items: Vec<Value> = self
+            .state
+            .lock()
+            .unwrap()
+            .objects
+            .iter()
+            .filter(|(k, _)| k.rsplit_once('/').is_some_and(|(dir, _)| dir == path))
+            .map(|(_, o)| o.clone())
+            .filter(|o| {
+                selector.iter().all(|(k, v)| match v {
+                    Some(v) => o["metadata"]["labels"][k] == json!(v),
+                    None => !o["metadata"]["labels"][k].is_null(),
+                })
+            })
+            .collect();
+        json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items})
     }
 
     /// An RFC 6902 JSON patch on the object (a `/status` suffix patches the same object, as the
