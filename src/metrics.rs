@@ -228,3 +228,59 @@ impl prometheus_client::collector::Collector for Fleet {
 fn conditions_true(bc: &crate::api::BatonConnector, type_: &str) -> bool {
     bc.status.as_ref().is_some_and(|s| crate::api::conditions::is_true(&s.conditions, type_))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{BatonConnector, BatonConnectorStatus, CredentialsStatus, SyncStatus, conditions};
+    use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+    use kube::runtime::{reflector, watcher};
+    use prometheus_client::registry::Registry;
+
+    fn connector(name: &str, ready: bool, suspend: bool) -> BatonConnector {
+        let mut bc = crate::resources::testing::connector(name, "okta");
+        bc.spec.suspend = suspend;
+        let at = |s| Time(Timestamp::from_second(s).unwrap());
+        bc.status = Some(BatonConnectorStatus {
+            conditions: conditions::merge(
+                &[],
+                vec![conditions::Desired::new(conditions::READY, ready, "R", "")],
+                Some(1),
+                &at(1),
+            ),
+            sync: Some(SyncStatus { last_completed_at: Some(at(1_700_000_000)), ..Default::default() }),
+            credentials: Some(CredentialsStatus {
+                next_rotation_at: Some(at(1_800_000_000)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        bc
+    }
+
+    #[test]
+    fn per_resource_series_come_from_the_cache() {
+        let (store, mut writer) = reflector::store::<crate::controller::Guarded>();
+        for bc in [connector("a", true, false), connector("b", false, true)] {
+            writer.apply_watcher_event(&watcher::Event::Apply(kube::core::DeserializeGuard(Ok(bc))));
+        }
+        let fleet = Fleet::default();
+        fleet.add(store);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(fleet.clone()));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let has = |line: &str| text.lines().any(|l| l == line);
+        assert!(has(r#"baton_connector_ready{namespace="ns",name="a",connector="okta"} 1.0"#), "{text}");
+        assert!(has(r#"baton_connector_ready{namespace="ns",name="b",connector="okta"} 0.0"#), "{text}");
+        assert!(has(r#"baton_connector_suspended{namespace="ns",name="b",connector="okta"} 1.0"#), "{text}");
+        assert!(has(
+            r#"baton_connector_last_sync_timestamp_seconds{namespace="ns",name="a",connector="okta"} 1700000000.0"#
+        ));
+        assert!(has(
+            r#"baton_connector_next_rotation_timestamp_seconds{namespace="ns",name="a",connector="okta"} 1800000000.0"#
+        ));
+        // No credential issued: no series rather than a made-up value.
+        assert!(!text.contains("baton_connector_credential_issued_timestamp_seconds{"));
+    }
+}

@@ -54,3 +54,46 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::{body::Body, http::Request};
+    use tower::ServiceExt;
+
+    async fn get(router: Router, path: &str) -> (StatusCode, String, String) {
+        let response = router.oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, content_type, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn readyz_follows_the_cache_and_livez_is_always_ok() {
+        let mut registry = Registry::default();
+        crate::metrics::Metrics::register(&mut registry);
+        let ready = Arc::new(AtomicBool::new(false));
+        let router = router(Arc::new(registry), ready.clone());
+        assert_eq!(get(router.clone(), "/livez").await.0, StatusCode::OK);
+        assert_eq!(get(router.clone(), "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        ready.store(true, Ordering::Relaxed);
+        assert_eq!(get(router, "/readyz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn metrics_are_openmetrics_text() {
+        let mut registry = Registry::default();
+        let metrics = crate::metrics::Metrics::register(&mut registry);
+        metrics.status_writes.inc();
+        let (status, content_type, body) = get(router(Arc::new(registry), Arc::default()), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(content_type.starts_with("application/openmetrics-text"));
+        assert!(body.contains("baton_operator_status_writes_total 1"), "{body}");
+        assert!(body.ends_with("# EOF\n"));
+    }
+}
