@@ -50,13 +50,7 @@ async fn server_errors_then_success_are_retried_and_reported_to_metrics() {
     let fake = FakeConductorOne::start().await;
     fake.add_connector(APP, CONNECTOR, "okta");
     let api = creds(&fake.register_principal("operator"));
-    let seen: Arc<Mutex<Vec<CallOutcome>>> = Arc::default();
-    let sink = seen.clone();
-    let client = ConductorOneClient::with_metrics(
-        config(),
-        Arc::new(move |o: &CallOutcome| sink.lock().unwrap().push(o.clone())),
-    )
-    .unwrap();
+    let (client, seen) = recording_client();
     fake.inject(FaultRule::new(Fault::error(503, 14, "unavailable")).on("GET", &connector_path()).times(2));
     client.get_connector(&api, APP, CONNECTOR).await.unwrap();
     assert_eq!(fake.count("GET", &connector_path()), 3);
@@ -132,13 +126,7 @@ async fn refused_connections_are_retried_even_for_rotation() {
     let fake = FakeConductorOne::start().await;
     fake.add_connector(APP, CONNECTOR, "okta");
     let api = creds(&fake.register_principal("operator"));
-    let seen: Arc<Mutex<Vec<CallOutcome>>> = Arc::default();
-    let sink = seen.clone();
-    let client = ConductorOneClient::with_metrics(
-        config(),
-        Arc::new(move |o: &CallOutcome| sink.lock().unwrap().push(o.clone())),
-    )
-    .unwrap();
+    let (client, seen) = recording_client();
     client.get_connector(&api, APP, CONNECTOR).await.unwrap();
     drop(fake);
     // Let the pooled keep-alive connection notice it was closed.
@@ -196,4 +184,12 @@ async fn the_rate_limiter_bounds_throughput_across_clones() {
         // Burst + 0.5 s of rate, plus slack for scheduling jitter on a busy machine.
         assert!(in_window <= 2 + 5 + 2, "{in_window} requests within 500 ms");
     }
+}
+
+/// A client whose metrics hook records every attempt.
+fn recording_client() -> (ConductorOneClient, Arc<Mutex<Vec<CallOutcome>>>) {
+    let seen: Arc<Mutex<Vec<CallOutcome>>> = Arc::default();
+    let sink = seen.clone();
+    let hook = Arc::new(move |o: &CallOutcome| sink.lock().unwrap().push(o.clone()));
+    (ConductorOneClient::with_metrics(config(), hook).unwrap(), seen)
 }

@@ -103,9 +103,17 @@ impl Driver<'_> {
         let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &ns);
         for _ in 0..MAX_STEPS {
             let state = bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
+            // Only issuing (adopt after a crash) and rolling (promote) look at the new revision.
             let stored = match &state.rotation {
-                Some(r) => read_stored(&secrets, &rotation::secret_name(&base, r.revision)).await?,
-                None => None,
+                Some(r)
+                    if matches!(
+                        r.phase,
+                        crate::api::RotationPhase::Issuing | crate::api::RotationPhase::Rolling
+                    ) =>
+                {
+                    read_stored(&secrets, &rotation::secret_name(&base, r.revision)).await?
+                }
+                _ => None,
             };
             let expected = rotation::workload_secret(&state, &base);
             let rolled_out = live.is_some_and(|d| {

@@ -57,34 +57,27 @@ pub async fn cleanup(ctx: &Context, bc: &BatonConnector) -> Result<Action> {
     let Some(index) = present(bc) else { return Ok(Action::await_change()) };
     if wanted(bc) {
         let attempt = ctx.backoff.failures(&ObjectRef::from(bc)) + 1;
-        let failed: Vec<String> = match revoke(ctx, bc).await {
-            Ok(()) => Vec::new(),
-            Err(reason) => vec![reason],
-        };
-        if let Some(reason) = failed.first() {
-            let give_up = attempt >= MAX_ATTEMPTS || reason.contains("(permanent)");
-            if !give_up {
+        let note = match revoke(ctx, bc).await {
+            Ok(()) => Note {
+                warning: false,
+                reason: "CredentialRevoked",
+                action: "Delete",
+                message: "revoked the ConductorOne credentials the operator minted".into(),
+            },
+            Err(reason) if attempt < MAX_ATTEMPTS && !reason.contains("(permanent)") => {
                 warn!(namespace = ?bc.namespace(), name = %bc.name_any(), attempt, %reason, "revoking credentials on deletion failed; retrying");
                 return Err(Error::Blocked("RevokeFailed"));
             }
-            let note = Note {
+            Err(reason) => Note {
                 warning: true,
                 reason: "RevokeFailed",
                 action: "Delete",
                 message: format!(
                     "gave up revoking ConductorOne credentials after {attempt} attempt(s): {reason}; revoke them in ConductorOne"
                 ),
-            };
-            publish(ctx, bc, vec![note]).await;
-        } else {
-            let note = Note {
-                warning: false,
-                reason: "CredentialRevoked",
-                action: "Delete",
-                message: "revoked the ConductorOne credentials the operator minted".into(),
-            };
-            publish(ctx, bc, vec![note]).await;
-        }
+            },
+        };
+        publish(ctx, bc, vec![note]).await;
     }
     patch(ctx, bc, remove_ops(index)).await?;
     info!(namespace = ?bc.namespace(), name = %bc.name_any(), "finalizer removed");

@@ -130,7 +130,10 @@ async fn converge(
         None => bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.clone()),
         Some(_) => rotation::workload_secret(&credentials_state(bc), &name),
     };
-    if let (Some(_), Some(secret)) = (&bc.spec.credentials.managed, &credentials_secret) {
+    // A revision stored during this reconcile was not there when the referenced Secrets were read.
+    if let (Some(_), Some(secret)) = (&bc.spec.credentials.managed, &credentials_secret)
+        && secrets.get(secret).is_none()
+    {
         read_secret_into(&ctx.client, &bc.namespace().unwrap_or_default(), secret, secrets).await?;
     }
     // A ConductorOne failure mid-rotation must not stop the workload that runs on the current
@@ -286,7 +289,7 @@ async fn apply_deployment(
     live: Option<&Deployment>,
     mut desired: Deployment,
 ) -> Result<Applied> {
-    let hash = compare::desired_hash(&desired);
+    let hash = compare::stamp(&mut desired);
     let cause = match live {
         None => "create",
         Some(l) if !owned_by(l, bc) => return Ok(Applied::Conflict),
@@ -294,7 +297,6 @@ async fn apply_deployment(
         Some(l) if !same_owned_fields(l, &desired) => "drift",
         Some(_) => return Ok(Applied::Unchanged),
     };
-    compare::stamp(&mut desired);
     let name = desired.name_any();
     match api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired)).await {
         Ok(d) => {
