@@ -1,0 +1,175 @@
+//! Building blocks shared by the end-to-end cases.
+
+use super::*;
+
+pub(crate) fn credentials_secret(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {
+        "BATON_CLIENT_ID": "e2e@example.conductor.one/ccc", "BATON_CLIENT_SECRET": "secret-token:conductorone.com:v1:e2e"}})
+}
+
+pub(crate) fn app_secret(name: &str, token: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {"BATON_API_TOKEN": token}})
+}
+
+pub(crate) fn connector(name: &str, app: &str, spec: Value) -> Value {
+    let mut base = json!({"connector": app, "credentials": {"secretRef": {"name": "c1"}}});
+    base.as_object_mut().unwrap().extend(spec.as_object().cloned().unwrap_or_default());
+    json!({"apiVersion": "baton.conductorone.com/v1alpha1", "kind": "BatonConnector", "metadata": {"name": name}, "spec": base})
+}
+
+pub(crate) async fn get_bc(client: &Client, ns: &str, name: &str) -> anyhow::Result<BatonConnector> {
+    Ok(Api::<BatonConnector>::namespaced(client.clone(), ns).get(name).await?)
+}
+
+pub(crate) fn condition(bc: &BatonConnector, type_: &str) -> Option<(String, String)> {
+    let c = bc.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+/// Waits until the resource is Ready on its current generation.
+pub(crate) async fn wait_ready(client: &Client, ns: &str, name: &str) -> anyhow::Result<BatonConnector> {
+    eventually(&format!("{ns}/{name} to be Ready"), WAIT, || async move {
+        let bc = get_bc(client, ns, name).await?;
+        let current = bc.status.as_ref().map(|s| s.observed_generation) == bc.metadata.generation;
+        let ready = condition(&bc, "Ready").is_some_and(|(s, _)| s == "True");
+        Ok((current && ready).then_some(bc))
+    })
+    .await
+}
+
+pub(crate) async fn replica_sets(
+    client: &Client,
+    ns: &str,
+    instance: &str,
+) -> anyhow::Result<Vec<ReplicaSet>> {
+    list(client, ns, &format!("app.kubernetes.io/instance={instance}")).await
+}
+
+/// Sets up a namespace with the credentials Secret and one ready connector.
+pub(crate) async fn ready_connector(
+    env: &mut Env,
+    ns: &str,
+    name: &str,
+    spec: Value,
+) -> anyhow::Result<BatonConnector> {
+    ensure_operator(env).await?;
+    namespace(&env.client, ns, json!({})).await?;
+    apply_value(&env.client, credentials_secret("c1"), Some(ns)).await?;
+    apply_value(&env.client, connector(name, "okta", spec), Some(ns)).await?;
+    wait_ready(&env.client, ns, name).await
+}
+
+pub(crate) async fn ensure_operator(env: &mut Env) -> anyhow::Result<()> {
+    if env.operator.metrics_port == 0 {
+        env.operator.start()?;
+        env.operator.wait_ready().await?;
+    }
+    Ok(())
+}
+
+/// Waits until the operator has made no write for `quiet`, so counts taken afterwards are stable.
+/// A value that changes whenever the operator writes. On the local control plane it is the list of
+/// the operator's write requests from the API server's audit log (a no-op apply counts too); on
+/// an existing cluster, where the suite cannot read the audit log, it is the resourceVersions of
+/// everything the operator writes plus its events.
+pub(crate) async fn write_marker(env: &Env) -> anyhow::Result<Vec<String>> {
+    if let Some(cp) = &env.cp {
+        return Ok(cp.operator_writes());
+    }
+    let managed = "app.kubernetes.io/managed-by=baton-operator";
+    let lp = kube::api::ListParams::default();
+    let mut marker = Vec::new();
+    for bc in Api::<BatonConnector>::all(env.client.clone()).list_metadata(&lp).await?.items {
+        marker.push(format!(
+            "bc {}/{} {}",
+            bc.namespace().unwrap_or_default(),
+            bc.name_any(),
+            bc.resource_version().unwrap_or_default()
+        ));
+    }
+    for d in Api::<Deployment>::all(env.client.clone()).list(&lp.clone().labels(managed)).await?.items {
+        marker.push(format!(
+            "deploy {}/{} {}",
+            d.namespace().unwrap_or_default(),
+            d.name_any(),
+            d.resource_version().unwrap_or_default()
+        ));
+    }
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::all(env.client.clone());
+    for s in secrets.list_metadata(&lp.clone().labels(managed)).await?.items {
+        marker.push(format!(
+            "secret {}/{} {}",
+            s.namespace().unwrap_or_default(),
+            s.name_any(),
+            s.resource_version().unwrap_or_default()
+        ));
+    }
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(env.client.clone());
+    for e in events
+        .list(&lp)
+        .await?
+        .items
+        .iter()
+        .filter(|e| e.reporting_controller.as_deref() == Some("baton-operator"))
+    {
+        marker.push(format!("event {} {}", e.name_any(), e.resource_version().unwrap_or_default()));
+    }
+    marker.sort();
+    Ok(marker)
+}
+
+/// Waits until the operator has made no write for `quiet`, so markers taken afterwards are stable.
+pub(crate) async fn settle(env: &Env, quiet: Duration) -> anyhow::Result<Vec<String>> {
+    let mut last = write_marker(env).await?;
+    let mut since = std::time::Instant::now();
+    let start = std::time::Instant::now();
+    while since.elapsed() < quiet {
+        ensure!(
+            start.elapsed() < WAIT,
+            "the operator kept writing: {:?}",
+            last.iter().rev().take(5).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = write_marker(env).await?;
+        if now != last {
+            (last, since) = (now, std::time::Instant::now());
+        }
+    }
+    Ok(last)
+}
+
+pub(crate) fn kubectl(env: &Env, args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&env.admin_kubeconfig)
+        .args(args)
+        .output()?;
+    ensure!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+pub(crate) fn done_sync() -> Value {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    json!({"status": "SYNC_STATUS_DONE", "startedAt": now, "completedAt": now, "lastError": ""})
+}
+
+/// A secretRef connector with ConductorOne API access, so it reports sync status.
+pub(crate) async fn synced_connector(
+    env: &mut Env,
+    ns: &str,
+    app: &str,
+    connector_id: &str,
+) -> anyhow::Result<()> {
+    ensure_operator(env).await?;
+    env.c1.add_connector(app, connector_id, "okta");
+    env.c1.set_sync_status(app, connector_id, done_sync());
+    let principal = env.c1.register_principal(&format!("{ns}-principal"));
+    namespace(&env.client, ns, json!({})).await?;
+    apply_value(&env.client, credentials_secret("c1"), Some(ns)).await?;
+    let api_secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "c1-api"},
+        "stringData": {"clientId": principal.client_id, "clientSecret": principal.client_secret}});
+    apply_value(&env.client, api_secret, Some(ns)).await?;
+    let spec = json!({"conductorOne": {"apiCredentialsSecretRef": {"name": "c1-api"}, "appId": app, "connectorId": connector_id}});
+    apply_value(&env.client, connector("okta", "okta", spec), Some(ns)).await?;
+    Ok(())
+}

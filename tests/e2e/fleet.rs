@@ -1,0 +1,142 @@
+//! The fleet as a whole: unreadable resources, restarts, deletion, leader election.
+
+use super::*;
+
+/// A resource written for a newer CRD (here: a mode this operator does not know) is reported on itself
+/// and skipped; the rest of the fleet is reconciled as usual.
+pub(crate) async fn unreadable_resource_does_not_block_the_fleet(env: &mut Env) -> anyhow::Result<()> {
+    ensure_operator(env).await?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let original = std::fs::read_to_string(root.join("crds/baton.conductorone.com_batonconnectors.yaml"))?;
+    let mut newer: Value = serde_yaml::from_str(&original)?;
+    let mode = &mut newer["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["mode"];
+    mode["enum"].as_array_mut().context("mode has an enum")?.push(json!("OneShot"));
+    apply_value(&env.client, newer, None).await?;
+    namespace(&env.client, "unreadable", json!({})).await?;
+    apply_value(&env.client, credentials_secret("c1"), Some("unreadable")).await?;
+    let future = eventually("the newer CRD to be served", WAIT, || async {
+        Ok(apply_value(
+            &env.client,
+            connector("future", "okta", json!({"mode": "OneShot"})),
+            Some("unreadable"),
+        )
+        .await
+        .ok())
+    })
+    .await;
+    // Put the real CRD back whatever happened; the stored object keeps its unknown mode.
+    apply_yaml(&env.client, &original, None).await?;
+    future?;
+    apply_value(&env.client, connector("fine", "okta", json!({})), Some("unreadable")).await?;
+    wait_ready(&env.client, "unreadable", "fine").await?;
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        env.client.clone(),
+        "unreadable",
+        &kube::api::ApiResource::erase::<BatonConnector>(&()),
+    );
+    eventually("the unreadable resource to be reported", WAIT, || async {
+        let obj = api.get("future").await?;
+        let conditions = obj.data["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        Ok(conditions
+            .iter()
+            .any(|c| c["type"] == "Stalled" && c["status"] == "True" && c["reason"] == "InvalidSpec")
+            .then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn operator_restart_writes_nothing(env: &mut Env) -> anyhow::Result<()> {
+    ensure_operator(env).await?;
+    let before = settle(env, Duration::from_secs(3)).await?;
+    let rs_before: Vec<ReplicaSet> = Api::all(env.client.clone()).list(&Default::default()).await?.items;
+    env.operator.stop().await;
+    env.operator.start()?;
+    env.operator.wait_ready().await?;
+    // Every resource reconciles once on start; wait until this operator has done that for the fleet.
+    let fleet =
+        Api::<BatonConnector>::all(env.client.clone()).list_metadata(&Default::default()).await?.items.len();
+    eventually("the restarted operator to reconcile the fleet", WAIT, || async {
+        let metrics = env.operator.metrics().await?;
+        let done: f64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("baton_operator_reconciliations_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        Ok((done >= fleet as f64).then_some(()))
+    })
+    .await?;
+    let after = settle(env, Duration::from_secs(3)).await?;
+    let new: Vec<&String> = after.iter().filter(|w| !before.contains(w)).collect();
+    ensure!(after.len() == before.len() && new.is_empty(), "the restart caused writes: {new:?}");
+    let rs_after: Vec<ReplicaSet> = Api::all(env.client.clone()).list(&Default::default()).await?.items;
+    ensure!(rs_after.len() == rs_before.len(), "the restart rolled pods");
+    Ok(())
+}
+
+pub(crate) async fn delete_garbage_collects_children(env: &mut Env) -> anyhow::Result<()> {
+    ready_connector(env, "delete", "okta", json!({})).await?;
+    let api: Api<BatonConnector> = Api::namespaced(env.client.clone(), "delete");
+    api.delete("okta", &DeleteParams::default()).await?;
+    eventually("the Deployment, ReplicaSet and pod to be collected", WAIT, || async {
+        let d = Api::<Deployment>::namespaced(env.client.clone(), "delete").get_opt("okta").await?;
+        let rs = replica_sets(&env.client, "delete", "okta").await?;
+        let pods: Vec<Pod> = list(&env.client, "delete", "app.kubernetes.io/instance=okta").await?;
+        Ok((d.is_none() && rs.is_empty() && pods.is_empty()).then_some(()))
+    })
+    .await?;
+    // The user's Secret is not the operator's to delete.
+    ensure!(
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(env.client.clone(), "delete")
+            .get_opt("c1")
+            .await?
+            .is_some()
+    );
+    Ok(())
+}
+
+pub(crate) async fn leader_election_lets_one_replica_reconcile(env: &mut Env) -> anyhow::Result<()> {
+    env.operator.stop().await;
+    env.operator.metrics_port = 0;
+    let work = env.operator.log_path().parent().map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
+    let replica = |n: usize| {
+        let mut op = Operator::new(
+            Path::new(env!("CARGO_BIN_EXE_baton-operator")),
+            work.join("operator.kubeconfig"),
+            work.join(format!("replica-{n}.log")),
+        );
+        op.extra_args =
+            ["--leader-election", "--lease-namespace", "baton-system", "--identity", &format!("replica-{n}")]
+                .map(String::from)
+                .to_vec();
+        op
+    };
+    let (mut a, mut b) = (replica(1), replica(2));
+    a.start()?;
+    a.wait_ready().await?;
+    b.start()?;
+    b.wait_ready().await?;
+    namespace(&env.client, "leader", json!({})).await?;
+    apply_value(&env.client, credentials_secret("c1"), Some("leader")).await?;
+    apply_value(&env.client, connector("first", "okta", json!({})), Some("leader")).await?;
+    wait_ready(&env.client, "leader", "first").await?;
+    let reconciled = |m: &str| {
+        m.lines().any(|l| l.starts_with("baton_operator_reconciliations_total") && !l.ends_with(" 0"))
+    };
+    let (ma, mb) = (a.metrics().await?, b.metrics().await?);
+    ensure!(
+        reconciled(&ma) != reconciled(&mb),
+        "exactly one replica must reconcile (a: {}, b: {})",
+        reconciled(&ma),
+        reconciled(&mb)
+    );
+    let (mut leader, standby) = if reconciled(&ma) { (a, b) } else { (b, a) };
+    // The leader goes away; the standby takes over once the lease expires (15 s at most).
+    leader.stop().await;
+    apply_value(&env.client, connector("second", "okta", json!({})), Some("leader")).await?;
+    wait_ready(&env.client, "leader", "second").await?;
+    ensure!(reconciled(&standby.metrics().await?), "the standby did not take over");
+    drop(standby);
+    Ok(())
+}

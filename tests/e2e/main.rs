@@ -1,0 +1,211 @@
+//! End-to-end suite: the operator binary against a real kube-apiserver, etcd and
+//! kube-controller-manager (see `support/control_plane.rs` for where they come from). Without them it
+//! prints one line saying it skipped, and why.
+//!
+//! No kubelet runs: `support::cluster::spawn_kubelet` marks the operator's pods Running and Ready so
+//! that ReplicaSets and Deployments report availability as they would on a node.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod basics;
+mod common;
+mod fleet;
+mod managed;
+mod sync;
+
+use std::{future::Future, path::Path, pin::Pin, process::ExitCode, time::Duration};
+
+use anyhow::{Context as _, bail, ensure};
+use baton_operator::api::BatonConnector;
+use common::*;
+use k8s_openapi::api::{
+    apps::v1::{Deployment, ReplicaSet},
+    core::v1::{Pod, ServiceAccount},
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+};
+use serde_json::{Value, json};
+use support::{
+    cluster::{self, Operator, apply_value, apply_yaml, eventually, list, namespace},
+    control_plane::{self, ControlPlane, Source},
+    fake_conductorone::FakeConductorOne,
+};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+struct Env {
+    client: Client,
+    /// Running against an existing cluster (`BATON_E2E_KUBECONFIG`), which the suite cleans up after.
+    external: bool,
+    admin_kubeconfig: std::path::PathBuf,
+    operator: Operator,
+    cp: Option<ControlPlane>,
+    c1: FakeConductorOne,
+}
+
+type Case = for<'a> fn(&'a mut Env) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
+
+macro_rules! cases {
+    ($($module:ident::$name:ident),* $(,)?) => {
+        vec![$((stringify!($name), (|env| Box::pin($module::$name(env))) as Case)),*]
+    };
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let source = match control_plane::discover() {
+        Ok(s) => s,
+        Err(why) => {
+            println!("e2e: SKIPPED, no control plane: {why}");
+            return ExitCode::SUCCESS;
+        }
+    };
+    let mut env = match setup(source).await {
+        Ok(env) => env,
+        Err(e) => {
+            println!("e2e: setup failed: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cases = cases![
+        basics::status_starts_unobserved,
+        basics::invalid_resources_are_refused,
+        basics::examples_converge,
+        basics::two_resources_for_one_connector_do_not_share_pods,
+        basics::edit_makes_exactly_one_rollout,
+        basics::secret_change_makes_exactly_one_rollout,
+        basics::missing_secret_is_reported_then_recovers,
+        basics::hand_edits_are_put_back,
+        basics::restricted_namespace_admits_connector_pods,
+        managed::managed_credentials_issue_rotate_and_revoke,
+        sync::sync_status_shows_in_status_columns_events_and_metrics,
+        sync::kstatus_reads_progress_current_and_failed,
+        fleet::unreadable_resource_does_not_block_the_fleet,
+        fleet::operator_restart_writes_nothing,
+        fleet::delete_garbage_collects_children,
+        fleet::leader_election_lets_one_replica_reconcile,
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (name, case) in cases {
+        if let Some(cp) = &mut env.cp
+            && let Err(e) = cp.check_alive()
+        {
+            println!("test e2e::{name} ... FAILED: {e:#}");
+            failed += 1;
+            continue;
+        }
+        let started = std::time::Instant::now();
+        match case(&mut env).await {
+            Ok(()) => {
+                passed += 1;
+                println!("test e2e::{name} ... ok ({:.1}s)", started.elapsed().as_secs_f64());
+            }
+            Err(e) => {
+                failed += 1;
+                println!("test e2e::{name} ... FAILED: {e:#}");
+            }
+        }
+    }
+    if failed > 0 {
+        println!("--- operator log (tail) ---\n{}", env.operator.log_tail(60));
+        if let Some(cp) = env.cp.take() {
+            println!("--- kube-apiserver log (tail) ---\n{}", cp.log_tail("kube-apiserver", 20));
+            println!("control plane files kept in {}", cp.keep().display());
+        }
+    }
+    env.operator.stop().await;
+    if env.external
+        && let Err(e) = cluster::delete_namespaces(&env.client).await
+    {
+        println!("e2e: could not delete the test namespaces: {e:#}");
+    }
+    println!("e2e: {passed} passed, {failed} failed");
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+async fn setup(source: Source) -> anyhow::Result<Env> {
+    let (cp, admin, admin_kubeconfig) = match source {
+        Source::Binaries { etcd, apiserver, controller_manager } => {
+            let cp = ControlPlane::start(&etcd, &apiserver, &controller_manager).await?;
+            let client = cp.client().await?;
+            let path = cp.admin_kubeconfig.clone();
+            (Some(cp), client, path)
+        }
+        Source::Kubeconfig(path) => {
+            let config = kube::Config::from_custom_kubeconfig(
+                kube::config::Kubeconfig::read_from(&path)?,
+                &Default::default(),
+            )
+            .await?;
+            (None, Client::try_from(config)?, path)
+        }
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).with_context(|| format!("reading {p}"));
+    apply_yaml(&admin, &read("crds/baton.conductorone.com_batonconnectors.yaml")?, None).await?;
+    eventually("the CRD to be established", WAIT, || {
+        let admin = admin.clone();
+        async move {
+            let api: Api<BatonConnector> = Api::all(admin);
+            Ok(api.list(&Default::default()).await.ok().map(|_| ()))
+        }
+    })
+    .await?;
+    apply_yaml(&admin, &read("config/manager/namespace.yaml")?, None).await?;
+    for f in [
+        "service_account.yaml",
+        "cluster_role.yaml",
+        "cluster_role_binding.yaml",
+        "leader_election_role.yaml",
+    ] {
+        apply_yaml(&admin, &read(&format!("config/rbac/{f}"))?, None).await?;
+    }
+
+    // The operator runs with a token of its own ServiceAccount, so an RBAC gap fails the suite.
+    let sa: Api<ServiceAccount> = Api::namespaced(admin.clone(), "baton-system");
+    let request = serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 7200}}))?;
+    let token = sa.create_token_request("baton-operator", &PostParams::default(), &request).await?;
+    let token = token
+        .status
+        .context("token request without status")?
+        .token
+        .context("token request without a token")?;
+    let work = match &cp {
+        Some(cp) => cp.dir().to_path_buf(),
+        None => std::env::temp_dir(),
+    };
+    let kubeconfig = work.join("operator.kubeconfig");
+    match &cp {
+        Some(cp) => std::fs::write(&kubeconfig, cp.kubeconfig_with_token(&token))?,
+        None => std::fs::write(&kubeconfig, token_kubeconfig(&admin_kubeconfig, &token)?)?,
+    }
+    cluster::spawn_kubelet(admin.clone());
+    let operator =
+        Operator::new(Path::new(env!("CARGO_BIN_EXE_baton-operator")), kubeconfig, work.join("operator.log"));
+    let c1 = FakeConductorOne::start().await;
+    let external = cp.is_none();
+    Ok(Env { client: admin, external, operator, cp, c1, admin_kubeconfig })
+}
+
+/// A kubeconfig for the cluster of `admin`'s current context that authenticates with `token`.
+fn token_kubeconfig(admin: &Path, token: &str) -> anyhow::Result<String> {
+    let config: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(admin)?)?;
+    let current = config["current-context"].as_str().context("kubeconfig without current-context")?;
+    let find = |list: &str, name: &str| {
+        config[list].as_sequence().and_then(|l| l.iter().find(|e| e["name"].as_str() == Some(name)).cloned())
+    };
+    let context = find("contexts", current).context("current context not found")?;
+    let cluster_name = context["context"]["cluster"].as_str().context("context without cluster")?;
+    let cluster = find("clusters", cluster_name).context("cluster not found")?;
+    let out = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [serde_json::to_value(&cluster)?],
+        "users": [{"name": "baton-operator", "user": {"token": token}}],
+        "contexts": [{"name": "baton-operator", "context": {"cluster": cluster_name, "user": "baton-operator"}}],
+        "current-context": "baton-operator",
+    });
+    Ok(serde_yaml::to_string(&out)?)
+}
