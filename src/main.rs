@@ -60,6 +60,14 @@ struct RunArgs {
     /// How often each connector's sync status is read from ConductorOne (plus up to 10% jitter).
     #[arg(long, env = "SYNC_POLL_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
     sync_poll_interval: Duration,
+    /// Label selector of the BatonConnectors this process reconciles, to split a fleet across
+    /// several operator installs (shards); all when unset. Example: `shard=a`, `shard notin (a,b)`.
+    #[arg(long, env = "SELECTOR")]
+    selector: Option<String>,
+    /// Share of the ConductorOne request rate the sync-status poller may spend (the rest is kept for
+    /// rotations). The poll interval stretches when this budget cannot cover the fleet.
+    #[arg(long, env = "C1_POLL_SHARE", default_value_t = 0.5, value_parser = parse_share)]
+    c1_poll_share: f64,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     log_format: telemetry::LogFormat,
@@ -92,6 +100,13 @@ struct RunArgs {
     c1_insecure_loopback: bool,
 }
 
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a share between 0 (exclusive) and 1")),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -119,6 +134,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         resync_interval: args.resync_interval,
         concurrency: args.concurrency,
         sync_poll_interval: args.sync_poll_interval,
+        sync_poll_budget: f64::from(args.c1_requests_per_second) * args.c1_poll_share,
+        selector: args.selector,
         ..Default::default()
     };
     let c1_config = ClientConfig {

@@ -1,7 +1,7 @@
 //! Prometheus metrics of the operator itself. Every label takes a value from a fixed, small set:
 //! never an object name or an error string.
 
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeLabelValue},
@@ -58,6 +58,8 @@ pub struct Metrics {
     pub objects_in_backoff: Gauge<i64, AtomicI64>,
     pub applies: Family<ApplyLabels, Counter>,
     pub status_writes: Counter,
+    pub sync_poll_interval: Gauge<f64, AtomicU64>,
+    pub sync_poll_connectors: Gauge<i64, AtomicI64>,
 }
 
 impl Metrics {
@@ -75,6 +77,8 @@ impl Metrics {
             objects_in_backoff: Gauge::default(),
             applies: Family::default(),
             status_writes: Counter::default(),
+            sync_poll_interval: Gauge::default(),
+            sync_poll_connectors: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("baton_operator");
         r.register("reconcile_duration_seconds", "Time one reconcile takes", m.reconcile_duration.clone());
@@ -87,6 +91,16 @@ impl Metrics {
         );
         r.register("applies", "Server-side applies of child objects by kind and cause", m.applies.clone());
         r.register("status_writes", "Status updates written to the API server", m.status_writes.clone());
+        r.register(
+            "sync_poll_interval_seconds",
+            "The interval each connector's sync status is read at: the configured one, or longer when the ConductorOne request budget cannot cover the fleet",
+            m.sync_poll_interval.clone(),
+        );
+        r.register(
+            "sync_poll_connectors",
+            "Connectors whose sync status the operator reads from ConductorOne",
+            m.sync_poll_connectors.clone(),
+        );
         r.register(
             "conductorone_calls",
             "HTTP attempts to the ConductorOne API by result",

@@ -38,6 +38,16 @@ impl Observed {
         }
     }
 
+    /// What a previous process read, from status.
+    pub fn from_status(status: &SyncStatus) -> Self {
+        Self {
+            state: known(status.state.as_deref().unwrap_or_default(), STATES).unwrap_or("Unknown"),
+            last_started_at: status.last_started_at.as_ref().map(|t| t.0),
+            last_completed_at: status.last_completed_at.as_ref().map(|t| t.0),
+            last_error: status.last_error.clone(),
+        }
+    }
+
     fn is(&self, state: &SyncState) -> bool {
         self.state == state.label()
     }
@@ -109,6 +119,64 @@ pub fn condition(
         ),
         (None, _) => Desired::new(SYNCED, false, "SyncStale", format!("no sync completed within {window}")),
     }
+}
+
+/// Labels `status.sync.state` takes.
+const STATES: &[&str] = &["NeverSynced", "Unspecified", "Running", "Done", "Error", "Disabled", "Unknown"];
+/// Reasons of a `Synced` condition computed from a reading (as opposed to a failure to read).
+const READING_REASONS: &[&str] =
+    &["Synced", "SyncStale", "SyncFailed", "SyncDisabled", "WaitingForFirstSync"];
+/// Reasons of a failure to read: ConductorOne's errors and the API credentials' problems.
+const FAILURE_REASONS: &[&str] = &[
+    "InvalidCredentials",
+    "Unauthorized",
+    "Forbidden",
+    "NotFound",
+    "InvalidRequest",
+    "RateLimited",
+    "ServerError",
+    "Timeout",
+    "TransportError",
+    "DecodeError",
+    "ConfigError",
+    "SecretNotFound",
+    "SecretKeyMissing",
+    "SecretKeyEmpty",
+    AWAITING,
+];
+const AWAITING: &str = "AwaitingSyncStatus";
+
+fn known(value: &str, set: &[&'static str]) -> Option<&'static str> {
+    set.iter().copied().find(|k| *k == value)
+}
+
+/// Whether a `Synced` reason comes from a reading, which time alone can change (staleness).
+pub fn is_reading(reason: &str) -> bool {
+    READING_REASONS.contains(&reason)
+}
+
+/// The `Synced` condition a previous process wrote, and whether it was a stall, so a restart shows
+/// it unchanged until the poller has read anew.
+pub fn previous_condition(bc: &crate::api::BatonConnector) -> Option<(Desired, bool)> {
+    let conditions = &bc.status.as_ref()?.conditions;
+    let find = |t: &str| conditions.iter().find(|c| c.type_ == t);
+    let synced = find(SYNCED)?;
+    let reason = known(&synced.reason, READING_REASONS).or_else(|| known(&synced.reason, FAILURE_REASONS))?;
+    let stalled =
+        find(crate::api::conditions::STALLED).is_some_and(|c| c.status == "True" && c.reason == reason);
+    Some((Desired::new(SYNCED, synced.status == "True", reason, synced.message.clone()), stalled))
+}
+
+/// Before the first reading of a connector that has none in status.
+pub fn awaiting_condition() -> Desired {
+    Desired::new(SYNCED, false, AWAITING, "waiting for the first read of the sync status from ConductorOne")
+}
+
+/// How long until a completed sync leaves the freshness window and the condition must change.
+pub fn stale_in(sync: &SyncStatus, freshness: Duration, now: Timestamp) -> Option<Duration> {
+    let completed = sync.last_completed_at.as_ref()?.0;
+    let left = completed.as_second() + i64::try_from(freshness.as_secs()).ok()? - now.as_second();
+    u64::try_from(left).ok().filter(|s| *s > 0).map(|s| Duration::from_secs(s + 1))
 }
 
 /// The condition when polling itself fails: says why, keeps what was last known in `status.sync`.

@@ -75,9 +75,13 @@ impl World {
         ))
     }
 
+    /// One reconcile by a fresh process, after its poller has read the sync status (as a running
+    /// operator's poller would have by then).
     async fn reconcile(&self) -> Result<(), baton_operator::Error> {
+        let ctx = self.operator();
+        poll(&ctx, &self.kube).await;
         let bc: BatonConnector = serde_json::from_value(self.kube.get(BC).unwrap()).unwrap();
-        reconcile(Arc::new(bc), self.operator()).await.map(|_| ())
+        reconcile(Arc::new(bc), ctx).await.map(|_| ())
     }
 
     fn status(&self) -> Value {
@@ -108,6 +112,13 @@ impl World {
     fn events(&self) -> Vec<String> {
         self.kube.calls().into_iter().filter(|c| c.path.contains("/events")).map(|c| c.body).collect()
     }
+}
+
+/// Lets the process's poller read the sync status of every connector that is due.
+async fn poll(ctx: &Context, kube: &FakeKube) {
+    let bc: BatonConnector = serde_json::from_value(kube.get(BC).unwrap()).unwrap();
+    ctx.sync_poller.track(&bc, false);
+    ctx.sync_poller.poll_due(ctx).await;
 }
 
 /// Reconciles, playing the Deployment controller in between, until the rotation is over.
@@ -378,6 +389,7 @@ async fn sync_status_is_polled_on_its_own_cadence_even_when_failing() {
     w.c1.inject(FaultRule::new(Fault::error(500, 13, "internal")).on("GET", &path).times(1000));
     let before = w.c1.count("GET", &path);
     for _ in 0..5 {
+        poll(&ctx, &w.kube).await;
         let bc: BatonConnector = serde_json::from_value(w.kube.get(BC).unwrap()).unwrap();
         let _ = reconcile(Arc::new(bc), ctx.clone()).await;
     }

@@ -16,7 +16,7 @@ use super::error::{Error, ErrorKind};
 use super::metrics::MetricsHook;
 use super::model::{
     ConnectorInfo, CredentialInfo, GetConnectorResponse, GetCredentialsResponse, IssuedCredential,
-    RotateCredentialRequest, RotateCredentialResponse,
+    ListConnectorsResponse, RotateCredentialRequest, RotateCredentialResponse,
 };
 use super::retry::Idempotency;
 use super::tls;
@@ -89,6 +89,10 @@ const ROTATE: &str = "rotate_credential";
 const GET_CREDENTIAL: &str = "get_credential";
 const REVOKE: &str = "revoke_credential";
 const GET_CONNECTOR: &str = "get_connector";
+const LIST_CONNECTORS: &str = "list_connectors";
+/// Pages of one list call at the most, so that a server that keeps answering with a next page
+/// cannot keep a poll going forever.
+const MAX_PAGES: usize = 50;
 
 impl ConductorOneClient {
     pub fn new(cfg: ClientConfig) -> Result<Self, Error> {
@@ -143,8 +147,9 @@ impl ConductorOneClient {
         let body = serde_json::to_vec(&RotateCredentialRequest { app_id, connector_id })
             .map_err(|_| Error::new(ErrorKind::InvalidRequest, ROTATE, "cannot encode request"))?;
         let path = ["api", "v1", "apps", "connectors", "credentials"];
-        let body =
-            self.call(ROTATE, api, Method::POST, &path, Some(body), Idempotency::NotIdempotent).await?;
+        let body = self
+            .call(ROTATE, api, Method::POST, (&path, &[]), Some(body), Idempotency::NotIdempotent)
+            .await?;
         decode::<RotateCredentialResponse>(ROTATE, &body)?.into_issued(ROTATE)
     }
 
@@ -159,7 +164,8 @@ impl ConductorOneClient {
     ) -> Result<CredentialInfo, Error> {
         require_ids(GET_CREDENTIAL, &[app_id, connector_id, credential_id])?;
         let path = credential_path(app_id, connector_id, credential_id);
-        let body = self.call(GET_CREDENTIAL, api, Method::GET, &path, None, Idempotency::Idempotent).await?;
+        let body =
+            self.call(GET_CREDENTIAL, api, Method::GET, (&path, &[]), None, Idempotency::Idempotent).await?;
         decode::<GetCredentialsResponse>(GET_CREDENTIAL, &body)?.into_info(GET_CREDENTIAL)
     }
 
@@ -176,7 +182,8 @@ impl ConductorOneClient {
         require_ids(REVOKE, &[app_id, connector_id, credential_id])?;
         let path = credential_path(app_id, connector_id, credential_id);
         // The answer is documented as an empty object; success is the status alone.
-        self.call(REVOKE, api, Method::POST, &path, Some(b"{}".to_vec()), Idempotency::Idempotent).await?;
+        self.call(REVOKE, api, Method::POST, (&path, &[]), Some(b"{}".to_vec()), Idempotency::Idempotent)
+            .await?;
         Ok(())
     }
 
@@ -189,8 +196,42 @@ impl ConductorOneClient {
     ) -> Result<ConnectorInfo, Error> {
         require_ids(GET_CONNECTOR, &[app_id, connector_id])?;
         let path = ["api", "v1", "apps", app_id, "connectors", connector_id];
-        let body = self.call(GET_CONNECTOR, api, Method::GET, &path, None, Idempotency::Idempotent).await?;
+        let body =
+            self.call(GET_CONNECTOR, api, Method::GET, (&path, &[]), None, Idempotency::Idempotent).await?;
         decode::<GetConnectorResponse>(GET_CONNECTOR, &body)?.into_info(GET_CONNECTOR)
+    }
+
+    /// `GET /api/v1/apps/{app_id}/connectors`, every page: the sync status of all of an app's
+    /// connectors in as few requests as the server allows.
+    pub async fn list_connectors(
+        &self,
+        api: &ApiCredentials,
+        app_id: &str,
+    ) -> Result<Vec<ConnectorInfo>, Error> {
+        require_ids(LIST_CONNECTORS, &[app_id])?;
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let path = ["api", "v1", "apps", app_id, "connectors"];
+            let mut query = vec![("page_size", "100")];
+            if let Some(t) = &token {
+                query.push(("page_token", t));
+            }
+            let body = self
+                .call(LIST_CONNECTORS, api, Method::GET, (&path, &query), None, Idempotency::Idempotent)
+                .await?;
+            let (page, next) = decode::<ListConnectorsResponse>(LIST_CONNECTORS, &body)?.into_page();
+            out.extend(page);
+            match next {
+                Some(t) => token = Some(t),
+                None => return Ok(out),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Decode,
+            LIST_CONNECTORS,
+            "the connector list did not end within the page limit",
+        ))
     }
 
     /// Authenticates and sends one API call, returning the 2xx body.
@@ -199,14 +240,17 @@ impl ConductorOneClient {
         operation: &'static str,
         api: &ApiCredentials,
         method: Method,
-        path: &[&str],
+        (path, query): (&[&str], &[(&str, &str)]),
         body: Option<Vec<u8>>,
         idempotency: Idempotency,
     ) -> Result<Vec<u8>, Error> {
         let client_id = ClientId::parse(&api.client_id)?;
         let base = base_url(&client_id, self.inner.transport.config().allow_insecure_http)?;
         let token_url = with_path(&base, &["auth", "v1", "token"]);
-        let url = with_path(&base, path);
+        let mut url = with_path(&base, path);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
         let transport = &self.inner.transport;
         let token = self.inner.tokens.token(transport, api, &client_id, &token_url).await?;
         let result = transport

@@ -234,7 +234,30 @@ impl GetConnectorResponse {
             .connector_view
             .and_then(|view| view.connector)
             .ok_or_else(|| decode_error(operation, "response has no connector"))?;
-        Ok(ConnectorInfo {
+        Ok(c.into_info())
+    }
+}
+
+/// `ConnectorServiceListResponse`: one page of an app's connectors.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub(crate) struct ListConnectorsResponse {
+    list: Vec<WireConnectorView>,
+    next_page_token: String,
+}
+
+impl ListConnectorsResponse {
+    /// The page's connectors and the token of the next page, if any.
+    pub(crate) fn into_page(self) -> (Vec<ConnectorInfo>, Option<String>) {
+        let infos = self.list.into_iter().filter_map(|v| v.connector).map(WireConnector::into_info).collect();
+        (infos, Some(self.next_page_token).filter(|t| !t.is_empty()))
+    }
+}
+
+impl WireConnector {
+    fn into_info(self) -> ConnectorInfo {
+        let c = self;
+        ConnectorInfo {
             id: c.id,
             app_id: c.app_id,
             catalog_id: c.catalog_id,
@@ -253,7 +276,7 @@ impl GetConnectorResponse {
             created_at: c.created_at,
             updated_at: c.updated_at,
             deleted_at: c.deleted_at,
-        })
+        }
     }
 }
 

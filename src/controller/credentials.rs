@@ -40,16 +40,24 @@ pub fn api_credentials(
     c1: &ConductorOneSpec,
     secrets: &SecretData,
 ) -> std::result::Result<ApiCredentials, InputProblem> {
-    let name = &c1.api_credentials_secret_ref.name;
+    api_credentials_in(&bc.namespace().unwrap_or_default(), &c1.api_credentials_secret_ref.name, secrets)
+}
+
+/// The service principal in the named Secret of a namespace.
+pub fn api_credentials_in(
+    namespace: &str,
+    name: &str,
+    secrets: &SecretData,
+) -> std::result::Result<ApiCredentials, InputProblem> {
     let data = secrets.get(name).ok_or_else(|| InputProblem::SecretNotFound {
-        namespace: bc.namespace().unwrap_or_default(),
-        name: name.clone(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
     })?;
     let value = |key: &'static str| -> std::result::Result<String, InputProblem> {
-        let raw = data.get(key).ok_or_else(|| InputProblem::KeyMissing { name: name.clone(), key })?;
+        let raw = data.get(key).ok_or_else(|| InputProblem::KeyMissing { name: name.to_string(), key })?;
         let text = String::from_utf8_lossy(&raw.0).trim().to_string();
         if text.is_empty() {
-            return Err(InputProblem::KeyEmpty { name: name.clone(), key });
+            return Err(InputProblem::KeyEmpty { name: name.to_string(), key });
         }
         Ok(text)
     };
@@ -135,6 +143,17 @@ impl Driver<'_> {
                 rolled_out,
                 jitter_seed: &seed,
             });
+            // A step that calls ConductorOne needs one of the few slots for that; without one it
+            // comes back shortly rather than hold a worker the rest of the fleet needs.
+            let _slot = match step {
+                Step::Issue | Step::RevokePrevious(_) | Step::RevokePending(_) => {
+                    match self.ctx.c1_slots.try_acquire() {
+                        Ok(permit) => Some(permit),
+                        Err(_) => return Ok(Outcome::Wait(Some(super::C1_BUSY_RETRY))),
+                    }
+                }
+                _ => None,
+            };
             match step {
                 Step::Start(trigger) => {
                     let next = rotation::start(&state, trigger, now);

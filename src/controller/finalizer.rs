@@ -56,6 +56,9 @@ pub async fn ensure(ctx: &Context, bc: &mut BatonConnector) -> Result<()> {
 pub async fn cleanup(ctx: &Context, bc: &BatonConnector) -> Result<Action> {
     let Some(index) = present(bc) else { return Ok(Action::await_change()) };
     if wanted(bc) {
+        let Ok(_slot) = ctx.c1_slots.try_acquire() else {
+            return Ok(Action::requeue(super::C1_BUSY_RETRY));
+        };
         let attempt = ctx.backoff.failures(&ObjectRef::from(bc)) + 1;
         let note = match revoke(ctx, bc).await {
             Ok(()) => Note {
@@ -89,13 +92,11 @@ async fn revoke(ctx: &Context, bc: &BatonConnector) -> std::result::Result<(), S
     let ns = bc.namespace().unwrap_or_default();
     let c1 = bc.spec.conductor_one.as_ref().ok_or("no conductorOne access configured (permanent)")?;
     let name = &c1.api_credentials_secret_ref.name;
-    let mut secrets = crate::resources::SecretData::default();
-    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    match api.get_opt(name).await {
-        Ok(Some(s)) => secrets.insert_secret(&s),
-        Ok(None) => {}
-        Err(e) => return Err(format!("reading Secret {name:?}: {e}")),
-    }
+    let secrets = ctx
+        .caches
+        .secrets(&ctx.client, &ns, std::slice::from_ref(name))
+        .await
+        .map_err(|e| format!("reading Secret {name:?}: {e}"))?;
     let creds = credentials::api_credentials(bc, c1, &secrets).map_err(|p| format!("{p} (permanent)"))?;
     let failed = credentials::revoke_all(ctx, bc, &creds).await;
     match failed.first() {

@@ -2,29 +2,30 @@
 //! `reconcile` (I/O) and `status`/`events` (pure).
 
 pub mod backoff;
+pub mod cache;
 mod credentials;
 pub mod events;
 mod finalizer;
+pub mod index;
 mod invalid;
 mod polling;
 mod reconcile;
 pub mod status;
 #[cfg(test)]
 mod status_tests;
+pub mod sync_poller;
+mod watches;
 
 use std::{sync::Arc, time::Duration};
 
-use futures::{StreamExt, future::join_all};
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Secret};
+use futures::future::join_all;
 use kube::{
-    Api, Client, ResourceExt,
-    core::{DeserializeGuard, PartialObjectMeta},
+    Client,
+    core::DeserializeGuard,
     runtime::{
-        Controller,
-        controller::{Action, Config as ControllerConfig},
+        controller::Action,
         events::{Recorder, Reporter},
-        reflector::{ObjectRef, Store},
-        watcher,
+        reflector::ObjectRef,
     },
 };
 use rand::Rng;
@@ -32,7 +33,7 @@ use tracing::{info, warn};
 
 pub use reconcile::{FIELD_MANAGER, reconcile};
 
-use crate::{Error, api::BatonConnector, metrics::Metrics, resources::inputs, resources::labels};
+use crate::{Error, api::BatonConnector, metrics::Metrics};
 
 /// Operator settings that shape reconciliation.
 #[derive(Clone, Debug)]
@@ -48,6 +49,11 @@ pub struct Config {
     pub concurrency: u16,
     /// How often each connector's sync status is read from ConductorOne, before per-resource jitter.
     pub sync_poll_interval: Duration,
+    /// ConductorOne requests per second the sync-status poller may spend; the rest of the client's
+    /// rate is left to rotations.
+    pub sync_poll_budget: f64,
+    /// Label selector of the BatonConnectors this process reconciles (a shard); all when unset.
+    pub selector: Option<String>,
 }
 
 impl Default for Config {
@@ -59,6 +65,8 @@ impl Default for Config {
             backoff_max: Duration::from_secs(300),
             concurrency: 8,
             sync_poll_interval: Duration::from_secs(300),
+            sync_poll_budget: 2.5,
+            selector: None,
         }
     }
 }
@@ -69,6 +77,9 @@ impl Config {
         self.resync_interval.mul_f64(1.0 + rand::rng().random_range(0.0..0.1))
     }
 }
+
+/// How soon a reconcile that found every ConductorOne slot taken comes back.
+pub const C1_BUSY_RETRY: Duration = Duration::from_secs(2);
 
 /// What every reconcile shares.
 pub struct Context {
@@ -85,6 +96,12 @@ pub struct Context {
     pub sync_polls: std::sync::Mutex<std::collections::HashMap<ObjectRef<BatonConnector>, SyncPoll>>,
     /// The controllers' caches, read by the per-resource metrics at scrape time.
     pub fleet: crate::metrics::Fleet,
+    /// Deployments and Secrets as the watches deliver them.
+    pub caches: cache::Caches,
+    pub sync_poller: Arc<sync_poller::SyncPoller>,
+    /// Reconciles that may wait on ConductorOne at once (rotation steps, revocations), so that a slow
+    /// ConductorOne can never take every worker: the rest stay free for Kubernetes work.
+    pub c1_slots: tokio::sync::Semaphore,
 }
 
 /// One poll of ConductorOne's sync status.
@@ -107,6 +124,12 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             backoff: backoff::Backoff::new(config.backoff_base, config.backoff_max),
+            caches: Default::default(),
+            sync_poller: Arc::new(sync_poller::SyncPoller::new(
+                config.sync_poll_interval,
+                config.sync_poll_budget,
+            )),
+            c1_slots: tokio::sync::Semaphore::new(usize::from(config.concurrency / 2).max(1)),
             client,
             conductorone,
             metrics,
@@ -118,90 +141,24 @@ impl Context {
 }
 
 /// Runs the controller until a shutdown signal. With a namespace list, one controller per namespace
-/// shares the context (and so the backoff state and metrics).
+/// shares the context (and so the caches, the poller, the backoff state and metrics).
 pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
-    let apis: Vec<Api<Guarded>> = if ctx.config.namespaces.is_empty() {
-        vec![Api::all(ctx.client.clone())]
+    let scopes: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
+        vec![None]
     } else {
-        ctx.config.namespaces.iter().map(|ns| Api::namespaced(ctx.client.clone(), ns)).collect()
+        ctx.config.namespaces.iter().cloned().map(Some).collect()
     };
-    let runs = apis.into_iter().map(|api| {
-        let ctx = ctx.clone();
-        let ready = ready.clone();
-        async move {
-            let client = ctx.client.clone();
-            let namespace = api.namespace().map(str::to_string);
-            let scoped = |c: &Client| -> (Api<Deployment>, Api<PartialObjectMeta<Secret>>) {
-                match &namespace {
-                    Some(ns) => (Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns)),
-                    None => (Api::all(c.clone()), Api::all(c.clone())),
-                }
-            };
-            let (deployments, secrets) = scoped(&client);
-            let controller = Controller::new(api, watcher::Config::default().any_semantic())
-                .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency));
-            let store = controller.store();
-            ctx.fleet.add(store.clone());
-            let ready_store = store.clone();
-            tokio::spawn(async move {
-                // The store's readiness future wakes only its latest poller, and the controller polls
-                // it too; asking again every second avoids waiting forever on a lost wake-up.
-                loop {
-                    match tokio::time::timeout(Duration::from_secs(1), ready_store.wait_until_ready()).await {
-                        Ok(Ok(())) => {
-                            info!(resources = ready_store.len(), "BatonConnector cache synced");
-                            ready.store(true, std::sync::atomic::Ordering::Relaxed);
-                            return;
-                        }
-                        Ok(Err(e)) => return warn!(error = %e, "BatonConnector cache never synced"),
-                        Err(_) => continue,
-                    }
-                }
-            });
-            controller
-                .owns(
-                    deployments,
-                    watcher::Config::default().labels(&labels::managed_selector()).any_semantic(),
-                )
-                // Metadata only: the operator must not hold every Secret of the cluster in memory. A
-                // data change bumps the resourceVersion, which is all the trigger needs.
-                .watches(secrets, watcher::Config::default().any_semantic(), move |s| referencing(&store, &s))
-                .shutdown_on_signal()
-                .run(reconcile_measured, error_policy, ctx.clone())
-                .for_each(|res| async move {
-                    match res {
-                        Ok((obj, _)) => tracing::trace!(object = %obj, "reconciled"),
-                        Err(kube::runtime::controller::Error::ReconcilerFailed(e, obj)) => {
-                            tracing::debug!(object = %obj, error = %e, "reconcile failed")
-                        }
-                        Err(e) => warn!(error = %e, "controller stream error"),
-                    }
-                })
-                .await;
-        }
-    });
-    join_all(runs).await;
+    // Each scope feeds the caches from a Deployment and a Secret watch.
+    ctx.caches.expect_watches(scopes.len() * 2);
+    let poller = tokio::spawn(ctx.sync_poller.clone().run(ctx.clone()));
+    join_all(scopes.into_iter().map(|scope| watches::run_scope(ctx.clone(), scope, ready.clone()))).await;
+    poller.abort();
     info!("controller stopped");
 }
 
 /// A BatonConnector, or the metadata of one that does not deserialize: one unreadable object must
 /// not stop the watch of all the others.
 pub type Guarded = DeserializeGuard<BatonConnector>;
-
-/// The BatonConnectors that read a Secret, found in the controller's own cache.
-fn referencing(store: &Store<Guarded>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<Guarded>> {
-    let (Some(ns), name) = (secret.namespace(), secret.name_any()) else {
-        return Vec::new();
-    };
-    store
-        .state()
-        .iter()
-        .filter_map(|g| g.0.as_ref().ok())
-        .filter(|bc| bc.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|bc| inputs::referenced_secrets(bc).contains(&name))
-        .map(|bc| ObjectRef::new(&bc.name_any()).within(&ns))
-        .collect()
-}
 
 /// The backoff key of a resource, readable or not.
 fn key(guard: &Guarded) -> ObjectRef<BatonConnector> {

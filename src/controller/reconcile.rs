@@ -46,9 +46,9 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
     }
     finalizer::ensure(&ctx, &mut bc).await?;
     let now = Time(Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid timestamp"));
-    let mut secrets = read_secrets(&ctx.client, &ns, &inputs::referenced_secrets(&bc)).await?;
+    let mut secrets = ctx.caches.secrets(&ctx.client, &ns, &inputs::referenced_secrets(&bc)).await?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut live = deployments.get_opt(&name).await?;
+    let mut live = ctx.caches.deployment(&ctx.client, &ns, &name).await?;
 
     let mut notes = Vec::new();
     let mut outcome = Converged::default();
@@ -57,9 +57,9 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
     }
     let Converged { problem, config_hash, applied_current, mut wait, revoked } = outcome;
     let (credentials, issuing) = reported_credentials(&bc, &secrets, &revoked);
-    let sync = polling::observe(&ctx, &bc, &secrets).await;
-    if let Some(view) = &sync {
-        wait = Some(wait.map_or(view.next_poll, |w: std::time::Duration| w.min(view.next_poll)));
+    let sync = polling::observe(&ctx, &bc, &secrets);
+    if let Some(recheck) = sync.as_ref().and_then(|v| v.recheck) {
+        wait = Some(wait.map_or(recheck, |w: std::time::Duration| w.min(recheck)));
     }
     let observation = Observation {
         problem,
@@ -163,7 +163,12 @@ async fn converge(
     if let (Some(r), None) = (&rotation, &out.problem) {
         r.drive(ctx, bc, live.as_ref(), notes, &mut out).await?;
     }
-    if bc.spec.credentials.managed.is_none() && out.problem.is_none() {
+    let leftovers = !rotation::minted(&credentials_state(bc)).is_empty();
+    if bc.spec.credentials.managed.is_none() && out.problem.is_none() && leftovers {
+        let Ok(_slot) = ctx.c1_slots.try_acquire() else {
+            out.wait = Some(super::C1_BUSY_RETRY);
+            return Ok(out);
+        };
         match credentials::revoke_leftovers(ctx, bc, secrets, live.as_ref(), notes).await? {
             Ok(revoked) => out.revoked = revoked,
             Err(p) => out.problem = Some(p),
@@ -262,19 +267,6 @@ async fn read_secret_into(client: &kube::Client, ns: &str, name: &str, out: &mut
     Ok(())
 }
 
-/// Reads the Secrets the resource references. Missing ones are simply absent from the result; the
-/// builders decide what that means.
-async fn read_secrets(client: &kube::Client, ns: &str, names: &[String]) -> Result<SecretData> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let mut out = SecretData::default();
-    for name in names {
-        if let Some(secret) = api.get_opt(name).await? {
-            out.insert_secret(&secret);
-        }
-    }
-    Ok(out)
-}
-
 enum Applied {
     Unchanged,
     Written(&'static str, Box<Deployment>),
@@ -300,6 +292,7 @@ async fn apply_deployment(
     let name = desired.name_any();
     match api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired)).await {
         Ok(d) => {
+            ctx.caches.wrote_deployment(&d);
             ctx.metrics.applies.get_or_create(&ApplyLabels { kind: "Deployment", cause }).inc();
             info!(namespace = ?desired.metadata.namespace, name = %name, cause, "applied Deployment");
             Ok(Applied::Written(cause, Box::new(d)))

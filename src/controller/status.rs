@@ -330,7 +330,7 @@ fn summary(
                 let ready = Desired::new(cond::READY, false, s.reason, s.message.clone());
                 if permanent {
                     (ready, not_reconciling(), Desired::new(cond::STALLED, true, s.reason, s.message.clone()))
-                } else if s.reason == "WaitingForFirstSync" {
+                } else if s.reason == "WaitingForFirstSync" || s.reason == "AwaitingSyncStatus" {
                     (ready, Desired::new(cond::RECONCILING, true, s.reason, s.message.clone()), not_stalled())
                 } else {
                     (ready, not_reconciling(), not_stalled())

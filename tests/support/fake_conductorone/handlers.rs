@@ -34,6 +34,7 @@ pub fn router(state: Arc<State>) -> Router {
             "/api/v1/apps/{app_id}/connectors/{connector_id}/credentials/{id}",
             get(get_credential).post(revoke_credential),
         )
+        .route("/api/v1/apps/{app_id}/connectors", get(list_connectors))
         .route("/api/v1/apps/{app_id}/connectors/{id}", get(get_connector))
         .fallback(|| async { grpc_error(StatusCode::NOT_FOUND, 5, "Not Found") })
         .method_not_allowed_fallback(|| async {
@@ -301,4 +302,33 @@ async fn get_connector(
         ),
         None => grpc_error(StatusCode::NOT_FOUND, 5, "not found (request-id: fake)"),
     }
+}
+
+/// Connector.List: pages of `page_size` (default 10, like a server that pages small), with the
+/// offset of the next page as its token.
+async fn list_connectors(
+    AxumState(state): AppState,
+    Path(app_id): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let query: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
+    if let Some(denied) = refuse(&state, &headers) {
+        return denied;
+    }
+    let size = query.get("page_size").and_then(|s| s.parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(10);
+    let Ok(start) = query.get("page_token").map_or(Ok(0), |t| t.parse::<usize>()) else {
+        return grpc_error(StatusCode::BAD_REQUEST, 3, "invalid page token");
+    };
+    let inner = state.lock();
+    let all: Vec<_> = inner.connectors.iter().filter(|c| c.app_id == app_id).collect();
+    let page: Vec<Value> = all
+        .iter()
+        .skip(start)
+        .take(size)
+        .map(|c| json!({"connector": c.to_json(), "appPath": "", "capabilitiesPath": "", "usersPath": ""}))
+        .collect();
+    let next = if start + size < all.len() { (start + size).to_string() } else { String::new() };
+    json_response(StatusCode::OK, json!({"list": page, "nextPageToken": next, "expanded": []}))
 }

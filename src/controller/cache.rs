@@ -1,0 +1,304 @@
+//! What the watches deliver, kept for reconciles so that a reconcile, a resync or a restart reads
+//! nothing per connector from the API server: the operator's Deployments (without `managedFields`),
+//! and Secrets. Of a Secret only its existence is kept, unless a BatonConnector reads it: the cluster's
+//! other Secrets (Helm releases, tokens) can be large and are none of the operator's business.
+//!
+//! Before the watches have listed everything, and in tests that drive `reconcile` without watches,
+//! reads go to the API server.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use k8s_openapi::{
+    ByteString,
+    api::{apps::v1::Deployment, core::v1::Secret},
+};
+use kube::{Api, Client, Resource, ResourceExt, runtime::watcher::Event};
+use tokio::sync::watch;
+
+use super::index::SecretIndex;
+use crate::{Result, resources::SecretData};
+
+/// A namespaced object's (namespace, name).
+pub type Key = (String, String);
+
+/// How long a reconcile waits for the watches' first lists before it reads from the API server.
+const SYNC_WAIT: Duration = Duration::from_secs(30);
+
+type Data = Arc<std::collections::BTreeMap<String, ByteString>>;
+
+/// The caches and the index from Secrets to the resources that read them.
+pub struct Caches {
+    deployments: RwLock<Listed<Arc<Deployment>>>,
+    /// `None`: the Secret exists, but no resource read it when it was last seen.
+    secrets: RwLock<Listed<Option<Data>>>,
+    pub index: SecretIndex,
+    /// Watches that have not finished their first list; `None` while no watch feeds the caches.
+    pending: watch::Sender<Option<usize>>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Self {
+            deployments: Default::default(),
+            secrets: Default::default(),
+            index: Default::default(),
+            pending: watch::channel(None).0,
+        }
+    }
+}
+
+impl Caches {
+    /// Declares how many watches (Deployments and Secrets, per watched namespace) will feed the
+    /// caches; reads wait for their first lists from now on.
+    pub fn expect_watches(&self, count: usize) {
+        self.pending.send_replace(Some(count));
+    }
+
+    pub fn observe_deployment(&self, scope: Option<&str>, event: &Event<Deployment>) {
+        let mut store = self.deployments.write().expect("deployment cache poisoned");
+        self.observe(&mut store, scope, event, |d| Some(Arc::new(d.clone())));
+    }
+
+    pub fn observe_secret(&self, scope: Option<&str>, event: &Event<Secret>) {
+        let mut store = self.secrets.write().expect("secret cache poisoned");
+        self.observe(&mut store, scope, event, |s| {
+            let key = key_of(s)?;
+            Some(self.index.is_read(&key.0, &key.1).then(|| Arc::new(data_of(s))))
+        });
+    }
+
+    fn observe<K: Resource, V: Clone>(
+        &self,
+        store: &mut Listed<V>,
+        scope: Option<&str>,
+        event: &Event<K>,
+        keep: impl Fn(&K) -> Option<V>,
+    ) {
+        match event {
+            Event::Init => store.begin(scope),
+            Event::InitApply(o) | Event::Apply(o) => {
+                if let (Some(key), Some(value)) = (key_of(o), keep(o)) {
+                    store.put(key, version_of(o), value);
+                }
+            }
+            Event::Delete(o) => {
+                if let Some(key) = key_of(o) {
+                    store.remove(&key);
+                }
+            }
+            Event::InitDone => {
+                if store.end(scope) {
+                    self.pending.send_modify(|p| {
+                        if let Some(n) = p {
+                            *n = n.saturating_sub(1);
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// Waits (boundedly) for the first lists; false when reads must go to the API server.
+    async fn synced(&self) -> bool {
+        let mut rx = self.pending.subscribe();
+        let done = |p: &Option<usize>| p.is_none_or(|n| n == 0);
+        if tokio::time::timeout(SYNC_WAIT, rx.wait_for(done)).await.is_err() {
+            return false;
+        }
+        rx.borrow().is_some()
+    }
+
+    /// The live Deployment, from the cache once it is synced.
+    pub async fn deployment(&self, client: &Client, ns: &str, name: &str) -> Result<Option<Deployment>> {
+        if self.synced().await {
+            let key = (ns.to_string(), name.to_string());
+            let store = self.deployments.read().expect("deployment cache poisoned");
+            return Ok(store.items.get(&key).map(|(_, d)| (**d).clone()));
+        }
+        Ok(Api::<Deployment>::namespaced(client.clone(), ns).get_opt(name).await?)
+    }
+
+    /// A Deployment the operator just wrote, so that the next reconcile does not act on an older copy
+    /// that the watch has not replaced yet.
+    pub fn wrote_deployment(&self, d: &Deployment) {
+        if let Some(key) = key_of(d) {
+            let mut store = self.deployments.write().expect("deployment cache poisoned");
+            store.put(key, version_of(d), Arc::new(d.clone()));
+        }
+    }
+
+    /// The data of the named Secrets in a namespace; missing ones are absent from the result. A
+    /// Secret the cache knows but holds no data of (it was not read by anyone when last seen) is read
+    /// once and kept from then on.
+    pub async fn secrets(&self, client: &Client, ns: &str, names: &[String]) -> Result<SecretData> {
+        let synced = self.synced().await;
+        let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+        let mut out = SecretData::default();
+        for name in names {
+            let key = (ns.to_string(), name.clone());
+            let cached = synced.then(|| {
+                let store = self.secrets.read().expect("secret cache poisoned");
+                store.items.get(&key).map(|(_, data)| data.clone())
+            });
+            match cached {
+                // Listed and absent: it does not exist.
+                Some(None) => {}
+                Some(Some(Some(data))) => out.insert(name.clone(), (*data).clone()),
+                Some(Some(None)) | None => {
+                    if let Some(secret) = api.get_opt(name).await? {
+                        if synced {
+                            let mut store = self.secrets.write().expect("secret cache poisoned");
+                            store.put(key, version_of(&secret), Some(Arc::new(data_of(&secret))));
+                        }
+                        out.insert_secret(&secret);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many objects the caches hold, for the log and tests.
+    pub fn sizes(&self) -> (usize, usize) {
+        let d = self.deployments.read().expect("deployment cache poisoned").items.len();
+        let s = self.secrets.read().expect("secret cache poisoned").items.len();
+        (d, s)
+    }
+}
+
+fn key_of<K: Resource>(o: &K) -> Option<Key> {
+    Some((o.meta().namespace.clone()?, o.meta().name.clone()?))
+}
+
+/// resourceVersions are opaque, but in practice etcd revisions: a number lets an older watch event
+/// be told from the copy the operator just wrote.
+fn version_of<K: Resource>(o: &K) -> Option<u64> {
+    o.meta().resource_version.as_deref()?.parse().ok()
+}
+
+fn data_of(secret: &Secret) -> std::collections::BTreeMap<String, ByteString> {
+    let mut data = SecretData::default();
+    data.insert_secret(secret);
+    data.get(&secret.name_any()).cloned().unwrap_or_default()
+}
+
+/// Objects by key, with what a re-list needs: the keys seen since it began, so that objects deleted
+/// while the watch was down are dropped when it ends.
+struct Listed<V> {
+    items: HashMap<Key, (Option<u64>, V)>,
+    /// Per scope (a namespace, or `None` for all) being re-listed, the keys seen so far.
+    relisting: HashMap<Option<String>, HashSet<Key>>,
+    /// Scopes whose first list has ended.
+    listed: HashSet<Option<String>>,
+}
+
+impl<V> Default for Listed<V> {
+    fn default() -> Self {
+        Self { items: HashMap::new(), relisting: HashMap::new(), listed: HashSet::new() }
+    }
+}
+
+impl<V> Listed<V> {
+    fn begin(&mut self, scope: Option<&str>) {
+        self.relisting.insert(scope.map(str::to_string), HashSet::new());
+    }
+
+    fn put(&mut self, key: Key, version: Option<u64>, value: V) {
+        for (scope, seen) in &mut self.relisting {
+            if scope.as_ref().is_none_or(|ns| *ns == key.0) {
+                seen.insert(key.clone());
+            }
+        }
+        if let (Some(new), Some((Some(old), _))) = (version, self.items.get(&key))
+            && new < *old
+        {
+            return;
+        }
+        self.items.insert(key, (version, value));
+    }
+
+    fn remove(&mut self, key: &Key) {
+        self.items.remove(key);
+    }
+
+    /// Ends a re-list; true when it was the scope's first.
+    fn end(&mut self, scope: Option<&str>) -> bool {
+        let scope = scope.map(str::to_string);
+        if let Some(seen) = self.relisting.remove(&scope) {
+            self.items.retain(|k, _| scope.as_ref().is_some_and(|ns| *ns != k.0) || seen.contains(k));
+        }
+        self.listed.insert(scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::api::ObjectMeta;
+
+    fn secret(ns: &str, name: &str, rv: u64, value: &str) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                resource_version: Some(rv.to_string()),
+                ..Default::default()
+            },
+            string_data: Some([("k".to_string(), value.to_string())].into()),
+            ..Default::default()
+        }
+    }
+
+    fn held(c: &Caches, ns: &str, name: &str) -> Option<Option<String>> {
+        let store = c.secrets.read().unwrap();
+        let (_, data) = store.items.get(&(ns.to_string(), name.to_string()))?;
+        Some(data.as_ref().map(|d| String::from_utf8(d["k"].0.clone()).unwrap()))
+    }
+
+    #[test]
+    fn only_secrets_someone_reads_keep_their_data() {
+        let c = Caches::default();
+        c.index.set("ns", "okta", vec!["read".into()]);
+        c.observe_secret(None, &Event::Apply(secret("ns", "read", 1, "a")));
+        c.observe_secret(None, &Event::Apply(secret("ns", "other", 1, "b")));
+        c.observe_secret(None, &Event::Apply(secret("elsewhere", "read", 1, "c")));
+        assert_eq!(held(&c, "ns", "read"), Some(Some("a".into())));
+        assert_eq!(held(&c, "ns", "other"), Some(None));
+        assert_eq!(held(&c, "elsewhere", "read"), Some(None));
+    }
+
+    #[test]
+    fn a_relist_drops_what_was_deleted_meanwhile_in_its_scope_only() {
+        let c = Caches::default();
+        c.expect_watches(2);
+        for (ns, name) in [("a", "x"), ("a", "y"), ("b", "z")] {
+            c.observe_secret(None, &Event::Apply(secret(ns, name, 1, "v")));
+        }
+        c.observe_secret(Some("a"), &Event::Init);
+        c.observe_secret(Some("a"), &Event::InitApply(secret("a", "x", 2, "v")));
+        c.observe_secret(Some("a"), &Event::InitDone);
+        assert!(held(&c, "a", "x").is_some());
+        assert!(held(&c, "a", "y").is_none(), "deleted while the watch was down");
+        assert!(held(&c, "b", "z").is_some(), "another namespace's watch owns it");
+        assert_eq!(*c.pending.borrow(), Some(1));
+        // A second re-list of the same scope is not a first list.
+        c.observe_secret(Some("a"), &Event::Init);
+        c.observe_secret(Some("a"), &Event::InitDone);
+        assert_eq!(*c.pending.borrow(), Some(1));
+    }
+
+    #[test]
+    fn an_older_event_does_not_replace_a_newer_copy() {
+        let c = Caches::default();
+        c.index.set("ns", "okta", vec!["s".into()]);
+        c.observe_secret(None, &Event::Apply(secret("ns", "s", 5, "new")));
+        c.observe_secret(None, &Event::Apply(secret("ns", "s", 4, "old")));
+        assert_eq!(held(&c, "ns", "s"), Some(Some("new".into())));
+        c.observe_secret(None, &Event::Delete(secret("ns", "s", 6, "new")));
+        assert_eq!(held(&c, "ns", "s"), None);
+    }
+}

@@ -1,0 +1,437 @@
+//! Reads the connectors' sync status from ConductorOne on a schedule of its own, off the reconcile
+//! path: a slow, rate-limiting or unreachable ConductorOne delays sync status and nothing else. A
+//! poll whose answer differs from the last one triggers a reconcile of its connector, which turns
+//! the answer into status.
+//!
+//! The cadence fits a request budget (a share of the client's rate limit, so that rotations always
+//! find room): with more connectors than the budget covers per interval, the effective interval
+//! grows, and says so in a metric and the log. A connector whose sync runs is looked at more often,
+//! one whose answer does not change less often. Connectors of one app that use the same API
+//! credentials are read with one list request.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use kube::{ResourceExt, runtime::reflector::ObjectRef};
+use tokio::{
+    sync::{Notify, Semaphore, broadcast},
+    time::Instant,
+};
+use tracing::{debug, info};
+
+use super::{Context, SyncPoll, cache::Key, credentials};
+use crate::{
+    api::BatonConnector,
+    conductorone::SyncState,
+    sync::{self, Observed},
+};
+
+/// Polls in flight at once: enough to hide latency, few enough that a slow ConductorOne holds only
+/// these.
+const IN_FLIGHT: usize = 4;
+/// How soon a connector whose API credentials cannot be read yet is looked at again (no request
+/// is made for it, so this costs no budget).
+const NO_CREDENTIALS_RETRY: Duration = Duration::from_secs(10);
+
+/// What one connector's poll reads, and with which credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Target {
+    namespace: String,
+    api_secret: String,
+    app_id: String,
+    connector_id: String,
+}
+
+impl Target {
+    /// Connectors in one group are read together.
+    fn group(&self) -> (String, String, String) {
+        (self.namespace.clone(), self.api_secret.clone(), self.app_id.clone())
+    }
+}
+
+struct Entry {
+    target: Target,
+    due: Instant,
+    /// Polls in a row that found nothing new.
+    unchanged: u32,
+}
+
+#[derive(Default)]
+struct Schedule {
+    entries: HashMap<Key, Entry>,
+    /// Entries waiting for their turn; an entry being polled is in `entries` but not here.
+    queue: BTreeSet<(Instant, Key)>,
+    /// Connectors per group, for the request count of one round.
+    groups: HashMap<(String, String, String), usize>,
+}
+
+impl Schedule {
+    /// Adds an entry; one under the same key must have been removed first.
+    fn insert(&mut self, key: Key, entry: Entry) {
+        *self.groups.entry(entry.target.group()).or_default() += 1;
+        self.queue.insert((entry.due, key.clone()));
+        self.entries.insert(key, entry);
+    }
+
+    fn remove(&mut self, key: &Key) -> Option<Entry> {
+        let old = self.entries.remove(key)?;
+        self.queue.remove(&(old.due, key.clone()));
+        self.unlink_group(&old.target);
+        Some(old)
+    }
+
+    fn unlink_group(&mut self, target: &Target) {
+        let group = target.group();
+        if let Some(n) = self.groups.get_mut(&group) {
+            *n -= 1;
+            if *n == 0 {
+                self.groups.remove(&group);
+            }
+        }
+    }
+
+    fn reschedule(&mut self, key: &Key, due: Instant) {
+        if let Some(e) = self.entries.get_mut(key) {
+            self.queue.remove(&(e.due, key.clone()));
+            e.due = due;
+            self.queue.insert((due, key.clone()));
+        }
+    }
+}
+
+pub struct SyncPoller {
+    schedule: Mutex<Schedule>,
+    wake: Notify,
+    triggers: broadcast::Sender<ObjectRef<BatonConnector>>,
+    interval: Duration,
+    /// Requests per second the poller may spend.
+    budget: f64,
+    pace: DefaultDirectRateLimiter,
+    in_flight: Arc<Semaphore>,
+}
+
+impl SyncPoller {
+    pub fn new(interval: Duration, budget: f64) -> Self {
+        let budget = budget.max(0.01);
+        let period = Duration::from_secs_f64(1.0 / budget);
+        let quota = Quota::with_period(period).unwrap_or(Quota::per_second(NonZeroU32::MIN));
+        Self {
+            schedule: Default::default(),
+            wake: Notify::new(),
+            triggers: broadcast::channel(1024).0,
+            interval,
+            budget,
+            pace: RateLimiter::direct(quota.allow_burst(NonZeroU32::MIN)),
+            in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
+        }
+    }
+
+    /// Resources whose sync status changed; each controller reconciles those it holds.
+    pub fn triggers(&self) -> broadcast::Receiver<ObjectRef<BatonConnector>> {
+        self.triggers.subscribe()
+    }
+
+    /// The interval every connector is read at, at least: the configured one, or longer when the
+    /// budget cannot read every group that often.
+    pub fn effective_interval(&self) -> Duration {
+        let groups = self.schedule.lock().expect("poll schedule poisoned").groups.len();
+        effective_interval(self.interval, self.budget, groups)
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.schedule.lock().expect("poll schedule poisoned").entries.len()
+    }
+
+    /// Follows a resource from the watch. `listed`: it came from a (re-)list, as after a restart;
+    /// then a connector whose status already has a sync reading waits its turn, spread over the
+    /// interval, rather than every connector polling at once.
+    pub fn track(&self, bc: &BatonConnector, listed: bool) {
+        let Some(key) = key(bc) else { return };
+        let Some(target) = target(bc) else {
+            self.forget(&key);
+            return;
+        };
+        let now = Instant::now();
+        let mut s = self.schedule.lock().expect("poll schedule poisoned");
+        let due = match s.entries.get(&key) {
+            Some(e) if e.target == target => return,
+            // Pointed elsewhere: what was read no longer applies.
+            Some(_) => now,
+            None if listed && has_reading(bc) => now + self.interval.mul_f64(spread(&key)),
+            None => now,
+        };
+        s.remove(&key);
+        s.insert(key, Entry { target, due, unchanged: 0 });
+        drop(s);
+        self.wake.notify_one();
+    }
+
+    pub fn forget(&self, key: &Key) {
+        self.schedule.lock().expect("poll schedule poisoned").remove(key);
+    }
+
+    /// Polls until the process stops.
+    pub async fn run(self: Arc<Self>, ctx: Arc<Context>) {
+        let mut reported = None;
+        loop {
+            let effective = self.effective_interval();
+            if reported.is_none_or(|r: Duration| r.abs_diff(effective) > r / 10) {
+                info!(
+                    connectors = self.tracked(),
+                    configured = %humantime::format_duration(self.interval),
+                    effective = %humantime::format_duration(Duration::from_secs(effective.as_secs())),
+                    budget_per_second = self.budget,
+                    "sync status poll interval"
+                );
+                ctx.metrics.sync_poll_interval.set(effective.as_secs_f64());
+                reported = Some(effective);
+            }
+            ctx.metrics.sync_poll_connectors.set(self.tracked() as i64);
+            for group in self.take_due(Instant::now()) {
+                let permit = self.in_flight.clone().acquire_owned().await.expect("never closed");
+                let (this, ctx) = (self.clone(), ctx.clone());
+                tokio::spawn(async move {
+                    this.poll_group(&ctx, group).await;
+                    drop(permit);
+                });
+            }
+            let next = self.schedule.lock().expect("poll schedule poisoned").queue.first().map(|(d, _)| *d);
+            let wake = self.wake.notified();
+            match next {
+                Some(due) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(due) => {}
+                        () = wake => {}
+                    }
+                }
+                None => wake.await,
+            }
+        }
+    }
+
+    /// Polls every connector that is due now and waits for the answers. For tests, which drive
+    /// the operator step by step.
+    pub async fn poll_due(&self, ctx: &Context) {
+        for group in self.take_due(Instant::now()) {
+            self.poll_group(ctx, group).await;
+        }
+    }
+
+    /// Takes the due entries out of the queue, grouped for reading.
+    fn take_due(&self, now: Instant) -> Vec<Vec<(Key, Target)>> {
+        let mut s = self.schedule.lock().expect("poll schedule poisoned");
+        let mut groups: HashMap<(String, String, String), Vec<(Key, Target)>> = HashMap::new();
+        while let Some((due, key)) = s.queue.first().cloned() {
+            if due > now {
+                break;
+            }
+            s.queue.remove(&(due, key.clone()));
+            if let Some(e) = s.entries.get(&key) {
+                groups.entry(e.target.group()).or_default().push((key, e.target.clone()));
+            }
+        }
+        groups.into_values().collect()
+    }
+
+    async fn poll_group(&self, ctx: &Context, group: Vec<(Key, Target)>) {
+        let Some((_, first)) = group.first().cloned() else { return };
+        let secrets =
+            ctx.caches.secrets(&ctx.client, &first.namespace, std::slice::from_ref(&first.api_secret)).await;
+        let api = secrets
+            .ok()
+            .and_then(|s| credentials::api_credentials_in(&first.namespace, &first.api_secret, &s).ok());
+        let Some(api) = api else {
+            // The reconcile reports the missing credentials; nothing to read with until they exist.
+            let due = Instant::now() + NO_CREDENTIALS_RETRY.min(self.interval);
+            let mut s = self.schedule.lock().expect("poll schedule poisoned");
+            group.iter().for_each(|(k, _)| s.reschedule(k, due));
+            drop(s);
+            self.wake.notify_one();
+            return;
+        };
+        self.pace.until_ready().await;
+        let results: Vec<(Key, Result<Observed, (&'static str, String, bool)>)> = if group.len() == 1 {
+            let answer = ctx.conductorone.get_connector(&api, &first.app_id, &first.connector_id).await;
+            let r = answer.map(|i| Observed::from_connector(&i)).map_err(failure);
+            vec![(group[0].0.clone(), r)]
+        } else {
+            match ctx.conductorone.list_connectors(&api, &first.app_id).await {
+                Ok(list) => group
+                    .iter()
+                    .map(|(k, t)| {
+                        let found = list.iter().find(|i| i.id == t.connector_id);
+                        let r = found.map(Observed::from_connector).ok_or_else(|| not_listed(t));
+                        (k.clone(), r)
+                    })
+                    .collect(),
+                Err(e) => {
+                    let f = failure(e);
+                    group.iter().map(|(k, _)| (k.clone(), Err(f.clone()))).collect()
+                }
+            }
+        };
+        let effective = self.effective_interval();
+        for (key, result) in results {
+            self.record(ctx, key, result, effective);
+        }
+    }
+
+    /// Stores an answer, schedules the next poll, and triggers a reconcile when the answer is new.
+    fn record(
+        &self,
+        ctx: &Context,
+        key: Key,
+        result: Result<Observed, (&'static str, String, bool)>,
+        effective: Duration,
+    ) {
+        let reference = ObjectRef::new(&key.1).within(&key.0);
+        let changed = {
+            let mut polls = ctx.sync_polls.lock().expect("sync poll lock poisoned");
+            let changed = polls.get(&reference).is_none_or(|p| p.result != result);
+            polls.insert(
+                reference.clone(),
+                SyncPoll { at: std::time::Instant::now(), result: result.clone() },
+            );
+            changed
+        };
+        let mut s = self.schedule.lock().expect("poll schedule poisoned");
+        let Some(entry) = s.entries.get_mut(&key) else {
+            // Forgotten while the poll ran.
+            drop(s);
+            ctx.sync_polls.lock().expect("sync poll lock poisoned").remove(&reference);
+            return;
+        };
+        entry.unchanged = if changed { 0 } else { entry.unchanged.saturating_add(1) };
+        let delay = next_delay(effective, &key, &result, entry.unchanged);
+        s.reschedule(&key, Instant::now() + delay);
+        drop(s);
+        self.wake.notify_one();
+        if changed {
+            debug!(namespace = %key.0, name = %key.1, "sync status changed");
+            let _ = self.triggers.send(reference);
+        }
+    }
+}
+
+fn key(bc: &BatonConnector) -> Option<Key> {
+    Some((bc.namespace()?, bc.name_any()))
+}
+
+fn target(bc: &BatonConnector) -> Option<Target> {
+    let c1 = bc.spec.conductor_one.as_ref()?;
+    Some(Target {
+        namespace: bc.namespace()?,
+        api_secret: c1.api_credentials_secret_ref.name.clone(),
+        app_id: c1.app_id.clone(),
+        connector_id: c1.connector_id.clone(),
+    })
+}
+
+/// Whether status already holds a sync reading that the reconcile can show until the next poll.
+fn has_reading(bc: &BatonConnector) -> bool {
+    bc.status.as_ref().and_then(|s| s.sync.as_ref()).is_some_and(|s| s.checked_at.is_some())
+}
+
+fn failure(e: crate::conductorone::Error) -> (&'static str, String, bool) {
+    (e.reason(), e.to_string(), e.is_permanent())
+}
+
+fn not_listed(t: &Target) -> (&'static str, String, bool) {
+    let message = format!("connector {} is not among the connectors of app {}", t.connector_id, t.app_id);
+    ("NotFound", message, true)
+}
+
+/// Where in the interval a connector's first poll after a restart falls: fixed per connector, so
+/// the fleet spreads evenly.
+fn spread(key: &Key) -> f64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{}/{}", key.0, key.1).as_bytes());
+    f64::from(u16::from_be_bytes([digest[0], digest[1]])) / f64::from(u16::MAX)
+}
+
+/// The configured interval, or the time the budget needs to read every group once.
+pub fn effective_interval(configured: Duration, budget: f64, groups: usize) -> Duration {
+    let needed = Duration::from_secs_f64(groups as f64 / budget.max(0.01));
+    configured.max(needed)
+}
+
+/// When to read a connector again: sooner while a sync runs, later when nothing changes, a full
+/// interval after a failure (errors never make the operator call faster).
+fn next_delay(
+    effective: Duration,
+    key: &Key,
+    result: &Result<Observed, (&'static str, String, bool)>,
+    unchanged: u32,
+) -> Duration {
+    let base = sync::poll_interval(effective, &format!("{}/{}", key.0, key.1));
+    match result {
+        Ok(o) if o.state == SyncState::Running.label() => (base / 4).max(Duration::from_secs(1)),
+        Ok(_) if unchanged >= 2 => base * 2,
+        _ => base,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observed(state: &'static str) -> Result<Observed, (&'static str, String, bool)> {
+        Ok(Observed { state, last_started_at: None, last_completed_at: None, last_error: None })
+    }
+
+    fn key() -> Key {
+        ("ns".into(), "okta".into())
+    }
+
+    #[test]
+    fn the_budget_stretches_the_interval_only_when_it_must() {
+        let five_min = Duration::from_secs(300);
+        assert_eq!(effective_interval(five_min, 2.5, 100), five_min);
+        // 2.5 requests per second read 750 groups in 300 s; 3,000 need 1,200 s.
+        assert_eq!(effective_interval(five_min, 2.5, 3000), Duration::from_secs(1200));
+    }
+
+    #[test]
+    fn running_syncs_are_read_sooner_and_quiet_ones_later() {
+        let i = Duration::from_secs(300);
+        let base = next_delay(i, &key(), &observed("Done"), 0);
+        assert!(base >= i && base <= i.mul_f64(1.1));
+        assert_eq!(next_delay(i, &key(), &observed("Running"), 0), base / 4);
+        assert_eq!(next_delay(i, &key(), &observed("Done"), 2), base * 2);
+        let failed = Err(("ServerError", "boom".into(), false));
+        assert_eq!(next_delay(i, &key(), &failed, 5), base, "a failure waits a full interval, no more");
+    }
+
+    #[test]
+    fn first_polls_after_a_restart_spread_over_the_interval() {
+        let points: Vec<f64> = (0..1000).map(|n| spread(&("ns".into(), format!("c{n}")))).collect();
+        assert!(points.iter().all(|p| (0.0..=1.0).contains(p)));
+        let early = points.iter().filter(|p| **p < 0.5).count();
+        assert!((400..600).contains(&early), "{early} of 1000 in the first half");
+    }
+
+    #[test]
+    fn schedule_counts_groups_and_requeues() {
+        let mut s = Schedule::default();
+        let t = |c: &str| Target {
+            namespace: "ns".into(),
+            api_secret: "api".into(),
+            app_id: "app".into(),
+            connector_id: c.into(),
+        };
+        let now = Instant::now();
+        s.insert(("ns".into(), "a".into()), Entry { target: t("1"), due: now, unchanged: 0 });
+        s.insert(("ns".into(), "b".into()), Entry { target: t("2"), due: now, unchanged: 0 });
+        assert_eq!(s.groups.len(), 1, "one app and one set of credentials: one request");
+        s.reschedule(&("ns".into(), "a".into()), now + Duration::from_secs(5));
+        assert_eq!(s.queue.len(), 2);
+        s.remove(&("ns".into(), "a".into()));
+        s.remove(&("ns".into(), "b".into()));
+        assert!(s.groups.is_empty() && s.queue.is_empty());
+    }
+}

@@ -1,0 +1,182 @@
+//! The watches of one scope (a namespace, or the cluster) and what each event feeds: the caches, the
+//! Secret index and the sync-status poller first, then the controller's triggers, so that a
+//! reconcile started by an event always reads at least what that event brought.
+
+use std::{
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use futures::{StreamExt, TryStreamExt, future};
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Secret};
+use kube::{
+    Api, ResourceExt,
+    api::ObjectMeta,
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Config as ControllerConfig,
+        reflector::{self, ObjectRef, Store},
+        watcher::{self, Event, watcher},
+    },
+};
+use tracing::{info, warn};
+
+use super::{Context, Guarded, error_policy, reconcile_measured};
+use crate::resources::labels;
+
+pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<AtomicBool>) {
+    let client = ctx.client.clone();
+    let connectors: Api<Guarded> = scoped(&client, scope.as_deref());
+    let deployments: Api<Deployment> = scoped(&client, scope.as_deref());
+    let secrets: Api<Secret> = scoped(&client, scope.as_deref());
+
+    let mut config = watcher::Config::default();
+    if let Some(selector) = &ctx.config.selector {
+        config = config.labels(selector);
+    }
+    let (reader, writer) = reflector::store();
+    let (c, s) = (ctx.clone(), scope.clone());
+    let connector_events = watcher(connectors, config)
+        .default_backoff()
+        .modify(|g: &mut Guarded| trim(kube::Resource::meta_mut(g)))
+        .map_ok(move |event| {
+            follow_connectors(&c, s.as_deref(), &event);
+            event
+        })
+        .reflect(writer)
+        .touched_objects();
+
+    let (c, s) = (ctx.clone(), scope.clone());
+    let deployment_events =
+        watcher(deployments, watcher::Config::default().labels(&labels::managed_selector()))
+            .default_backoff()
+            .modify(|d: &mut Deployment| trim(&mut d.metadata))
+            .map_ok(move |event| {
+                c.caches.observe_deployment(s.as_deref(), &event);
+                event
+            })
+            .touched_objects();
+
+    // The Secret watch starts once the index knows every resource, so its first list keeps the data
+    // of every Secret that is read and a restart needs no read per connector.
+    let (c, s, r) = (ctx.clone(), scope.clone(), reader.clone());
+    let secret_events = futures::stream::once(async move { listed(&r).await })
+        .flat_map(move |()| {
+            let (c, s) = (c.clone(), s.clone());
+            watcher(secrets.clone(), watcher::Config::default())
+                .default_backoff()
+                .map_ok(move |event| {
+                    c.caches.observe_secret(s.as_deref(), &event);
+                    event
+                })
+                .boxed()
+        })
+        .touched_objects();
+
+    let s = scope.clone();
+    let polled = futures::stream::unfold(ctx.sync_poller.triggers(), |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(r) => return Some((r, rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(missed = n, "sync status triggers lagged; the resync catches up");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .filter(move |r| future::ready(s.is_none() || r.namespace == s))
+    .map(|r| ObjectRef::<Guarded>::new(&r.name).within(r.namespace.as_deref().unwrap_or_default()));
+
+    ctx.fleet.add(reader.clone());
+    spawn_readiness(reader.clone(), ready);
+    let c = ctx.clone();
+    Controller::for_stream(connector_events, reader)
+        .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
+        .owns_stream(deployment_events)
+        .watches_stream(secret_events, move |secret: Secret| readers(&c, &secret))
+        .reconcile_on(polled)
+        .shutdown_on_signal()
+        .run(reconcile_measured, error_policy, ctx.clone())
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::trace!(object = %obj, "reconciled"),
+                Err(kube::runtime::controller::Error::ReconcilerFailed(e, obj)) => {
+                    tracing::debug!(object = %obj, error = %e, "reconcile failed")
+                }
+                Err(e) => warn!(error = %e, "controller stream error"),
+            }
+        })
+        .await;
+}
+
+fn scoped<K>(client: &kube::Client, scope: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match scope {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Keeps the index and the poller in step with the BatonConnector watch.
+fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>) {
+    ctx.caches.index.observe(scope, event);
+    let (object, listed) = match event {
+        Event::Apply(g) => (g, false),
+        Event::InitApply(g) => (g, true),
+        Event::Delete(g) => {
+            let key = (g.namespace().unwrap_or_default(), g.name_any());
+            ctx.sync_polls
+                .lock()
+                .expect("sync poll lock poisoned")
+                .remove(&ObjectRef::new(&key.1).within(&key.0));
+            ctx.sync_poller.forget(&key);
+            return;
+        }
+        Event::Init | Event::InitDone => return,
+    };
+    match &object.0 {
+        Ok(bc) if bc.metadata.deletion_timestamp.is_none() => ctx.sync_poller.track(bc, listed),
+        _ => ctx.sync_poller.forget(&(object.namespace().unwrap_or_default(), object.name_any())),
+    }
+}
+
+/// The resources that read a Secret, from the index.
+fn readers(ctx: &Context, secret: &Secret) -> Vec<ObjectRef<Guarded>> {
+    let Some(ns) = secret.namespace() else { return Vec::new() };
+    ctx.caches.index.readers(&ns, &secret.name_any()).iter().map(|n| ObjectRef::new(n).within(&ns)).collect()
+}
+
+/// What no decision reads: the field-ownership records and kubectl's copy of the last applied
+/// object are most of an object's size.
+fn trim(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// Resolves once the store has listed everything. The store's own readiness future wakes only its
+/// latest poller, and the controller polls it too; asking again every second avoids a lost wake-up.
+async fn listed(store: &Store<Guarded>) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => {
+                warn!(error = %e, "BatonConnector cache never synced");
+                return future::pending().await;
+            }
+            Err(_) => continue,
+        }
+    }
+}
+
+fn spawn_readiness(store: Store<Guarded>, ready: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        listed(&store).await;
+        info!(resources = store.len(), "BatonConnector cache synced");
+        ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
