@@ -51,6 +51,7 @@ pub(crate) async fn operator_restart_writes_nothing(env: &mut Env) -> anyhow::Re
     ensure_operator(env).await?;
     let before = settle(env, Duration::from_secs(3)).await?;
     let rs_before: Vec<ReplicaSet> = Api::all(env.client.clone()).list(&Default::default()).await?.items;
+    let reads_before = env.cp.as_ref().map(|cp| cp.operator_reads().len());
     env.operator.stop().await;
     env.operator.start()?;
     env.operator.wait_ready().await?;
@@ -72,6 +73,15 @@ pub(crate) async fn operator_restart_writes_nothing(env: &mut Env) -> anyhow::Re
     ensure!(after.len() == before.len() && new.is_empty(), "the restart caused writes: {new:?}");
     let rs_after: Vec<ReplicaSet> = Api::all(env.client.clone()).list(&Default::default()).await?.items;
     ensure!(rs_after.len() == rs_before.len(), "the restart rolled pods");
+    // The watches' lists deliver everything a reconcile reads: no request per connector.
+    if let (Some(cp), Some(before)) = (&env.cp, reads_before) {
+        let reads = cp.operator_reads();
+        let per_object: Vec<&String> = reads[before.min(reads.len())..]
+            .iter()
+            .filter(|r| r.starts_with("get ") && (r.contains("/deployments/") || r.contains("/secrets/")))
+            .collect();
+        ensure!(per_object.is_empty(), "the restart read objects one by one: {per_object:?}");
+    }
     Ok(())
 }
 

@@ -12,6 +12,7 @@ mod basics;
 mod common;
 mod fleet;
 mod managed;
+mod scale;
 mod sync;
 
 use std::{future::Future, path::Path, pin::Pin, process::ExitCode, time::Duration};
@@ -86,6 +87,8 @@ async fn main() -> ExitCode {
         fleet::unreadable_resource_does_not_block_the_fleet,
         fleet::operator_restart_writes_nothing,
         fleet::delete_garbage_collects_children,
+        scale::slow_or_unreachable_conductorone_never_delays_other_connectors,
+        scale::shards_split_the_fleet_and_a_connector_moves_without_a_rollout,
         fleet::leader_election_lets_one_replica_reconcile,
     ];
     let (mut passed, mut failed) = (0, 0);

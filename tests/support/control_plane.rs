@@ -247,10 +247,20 @@ impl ControlPlane {
     /// Number of write requests (create, update, patch, delete) the operator's ServiceAccount made,
     /// from the API server's audit log.
     pub fn operator_writes(&self) -> Vec<String> {
+        self.operator_requests(&["create", "update", "patch", "delete", "deletecollection"])
+    }
+
+    /// The operator's reads (get, list, watch), likewise.
+    pub fn operator_reads(&self) -> Vec<String> {
+        self.operator_requests(&["get", "list", "watch"])
+    }
+
+    fn operator_requests(&self, verbs: &[&str]) -> Vec<String> {
         let text = fs::read_to_string(&self.audit_log).unwrap_or_default();
         text.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|e| e["user"]["username"] == OPERATOR_USER && e["stage"] == "ResponseComplete")
+            .filter(|e| verbs.contains(&e["verb"].as_str().unwrap_or_default()))
             // Lease renewals are leader election's heartbeat, not a change to anything.
             .filter(|e| e["objectRef"]["resource"] != "leases")
             .map(|e| {
@@ -287,7 +297,7 @@ impl Drop for ControlPlane {
 fn audit_policy() -> String {
     format!(
         "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n\
-         - level: Metadata\n  users: [\"{OPERATOR_USER}\"]\n  verbs: [create, update, patch, delete, deletecollection]\n\
+         - level: Metadata\n  users: [\"{OPERATOR_USER}\"]\n\
          - level: None\n"
     )
 }

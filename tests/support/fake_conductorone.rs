@@ -181,6 +181,11 @@ impl FakeConductorOne {
         self.state.lock().faults.push(rule);
     }
 
+    /// Drops every fault rule not used up yet.
+    pub fn clear_faults(&self) {
+        self.state.lock().faults.clear();
+    }
+
     pub fn calls(&self) -> Vec<RecordedCall> {
         self.state.lock().calls.clone()
     }
