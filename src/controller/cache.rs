@@ -8,7 +8,10 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -38,6 +41,7 @@ pub struct Caches {
     pub index: SecretIndex,
     /// Watches that have not finished their first list; `None` while no watch feeds the caches.
     pending: watch::Sender<Option<usize>>,
+    waited_out: AtomicBool,
 }
 
 impl Default for Caches {
@@ -47,6 +51,7 @@ impl Default for Caches {
             secrets: Default::default(),
             index: Default::default(),
             pending: watch::channel(None).0,
+            waited_out: AtomicBool::new(false),
         }
     }
 }
@@ -102,11 +107,17 @@ impl Caches {
         }
     }
 
-    /// Waits (boundedly) for the first lists; false when reads must go to the API server.
+    /// Waits (boundedly) for the first lists; false when reads must go to the API server. After one
+    /// wait has run out (a watch that cannot list, say for want of permission), nobody waits again.
     async fn synced(&self) -> bool {
         let mut rx = self.pending.subscribe();
         let done = |p: &Option<usize>| p.is_none_or(|n| n == 0);
+        if self.waited_out.load(Ordering::Relaxed) {
+            return rx.borrow().is_some_and(|n| n == 0);
+        }
         if tokio::time::timeout(SYNC_WAIT, rx.wait_for(done)).await.is_err() {
+            tracing::warn!("the watches have not listed everything yet; reading from the API server");
+            self.waited_out.store(true, Ordering::Relaxed);
             return false;
         }
         rx.borrow().is_some()

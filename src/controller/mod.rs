@@ -104,12 +104,15 @@ pub struct Context {
     pub c1_slots: tokio::sync::Semaphore,
 }
 
+/// What one poll found, or the failure's reason, message and whether it needs a person.
+pub type PollResult = Result<crate::sync::Observed, (&'static str, String, bool)>;
+
 /// One poll of ConductorOne's sync status.
 #[derive(Clone, Debug)]
 pub struct SyncPoll {
     pub at: std::time::Instant,
     /// The observation, or the failure's reason, message and whether it needs a person.
-    pub result: Result<crate::sync::Observed, (&'static str, String, bool)>,
+    pub result: PollResult,
 }
 
 impl Context {

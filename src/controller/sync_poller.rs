@@ -24,7 +24,7 @@ use tokio::{
 };
 use tracing::{debug, info};
 
-use super::{Context, SyncPoll, cache::Key, credentials};
+use super::{Context, PollResult, SyncPoll, cache::Key, credentials};
 use crate::{
     api::BatonConnector,
     conductorone::SyncState,
@@ -255,7 +255,7 @@ impl SyncPoller {
             return;
         };
         self.pace.until_ready().await;
-        let results: Vec<(Key, Result<Observed, (&'static str, String, bool)>)> = if group.len() == 1 {
+        let results: Vec<(Key, PollResult)> = if group.len() == 1 {
             let answer = ctx.conductorone.get_connector(&api, &first.app_id, &first.connector_id).await;
             let r = answer.map(|i| Observed::from_connector(&i)).map_err(failure);
             vec![(group[0].0.clone(), r)]
@@ -282,13 +282,7 @@ impl SyncPoller {
     }
 
     /// Stores an answer, schedules the next poll, and triggers a reconcile when the answer is new.
-    fn record(
-        &self,
-        ctx: &Context,
-        key: Key,
-        result: Result<Observed, (&'static str, String, bool)>,
-        effective: Duration,
-    ) {
+    fn record(&self, ctx: &Context, key: Key, result: PollResult, effective: Duration) {
         let reference = ObjectRef::new(&key.1).within(&key.0);
         let changed = {
             let mut polls = ctx.sync_polls.lock().expect("sync poll lock poisoned");
@@ -362,12 +356,7 @@ pub fn effective_interval(configured: Duration, budget: f64, groups: usize) -> D
 
 /// When to read a connector again: sooner while a sync runs, later when nothing changes, a full
 /// interval after a failure (errors never make the operator call faster).
-fn next_delay(
-    effective: Duration,
-    key: &Key,
-    result: &Result<Observed, (&'static str, String, bool)>,
-    unchanged: u32,
-) -> Duration {
+fn next_delay(effective: Duration, key: &Key, result: &PollResult, unchanged: u32) -> Duration {
     let base = sync::poll_interval(effective, &format!("{}/{}", key.0, key.1));
     match result {
         Ok(o) if o.state == SyncState::Running.label() => (base / 4).max(Duration::from_secs(1)),
@@ -380,7 +369,7 @@ fn next_delay(
 mod tests {
     use super::*;
 
-    fn observed(state: &'static str) -> Result<Observed, (&'static str, String, bool)> {
+    fn observed(state: &'static str) -> PollResult {
         Ok(Observed { state, last_started_at: None, last_completed_at: None, last_error: None })
     }
 

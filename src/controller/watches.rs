@@ -127,11 +127,11 @@ fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>)
         Event::Apply(g) => (g, false),
         Event::InitApply(g) => (g, true),
         Event::Delete(g) => {
+            // Nothing is kept per resource once it is gone.
             let key = (g.namespace().unwrap_or_default(), g.name_any());
-            ctx.sync_polls
-                .lock()
-                .expect("sync poll lock poisoned")
-                .remove(&ObjectRef::new(&key.1).within(&key.0));
+            let reference = ObjectRef::new(&key.1).within(&key.0);
+            ctx.sync_polls.lock().expect("sync poll lock poisoned").remove(&reference);
+            ctx.backoff.succeeded(&reference);
             ctx.sync_poller.forget(&key);
             return;
         }
