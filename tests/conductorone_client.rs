@@ -371,3 +371,19 @@ async fn the_fake_checks_audience_issuer_and_time_window() {
     let good = claims(json!("127.0.0.1"), &id, now - 120, now + 120);
     assert_eq!(token_status(&fake, &key, &id, wrong_alg, good).await, 401);
 }
+
+#[tokio::test]
+async fn listing_an_apps_connectors_reads_every_page() {
+    let (fake, client, api) = setup(config()).await;
+    // The fake answers ten per page at most, whatever the client asks for.
+    for i in 0..24 {
+        fake.add_connector(APP, &format!("conn-{i:02}"), "okta");
+    }
+    fake.add_connector("another-app", "elsewhere", "okta");
+    let listed = client.list_connectors(&api, APP).await.unwrap();
+    let mut ids: Vec<&str> = listed.iter().map(|c| c.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids.len(), 25, "{ids:?}");
+    assert!(ids.contains(&CONNECTOR) && !ids.contains(&"elsewhere"));
+    assert_eq!(fake.count("GET", &format!("/api/v1/apps/{APP}/connectors")), 3);
+}

@@ -509,3 +509,22 @@ async fn leaving_managed_credentials_revokes_what_was_minted_once_the_new_pod_is
     w.reconcile().await.unwrap();
     assert!(w.kube.writes().is_empty(), "{:?}", w.kube.writes());
 }
+
+#[tokio::test]
+async fn connectors_of_one_app_are_read_with_one_list_request() {
+    let w = World::new("1s").await;
+    w.c1.add_connector(APP, "second-connector", "okta");
+    let ctx = w.operator();
+    let first: BatonConnector = serde_json::from_value(w.kube.get(BC).unwrap()).unwrap();
+    let mut second = first.clone();
+    second.metadata.name = Some("okta-second".into());
+    second.spec.conductor_one.as_mut().unwrap().connector_id = "second-connector".into();
+    ctx.sync_poller.track(&first, false);
+    ctx.sync_poller.track(&second, false);
+    ctx.sync_poller.poll_due(&ctx).await;
+    assert_eq!(w.c1.count("GET", &format!("/api/v1/apps/{APP}/connectors")), 1);
+    assert_eq!(w.c1.count("GET", &harness::connector_path()), 0);
+    let polls = ctx.sync_polls.lock().unwrap();
+    assert_eq!(polls.len(), 2);
+    assert!(polls.values().all(|p| p.result.is_ok()), "{polls:?}");
+}

@@ -109,7 +109,7 @@ impl Caches {
 
     /// Waits (boundedly) for the first lists; false when reads must go to the API server. After one
     /// wait has run out (a watch that cannot list, say for want of permission), nobody waits again.
-    async fn synced(&self) -> bool {
+    pub(crate) async fn synced(&self) -> bool {
         let mut rx = self.pending.subscribe();
         let done = |p: &Option<usize>| p.is_none_or(|n| n == 0);
         if self.waited_out.load(Ordering::Relaxed) {

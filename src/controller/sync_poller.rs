@@ -177,9 +177,12 @@ impl SyncPoller {
 
     /// Polls until the process stops.
     pub async fn run(self: Arc<Self>, ctx: Arc<Context>) {
+        // The first lists track every connector; the interval said at start is then the real one.
+        ctx.caches.synced().await;
         let mut reported = None;
         loop {
             let effective = self.effective_interval();
+            ctx.metrics.sync_poll_interval.set(effective.as_secs_f64());
             if reported.is_none_or(|r: Duration| r.abs_diff(effective) > r / 10) {
                 info!(
                     connectors = self.tracked(),
@@ -188,7 +191,6 @@ impl SyncPoller {
                     budget_per_second = self.budget,
                     "sync status poll interval"
                 );
-                ctx.metrics.sync_poll_interval.set(effective.as_secs_f64());
                 reported = Some(effective);
             }
             ctx.metrics.sync_poll_connectors.set(self.tracked() as i64);

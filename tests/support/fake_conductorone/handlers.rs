@@ -304,8 +304,8 @@ async fn get_connector(
     }
 }
 
-/// Connector.List: pages of `page_size` (default 10, like a server that pages small), with the
-/// offset of the next page as its token.
+/// Connector.List: pages of at most ten, whatever `page_size` asks for (a server caps page sizes),
+/// with the offset of the next page as its token.
 async fn list_connectors(
     AxumState(state): AppState,
     Path(app_id): Path<String>,
@@ -317,7 +317,8 @@ async fn list_connectors(
     if let Some(denied) = refuse(&state, &headers) {
         return denied;
     }
-    let size = query.get("page_size").and_then(|s| s.parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(10);
+    let size =
+        query.get("page_size").and_then(|s| s.parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(10).min(10);
     let Ok(start) = query.get("page_token").map_or(Ok(0), |t| t.parse::<usize>()) else {
         return grpc_error(StatusCode::BAD_REQUEST, 3, "invalid page token");
     };
