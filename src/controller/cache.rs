@@ -35,7 +35,9 @@ type Data = Arc<std::collections::BTreeMap<String, ByteString>>;
 
 /// The caches and the index from Secrets to the resources that read them.
 pub struct Caches {
-    deployments: RwLock<Listed<Arc<Deployment>>>,
+    /// As JSON: a typed Deployment takes several times the memory of its JSON (about 20 KB against
+    /// 3 KB), and a reconcile reads one at a time.
+    deployments: RwLock<Listed<Arc<[u8]>>>,
     /// `None`: the Secret exists, but no resource read it when it was last seen.
     secrets: RwLock<Listed<Option<Data>>>,
     pub index: SecretIndex,
@@ -65,7 +67,7 @@ impl Caches {
 
     pub fn observe_deployment(&self, scope: Option<&str>, event: &Event<Deployment>) {
         let mut store = self.deployments.write().expect("deployment cache poisoned");
-        self.observe(&mut store, scope, event, |d| Some(Arc::new(d.clone())));
+        self.observe(&mut store, scope, event, |d| serde_json::to_vec(d).ok().map(Arc::from));
     }
 
     pub fn observe_secret(&self, scope: Option<&str>, event: &Event<Secret>) {
@@ -127,8 +129,15 @@ impl Caches {
     pub async fn deployment(&self, client: &Client, ns: &str, name: &str) -> Result<Option<Deployment>> {
         if self.synced().await {
             let key = (ns.to_string(), name.to_string());
-            let store = self.deployments.read().expect("deployment cache poisoned");
-            return Ok(store.items.get(&key).map(|(_, d)| (**d).clone()));
+            let json = self
+                .deployments
+                .read()
+                .expect("deployment cache poisoned")
+                .items
+                .get(&key)
+                .map(|(_, d)| d.clone());
+            // Written by this process from a Deployment it decoded, so it always decodes again.
+            return Ok(json.and_then(|j| serde_json::from_slice(&j).ok()));
         }
         Ok(Api::<Deployment>::namespaced(client.clone(), ns).get_opt(name).await?)
     }
@@ -136,9 +145,11 @@ impl Caches {
     /// A Deployment the operator just wrote, so that the next reconcile does not act on an older copy
     /// that the watch has not replaced yet.
     pub fn wrote_deployment(&self, d: &Deployment) {
-        if let Some(key) = key_of(d) {
+        let mut d = d.clone();
+        d.metadata.managed_fields = None;
+        if let (Some(key), Ok(json)) = (key_of(&d), serde_json::to_vec(&d)) {
             let mut store = self.deployments.write().expect("deployment cache poisoned");
-            store.put(key, version_of(d), Arc::new(d.clone()));
+            store.put(key, version_of(&d), Arc::from(json));
         }
     }
 
