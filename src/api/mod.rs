@@ -17,6 +17,8 @@ pub const GROUP: &str = "baton.conductorone.com";
 pub const ROTATE_REQUESTED_AT: &str = "baton.conductorone.com/rotate-requested-at";
 pub const RESTART_REQUESTED_AT: &str = "baton.conductorone.com/restart-requested-at";
 pub const RECONCILE_REQUESTED_AT: &str = "baton.conductorone.com/reconcile-requested-at";
+/// OneShot mode: one run now. (Service mode: ConductorOne's ForceSync, with zero-click onboarding.)
+pub const SYNC_REQUESTED_AT: &str = "baton.conductorone.com/sync-requested-at";
 
 /// The CRDs this operator serves, as they are installed (`crds/`, the `crd` subcommand).
 pub fn crds() -> Vec<CustomResourceDefinition> {

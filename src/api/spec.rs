@@ -76,8 +76,24 @@ pub const RESERVED_ENV: &[&str] = &[
         json_path = ".status.conditions[?(@.type==\"Ready\")].message",
         priority = 1
     ),
-    validation = Rule::new("!has(self.spec.credentials.managed) || has(self.spec.conductorOne)")
-        .message("credentials.managed needs spec.conductorOne: the operator mints credentials through the ConductorOne API")
+    validation = Rule::new("!has(self.spec.credentials) || !has(self.spec.credentials.managed) || has(self.spec.conductorOne)")
+        .message("credentials.managed needs spec.conductorOne: the operator mints credentials through the ConductorOne API"),
+    validation = Rule::new("self.spec.mode == 'OneShot' || (has(self.spec.credentials) && has(self.spec.credentials.secretRef) != has(self.spec.credentials.managed))")
+        .message("set exactly one of credentials.secretRef or credentials.managed"),
+    validation = Rule::new("self.spec.mode != 'OneShot' || !has(self.spec.credentials) || !has(self.spec.credentials.managed)")
+        .message("credentials.managed is refused in OneShot mode: a one-shot run syncs to a file and needs no ConductorOne client credential"),
+    validation = Rule::new("self.spec.mode != 'OneShot' || !has(self.spec.credentials) || !has(self.spec.credentials.secretRef)")
+        .message("credentials.secretRef is refused in OneShot mode: with BATON_CLIENT_ID a connector runs as a service and never exits"),
+    validation = Rule::new("self.spec.mode != 'OneShot' || !has(self.spec.healthCheck)")
+        .message("healthCheck is refused in OneShot mode: a run that exits has no health server to probe"),
+    validation = Rule::new("self.spec.mode != 'OneShot' || has(self.spec.schedule)")
+        .message("mode OneShot needs spec.schedule, a cron expression such as \"0 */6 * * *\""),
+    validation = Rule::new("self.spec.mode == 'OneShot' || !has(self.spec.schedule)")
+        .message("spec.schedule is only for mode OneShot; a Service connector runs all the time"),
+    validation = Rule::new("self.spec.mode != 'OneShot' || has(self.spec.output)")
+        .message("mode OneShot needs spec.output: where the sync file goes (s3 or persistentVolumeClaim)"),
+    validation = Rule::new("self.spec.mode == 'OneShot' || !has(self.spec.output)")
+        .message("spec.output is only for mode OneShot; a Service connector uploads to ConductorOne itself")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BatonConnectorSpec {
@@ -94,9 +110,30 @@ pub struct BatonConnectorSpec {
     pub image: Option<ImageSpec>,
 
     /// How the connector runs. `Service` (the default) is a long-running Deployment that takes its work
-    /// from ConductorOne.
+    /// from ConductorOne. `OneShot` is a CronJob on `schedule`: each run syncs to a file and uploads it
+    /// to `output`, where ConductorOne (or a person) picks it up.
     #[serde(default)]
     pub mode: Mode,
+
+    /// OneShot mode: when to run, as a cron expression with five fields (`0 */6 * * *`) or a macro
+    /// such as `@daily`, in `timeZone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([0-9A-Za-z*?/,-]+\s+){4}[0-9A-Za-z*?/,-]+)$"))]
+    pub schedule: Option<String>,
+
+    /// OneShot mode: the time zone of `schedule`, as an IANA name such as `Europe/Berlin`. Defaults to
+    /// the kube-controller-manager's time zone (usually UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z][A-Za-z0-9_+/-]*$"))]
+    pub time_zone: Option<String>,
+
+    /// OneShot mode: limits of each run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<RunsSpec>,
+
+    /// OneShot mode: where each run's sync file (c1z) goes. Set exactly one destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputSpec>,
 
     /// Plain, non-secret configuration passed to the connector as environment variables, for example
     /// `BATON_DOMAIN`. Secrets belong in `secretRefs`.
@@ -122,7 +159,9 @@ pub struct BatonConnectorSpec {
     #[serde(default)]
     pub ticketing: bool,
 
-    /// Where the connector's ConductorOne client ID and secret come from.
+    /// Where the connector's ConductorOne client ID and secret come from. Required in Service mode;
+    /// refused in OneShot mode, whose runs must not get them.
+    #[serde(default)]
     pub credentials: CredentialsSpec,
 
     /// ConductorOne API access for the operator itself: needed for managed credentials and used to
@@ -226,21 +265,130 @@ impl PullPolicy {
     }
 }
 
-/// How the connector runs. Only `Service` exists today; a scheduled one-shot mode will be added as
-/// another value.
+/// How the connector runs.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Mode {
     /// A long-running Deployment that polls ConductorOne for work.
     #[default]
     Service,
+    /// A CronJob: each run syncs to a file and uploads it.
+    OneShot,
 }
 
 impl Mode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Service => "Service",
+            Self::OneShot => "OneShot",
         }
     }
+}
+
+/// Limits of each OneShot run.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunsSpec {
+    /// Retries of a failed run before it counts as failed.
+    #[serde(default = "default_backoff_limit")]
+    #[schemars(range(min = 0, max = 10))]
+    pub backoff_limit: i32,
+    /// How long one run may take, in seconds, retries included.
+    #[serde(default = "default_active_deadline")]
+    #[schemars(range(min = 60))]
+    pub active_deadline_seconds: i64,
+    /// How late a missed run may still start, in seconds (the operator or the cluster was down).
+    #[serde(default = "default_starting_deadline")]
+    #[schemars(range(min = 10))]
+    pub starting_deadline_seconds: i64,
+    /// How many finished runs of each kind (succeeded, failed) stay for `kubectl logs`.
+    #[serde(default = "default_history")]
+    #[schemars(range(min = 0, max = 20))]
+    pub history_limit: i32,
+}
+
+fn default_backoff_limit() -> i32 {
+    2
+}
+fn default_active_deadline() -> i64 {
+    4 * 3600
+}
+fn default_starting_deadline() -> i64 {
+    600
+}
+fn default_history() -> i32 {
+    3
+}
+
+impl Default for RunsSpec {
+    fn default() -> Self {
+        Self {
+            backoff_limit: default_backoff_limit(),
+            active_deadline_seconds: default_active_deadline(),
+            starting_deadline_seconds: default_starting_deadline(),
+            history_limit: default_history(),
+        }
+    }
+}
+
+/// Where a OneShot run's sync file goes: exactly one destination.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.s3) != has(self.persistentVolumeClaim)").message("set exactly one of output.s3 or output.persistentVolumeClaim"))]
+pub struct OutputSpec {
+    /// An S3 bucket (or an S3-compatible store), for example the one ConductorOne's S3 data source
+    /// reads. The file is uploaded in one request, so a reader never sees half of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Output>,
+    /// A PersistentVolumeClaim in this namespace, for uploading by hand. The file is written under a
+    /// temporary name and renamed, so a reader never sees half of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim: Option<PvcOutput>,
+    /// The image of the container that uploads the file after the connector succeeded. Defaults to
+    /// `public.ecr.aws/aws-cli/aws-cli:latest` for `s3` and `docker.io/library/busybox:stable` for
+    /// `persistentVolumeClaim`; pin one (by digest) in production.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub uploader_image: Option<String>,
+}
+
+/// An S3 destination.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Output {
+    /// The bucket name.
+    #[schemars(length(min = 3, max = 63), regex(pattern = r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$"))]
+    pub bucket: String,
+    /// The object key. Defaults to `<namespace>/<name>/sync.c1z`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub key: Option<String>,
+    /// The bucket's region, for example `us-west-2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[a-z0-9-]+$"))]
+    pub region: Option<String>,
+    /// The endpoint of an S3-compatible store (MinIO, Ceph, R2), as an `https://` or `http://` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512), regex(pattern = r"^https?://[^\s]+$"))]
+    pub endpoint: Option<String>,
+    /// A Secret in this namespace with `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (and optionally
+    /// `AWS_SESSION_TOKEN`) for the uploader. Without it the uploader uses the pod's identity: set
+    /// `serviceAccountName` to a ServiceAccount bound to a cloud role (IRSA, workload identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
+}
+
+/// A PersistentVolumeClaim destination.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PvcOutput {
+    /// The claim's name, in this namespace.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub claim_name: String,
+    /// The file's path inside the volume. Defaults to `<name>/sync.c1z`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^[^/](.*[^/])?$"))]
+    #[x_kube(validation = Rule::new("!self.contains('..')").message("output.persistentVolumeClaim.path may not contain '..'"))]
+    pub path: Option<String>,
 }
 
 /// One plain environment variable.
@@ -263,10 +411,9 @@ pub struct SecretRef {
     pub name: String,
 }
 
-/// Where the ConductorOne client credentials come from. Set exactly one field.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// Where the ConductorOne client credentials come from. Set exactly one field (Service mode).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.secretRef) != has(self.managed)").message("set exactly one of credentials.secretRef or credentials.managed"))]
 pub struct CredentialsSpec {
     /// A Secret you manage, in this namespace, with the keys `BATON_CLIENT_ID` and
     /// `BATON_CLIENT_SECRET`, as made by "Rotate" in the ConductorOne UI.

@@ -36,6 +36,10 @@ pub struct BatonConnectorStatus {
     /// ConductorOne's view of the connector's syncs (needs `spec.conductorOne`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<SyncStatus>,
+
+    /// OneShot mode: the runs of the CronJob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleStatus>,
 }
 
 fn unobserved() -> i64 {
@@ -52,15 +56,16 @@ impl Default for BatonConnectorStatus {
             handled_requests: HandledRequests::default(),
             credentials: None,
             sync: None,
+            schedule: None,
         }
     }
 }
 
-/// The connector Deployment as last observed.
+/// The connector's workload (a Deployment, or a CronJob in OneShot mode) as last observed.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadStatus {
-    /// Name of the Deployment.
+    /// Name of the Deployment or CronJob.
     pub name: String,
     /// Pods that run the current template and are available.
     #[serde(default)]
@@ -84,12 +89,52 @@ pub struct HandledRequests {
     /// Last handled `baton.conductorone.com/rotate-requested-at`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotate: Option<String>,
+    /// Last handled `baton.conductorone.com/sync-requested-at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<String>,
 }
 
 impl HandledRequests {
     pub fn is_empty(&self) -> bool {
-        self.restart.is_none() && self.reconcile.is_none() && self.rotate.is_none()
+        self.restart.is_none() && self.reconcile.is_none() && self.rotate.is_none() && self.sync.is_none()
     }
+}
+
+/// OneShot mode: the CronJob's runs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleStatus {
+    /// When a run was last scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// When a run last succeeded (synced and uploaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<Time>,
+    /// The last failed run, while no run has succeeded since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<RunFailure>,
+    /// When the next run is due, from `schedule` and `timeZone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_time: Option<Time>,
+    /// Runs in progress.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active: Vec<String>,
+}
+
+/// A failed run.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RunFailure {
+    /// The Job of the run.
+    pub job: String,
+    /// When it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+    /// The Job's reason, such as `BackoffLimitExceeded` or `DeadlineExceeded`.
+    pub reason: String,
+    /// The Job's message.
+    #[serde(default)]
+    pub message: String,
 }
 
 /// The ConductorOne client credentials the connector uses. Secrets never appear here.

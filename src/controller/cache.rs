@@ -17,13 +17,20 @@ use std::{
 
 use k8s_openapi::{
     ByteString,
-    api::{apps::v1::Deployment, core::v1::Secret},
+    api::{
+        apps::v1::Deployment,
+        batch::v1::{CronJob, Job},
+        core::v1::Secret,
+    },
 };
 use kube::{Api, Client, Resource, ResourceExt, runtime::watcher::Event};
 use tokio::sync::watch;
 
 use super::index::SecretIndex;
-use crate::{Result, resources::SecretData};
+use crate::{
+    Result,
+    resources::{SecretData, labels},
+};
 
 /// A namespaced object's (namespace, name).
 pub type Key = (String, String);
@@ -38,6 +45,10 @@ pub struct Caches {
     /// As JSON: a typed Deployment takes several times the memory of its JSON (about 20 KB against
     /// 3 KB), and a reconcile reads one at a time.
     deployments: RwLock<Listed<Arc<[u8]>>>,
+    /// OneShot mode's CronJobs, as JSON like the Deployments.
+    cronjobs: RwLock<Listed<Arc<[u8]>>>,
+    /// The Jobs of OneShot runs, with the instance (resource) they run for.
+    jobs: RwLock<Listed<(String, Arc<[u8]>)>>,
     /// `None`: the Secret exists, but no resource read it when it was last seen.
     secrets: RwLock<Listed<Option<Data>>>,
     pub index: SecretIndex,
@@ -50,6 +61,8 @@ impl Default for Caches {
     fn default() -> Self {
         Self {
             deployments: Default::default(),
+            cronjobs: Default::default(),
+            jobs: Default::default(),
             secrets: Default::default(),
             index: Default::default(),
             pending: watch::channel(None).0,
@@ -68,6 +81,19 @@ impl Caches {
     pub fn observe_deployment(&self, scope: Option<&str>, event: &Event<Deployment>) {
         let mut store = self.deployments.write().expect("deployment cache poisoned");
         self.observe(&mut store, scope, event, |d| serde_json::to_vec(d).ok().map(Arc::from));
+    }
+
+    pub fn observe_cronjob(&self, scope: Option<&str>, event: &Event<CronJob>) {
+        let mut store = self.cronjobs.write().expect("cronjob cache poisoned");
+        self.observe(&mut store, scope, event, |c| serde_json::to_vec(c).ok().map(Arc::from));
+    }
+
+    pub fn observe_job(&self, scope: Option<&str>, event: &Event<Job>) {
+        let mut store = self.jobs.write().expect("job cache poisoned");
+        self.observe(&mut store, scope, event, |j| {
+            let instance = j.labels().get(labels::INSTANCE_LABEL)?.clone();
+            serde_json::to_vec(j).ok().map(|json| (instance, Arc::from(json)))
+        });
     }
 
     pub fn observe_secret(&self, scope: Option<&str>, event: &Event<Secret>) {
@@ -127,29 +153,69 @@ impl Caches {
 
     /// The live Deployment, from the cache once it is synced.
     pub async fn deployment(&self, client: &Client, ns: &str, name: &str) -> Result<Option<Deployment>> {
+        self.object(&self.deployments, client, ns, name).await
+    }
+
+    /// The live CronJob (OneShot mode), likewise.
+    pub async fn cronjob(&self, client: &Client, ns: &str, name: &str) -> Result<Option<CronJob>> {
+        self.object(&self.cronjobs, client, ns, name).await
+    }
+
+    async fn object<K>(
+        &self,
+        store: &RwLock<Listed<Arc<[u8]>>>,
+        client: &Client,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<K>>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + serde::de::DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
         if self.synced().await {
             let key = (ns.to_string(), name.to_string());
-            let json = self
-                .deployments
-                .read()
-                .expect("deployment cache poisoned")
-                .items
-                .get(&key)
-                .map(|(_, d)| d.clone());
-            // Written by this process from a Deployment it decoded, so it always decodes again.
+            let json = store.read().expect("cache poisoned").items.get(&key).map(|(_, d)| d.clone());
+            // Written by this process from an object it decoded, so it always decodes again.
             return Ok(json.and_then(|j| serde_json::from_slice(&j).ok()));
         }
-        Ok(Api::<Deployment>::namespaced(client.clone(), ns).get_opt(name).await?)
+        Ok(Api::<K>::namespaced(client.clone(), ns).get_opt(name).await?)
+    }
+
+    /// The Jobs of one resource's runs.
+    pub async fn jobs(&self, client: &Client, ns: &str, instance: &str) -> Result<Vec<Job>> {
+        if self.synced().await {
+            let store = self.jobs.read().expect("job cache poisoned");
+            return Ok(store
+                .items
+                .iter()
+                .filter(|((job_ns, _), (_, (i, _)))| job_ns == ns && i == instance)
+                .filter_map(|(_, (_, (_, json)))| serde_json::from_slice(json).ok())
+                .collect());
+        }
+        let selector = format!("{},{}={instance}", labels::managed_selector(), labels::INSTANCE_LABEL);
+        let lp = kube::api::ListParams::default().labels(&selector);
+        Ok(Api::<Job>::namespaced(client.clone(), ns).list(&lp).await?.items)
     }
 
     /// A Deployment the operator just wrote, so that the next reconcile does not act on an older copy
     /// that the watch has not replaced yet.
     pub fn wrote_deployment(&self, d: &Deployment) {
-        let mut d = d.clone();
-        d.metadata.managed_fields = None;
-        if let (Some(key), Ok(json)) = (key_of(&d), serde_json::to_vec(&d)) {
-            let mut store = self.deployments.write().expect("deployment cache poisoned");
-            store.put(key, version_of(&d), Arc::from(json));
+        Self::wrote(&self.deployments, d);
+    }
+
+    /// Likewise for a CronJob.
+    pub fn wrote_cronjob(&self, c: &CronJob) {
+        Self::wrote(&self.cronjobs, c);
+    }
+
+    fn wrote<K: Resource + Clone + serde::Serialize>(store: &RwLock<Listed<Arc<[u8]>>>, object: &K) {
+        let mut object = object.clone();
+        object.meta_mut().managed_fields = None;
+        if let (Some(key), Ok(json)) = (key_of(&object), serde_json::to_vec(&object)) {
+            let mut store = store.write().expect("cache poisoned");
+            store.put(key, version_of(&object), Arc::from(json));
         }
     }
 

@@ -481,15 +481,17 @@ pub async fn revoke_leftovers(
     if leftovers.is_empty() || bc.spec.deletion_policy != crate::api::DeletionPolicy::Revoke {
         return Ok(Ok(Vec::new()));
     }
-    let Some(user_secret) = bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.as_str()) else {
-        return Ok(Ok(Vec::new()));
+    // The running pod may still use a minted credential until the new one is up: on the user's
+    // Secret (Service mode), or gone (OneShot mode, whose runs use none).
+    let unused = match (bc.spec.mode, bc.spec.credentials.secret_ref.as_ref()) {
+        (crate::api::Mode::OneShot, _) => live.is_none(),
+        (crate::api::Mode::Service, Some(user_secret)) => live.is_some_and(|d| {
+            super::status::workload_state(Some(d)) == super::status::WorkloadState::Available
+                && reads_credentials_from(d, &user_secret.name)
+        }),
+        (crate::api::Mode::Service, None) => false,
     };
-    // The running pod may still use a minted credential until the new one is up.
-    let rolled_out = live.is_some_and(|d| {
-        super::status::workload_state(Some(d)) == super::status::WorkloadState::Available
-            && reads_credentials_from(d, user_secret)
-    });
-    if !rolled_out {
+    if !unused {
         return Ok(Ok(Vec::new()));
     }
     let Some(c1) = bc.spec.conductor_one.as_ref() else {

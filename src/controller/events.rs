@@ -16,13 +16,12 @@ pub struct Note {
     pub message: String,
 }
 
-/// The event for a write to the Deployment.
-pub fn applied(cause: &'static str, name: &str) -> Note {
+/// The event for a write to the workload (a Deployment or a CronJob).
+pub fn applied(kind: &str, cause: &'static str, name: &str) -> Note {
     let (reason, message) = match cause {
-        "create" => ("Created", format!("created Deployment {name}")),
-        "drift" => {
-            ("DriftCorrected", format!("put back fields of Deployment {name} that were changed by hand"))
-        }
+        "create" => ("Created", format!("created {kind} {name}")),
+        "drift" => ("DriftCorrected", format!("put back fields of {kind} {name} that were changed by hand")),
+        _ if kind == "CronJob" => ("Updated", format!("updated CronJob {name}; the next run uses it")),
         _ => ("RolledOut", format!("updated Deployment {name}; its pods roll")),
     };
     Note { warning: false, reason, action: "Apply", message }
@@ -43,7 +42,7 @@ pub fn transitions(old: Option<&BatonConnectorStatus>, new: &BatonConnectorStatu
                     action: "Reconcile",
                     message: ready.message.clone(),
                 });
-            } else if !matches!(reason, "Progressing" | "Suspended" | "IssuingCredentials")
+            } else if !matches!(reason, "Progressing" | "Suspended" | "IssuingCredentials" | "RunFailed")
                 && !SYNC_REASONS.contains(&reason)
             {
                 notes.push(Note {
@@ -87,6 +86,34 @@ pub fn transitions(old: Option<&BatonConnectorStatus>, new: &BatonConnectorStatu
             });
         }
     }
+    let old_failure = old.and_then(|s| s.schedule.as_ref()).and_then(|s| s.last_failure.as_ref());
+    let new_failure = new.schedule.as_ref().and_then(|s| s.last_failure.as_ref());
+    match (old_failure, new_failure) {
+        (_, Some(f)) if old_failure.is_none_or(|o| o.job != f.job) => notes.push(Note {
+            warning: true,
+            reason: "RunFailed",
+            action: "Run",
+            message: format!("run {} failed ({}): {}", f.job, f.reason, f.message),
+        }),
+        (Some(f), None) => notes.push(Note {
+            warning: false,
+            reason: "RunRecovered",
+            action: "Run",
+            message: format!("a run succeeded after run {} failed", f.job),
+        }),
+        _ => {}
+    }
+    let old_sync = old.and_then(|s| s.handled_requests.sync.as_ref());
+    if let Some(at) = &new.handled_requests.sync
+        && old_sync != Some(at)
+    {
+        notes.push(Note {
+            warning: false,
+            reason: "RunRequested",
+            action: "Run",
+            message: format!("started a run as requested at {at}"),
+        });
+    }
     let old_restart = old.and_then(|s| s.handled_requests.restart.as_ref());
     if let Some(at) = &new.handled_requests.restart
         && old_restart != Some(at)
@@ -117,6 +144,7 @@ fn leak_reason(reason: &str) -> &'static str {
         "Progressing",
         "Suspended",
         "IssuingCredentials",
+        "RunFailed",
         "SyncFailed",
         "SyncStale",
         "SyncDisabled",

@@ -8,8 +8,10 @@ pub mod events;
 mod finalizer;
 pub mod index;
 mod invalid;
+mod oneshot;
 mod polling;
 mod reconcile;
+pub mod runs;
 pub mod status;
 #[cfg(test)]
 mod status_tests;

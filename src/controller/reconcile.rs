@@ -16,7 +16,7 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use super::{
-    Context, credentials,
+    Context, credentials, oneshot, runs,
     events::{self, Note},
     finalizer, polling,
     status::{self, Observation, Problem},
@@ -49,13 +49,29 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
     let mut secrets = ctx.caches.secrets(&ctx.client, &ns, &inputs::referenced_secrets(&bc)).await?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let mut live = ctx.caches.deployment(&ctx.client, &ns, &name).await?;
+    let mut cronjob = ctx.caches.cronjob(&ctx.client, &ns, &name).await?;
+    let oneshot = bc.spec.mode == crate::api::Mode::OneShot;
 
     let mut notes = Vec::new();
     let mut outcome = Converged::default();
-    if !bc.spec.suspend {
+    if oneshot {
+        // Suspended too: the CronJob is what takes `suspend`.
+        outcome = oneshot::converge(&ctx, &bc, &secrets, &mut live, &mut cronjob, &mut notes).await?;
+    } else if !bc.spec.suspend {
         outcome = converge(&ctx, &mut bc, &mut secrets, &deployments, &mut live, &mut notes).await?;
+        if outcome.applied_current {
+            oneshot::remove_cronjob(&ctx, &bc, &mut cronjob, &mut notes).await?;
+        }
     }
-    let Converged { problem, config_hash, applied_current, mut wait, revoked } = outcome;
+    let runs = match oneshot {
+        true => {
+            let jobs = ctx.caches.jobs(&ctx.client, &ns, &name).await?;
+            let previous = bc.status.as_ref().and_then(|s| s.schedule.as_ref());
+            Some(runs::observe(cronjob.as_ref(), &jobs, previous, Timestamp::now()))
+        }
+        false => None,
+    };
+    let Converged { problem, config_hash, applied_current, mut wait, revoked, handled_sync } = outcome;
     let (credentials, issuing) = reported_credentials(&bc, &secrets, &revoked);
     let sync = polling::observe(&ctx, &bc, &secrets);
     if let Some(recheck) = sync.as_ref().and_then(|v| v.recheck) {
@@ -69,6 +85,8 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
         credentials,
         issuing,
         sync: sync.as_ref().map(|v| (v.status.clone(), v.condition.clone(), v.permanent)),
+        runs,
+        handled_sync,
     };
     let new_status = status::compute(&bc, &observation, &now);
     notes.extend(events::transitions(bc.status.as_ref(), &new_status));
@@ -95,13 +113,15 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
 
 /// What bringing the children in line with the spec came to.
 #[derive(Default)]
-struct Converged {
-    problem: Option<Problem>,
-    config_hash: Option<String>,
-    applied_current: bool,
-    wait: Option<std::time::Duration>,
+pub(super) struct Converged {
+    pub problem: Option<Problem>,
+    pub config_hash: Option<String>,
+    pub applied_current: bool,
+    pub wait: Option<std::time::Duration>,
     /// Operator-minted credentials revoked because the resource no longer uses managed credentials.
-    revoked: Vec<String>,
+    pub revoked: Vec<String>,
+    /// OneShot mode: a `sync-requested-at` value this reconcile started a run for.
+    pub handled_sync: Option<String>,
 }
 
 /// Managed credentials (before and after the rollout they need) and the Deployment.
@@ -143,7 +163,7 @@ async fn converge(
             Err(p) => out.problem = out.problem.take().or(Some(Problem::Input(p))),
             Ok(plan) => {
                 out.config_hash = Some(plan.config_hash.clone());
-                match apply_deployment(ctx, bc, deployments, live.as_ref(), plan.deployment).await? {
+                match apply_child(ctx, bc, deployments, live.as_ref(), plan.deployment, "Deployment").await? {
                     Applied::Conflict => {
                         out.problem =
                             Some(Problem::OwnershipConflict { kind: "Deployment", name: name.clone() })
@@ -151,8 +171,9 @@ async fn converge(
                     Applied::Rejected(message) => out.problem = Some(Problem::Rejected { message }),
                     Applied::Unchanged => out.applied_current = true,
                     Applied::Written(cause, d) => {
+                        ctx.caches.wrote_deployment(&d);
                         out.applied_current = true;
-                        notes.push(events::applied(cause, &name));
+                        notes.push(events::applied("Deployment", cause, &name));
                         *live = Some(*d);
                     }
                 }
@@ -163,18 +184,32 @@ async fn converge(
     if let (Some(r), None) = (&rotation, &out.problem) {
         r.drive(ctx, bc, live.as_ref(), notes, &mut out).await?;
     }
-    let leftovers = !rotation::minted(&credentials_state(bc)).is_empty();
-    if bc.spec.credentials.managed.is_none() && out.problem.is_none() && leftovers {
-        let Ok(_slot) = ctx.c1_slots.try_acquire() else {
-            out.wait = Some(super::C1_BUSY_RETRY);
-            return Ok(out);
-        };
-        match credentials::revoke_leftovers(ctx, bc, secrets, live.as_ref(), notes).await? {
-            Ok(revoked) => out.revoked = revoked,
-            Err(p) => out.problem = Some(p),
-        }
-    }
+    revoke_unused_credentials(ctx, bc, secrets, live.as_ref(), notes, &mut out).await?;
     Ok(out)
+}
+
+/// Credentials minted while the resource used managed credentials are revoked once no pod uses them.
+pub(super) async fn revoke_unused_credentials(
+    ctx: &Context,
+    bc: &BatonConnector,
+    secrets: &SecretData,
+    live: Option<&Deployment>,
+    notes: &mut Vec<Note>,
+    out: &mut Converged,
+) -> Result<()> {
+    let leftovers = !rotation::minted(&credentials_state(bc)).is_empty();
+    if bc.spec.credentials.managed.is_some() || out.problem.is_some() || !leftovers {
+        return Ok(());
+    }
+    let Ok(_slot) = ctx.c1_slots.try_acquire() else {
+        out.wait = Some(super::C1_BUSY_RETRY);
+        return Ok(());
+    };
+    match credentials::revoke_leftovers(ctx, bc, secrets, live, notes).await? {
+        Ok(revoked) => out.revoked = revoked,
+        Err(p) => out.problem = Some(p),
+    }
+    Ok(())
 }
 
 /// What the rotation of managed credentials needs, or why it cannot run.
@@ -267,20 +302,26 @@ async fn read_secret_into(client: &kube::Client, ns: &str, name: &str, out: &mut
     Ok(())
 }
 
-enum Applied {
+pub(super) enum Applied<K> {
     Unchanged,
-    Written(&'static str, Box<Deployment>),
+    Written(&'static str, Box<K>),
     Conflict,
     Rejected(String),
 }
 
-async fn apply_deployment(
+/// Applies a child (the Deployment or the CronJob) when it differs from what was last applied or was
+/// edited by hand; never takes over an object the resource does not own.
+pub(super) async fn apply_child<K>(
     ctx: &Context,
     bc: &BatonConnector,
-    api: &Api<Deployment>,
-    live: Option<&Deployment>,
-    mut desired: Deployment,
-) -> Result<Applied> {
+    api: &Api<K>,
+    live: Option<&K>,
+    mut desired: K,
+    kind: &'static str,
+) -> Result<Applied<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+{
     let hash = compare::stamp(&mut desired);
     let cause = match live {
         None => "create",
@@ -292,30 +333,42 @@ async fn apply_deployment(
     let name = desired.name_any();
     match api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired)).await {
         Ok(d) => {
-            ctx.caches.wrote_deployment(&d);
-            ctx.metrics.applies.get_or_create(&ApplyLabels { kind: "Deployment", cause }).inc();
-            info!(namespace = ?desired.metadata.namespace, name = %name, cause, "applied Deployment");
+            ctx.metrics.applies.get_or_create(&ApplyLabels { kind, cause }).inc();
+            info!(namespace = ?desired.meta().namespace, name = %name, kind, cause, "applied");
             Ok(Applied::Written(cause, Box::new(d)))
         }
         Err(kube::Error::Api(s)) if s.code == 422 => {
-            warn!(name = %name, reason = %s.reason, "Deployment rejected by the API server");
+            warn!(name = %name, kind, reason = %s.reason, "rejected by the API server");
             Ok(Applied::Rejected(s.message))
         }
         Err(e) => Err(e.into()),
     }
 }
 
-fn owned_by(child: &Deployment, bc: &BatonConnector) -> bool {
+pub(super) fn owned_by<K: Resource>(child: &K, bc: &BatonConnector) -> bool {
     let uid = bc.uid();
     child.owner_references().iter().any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
 }
 
 /// Whether the live object still has every value the operator set (labels, annotations, spec).
-fn same_owned_fields(live: &Deployment, desired: &Deployment) -> bool {
+fn same_owned_fields<K: serde::Serialize>(live: &K, desired: &K) -> bool {
     let l = serde_json::to_value(live).unwrap_or_default();
     let d = serde_json::to_value(desired).unwrap_or_default();
     ["labels", "annotations"].iter().all(|k| compare::contains(&l["metadata"][k], &d["metadata"][k]))
         && compare::contains(&l["spec"], &d["spec"])
+}
+
+/// Deletes a child of the other mode once the new workload exists. Gone already is fine.
+pub(super) async fn delete_child<K>(api: &Api<K>, name: &str) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    let background = kube::api::DeleteParams::background();
+    match api.delete(name, &background).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(super) async fn publish(ctx: &Context, bc: &BatonConnector, notes: Vec<Note>) {

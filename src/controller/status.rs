@@ -87,6 +87,28 @@ pub enum WorkloadState {
     Failed(String),
     /// At least one pod of the current template is available.
     Available,
+    /// OneShot: the CronJob is on the current template and no run has failed since the last success.
+    Scheduled(String),
+    /// OneShot: the last finished run failed.
+    RunFailed(String),
+}
+
+/// OneShot mode: the CronJob's state, from its runs.
+fn oneshot_state(runs: &super::runs::Runs, applied_current: bool) -> WorkloadState {
+    if !runs.exists {
+        return WorkloadState::Absent;
+    }
+    if !applied_current {
+        return WorkloadState::Progressing("waiting for the CronJob to take the current template".into());
+    }
+    if let Some(f) = runs.failure() {
+        let message = format!("run {} failed ({}): {}", f.job, f.reason, f.message);
+        return WorkloadState::RunFailed(message);
+    }
+    WorkloadState::Scheduled(match &runs.status.last_successful_time {
+        Some(at) => format!("scheduled; the last run succeeded at {}", at.0),
+        None => "scheduled; no run has finished yet".into(),
+    })
 }
 
 /// Reads a live Deployment. "Current" means the Deployment controller has seen the latest template
@@ -142,6 +164,10 @@ pub struct Observation<'a> {
     /// With ConductorOne API access: the new `status.sync`, the `Synced` condition, and whether a
     /// failure to read it needs a person.
     pub sync: Option<(Option<SyncStatus>, Desired, bool)>,
+    /// OneShot mode: the CronJob's runs.
+    pub runs: Option<super::runs::Runs>,
+    /// A `sync-requested-at` value handled by this reconcile.
+    pub handled_sync: Option<String>,
 }
 
 /// Computes the full status. Deterministic: the same observation and previous status give the same
@@ -150,7 +176,11 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
     let previous = bc.status.clone().unwrap_or_default();
     let generation = bc.metadata.generation;
     let suspended = bc.spec.suspend;
-    let workload = workload_state(obs.deployment);
+    let workload = match &obs.runs {
+        Some(runs) => oneshot_state(runs, obs.applied_current),
+        None => workload_state(obs.deployment),
+    };
+    let oneshot = bc.spec.mode == crate::api::Mode::OneShot;
     let credentials_secrets: Vec<&str> = bc
         .spec
         .credentials
@@ -171,6 +201,12 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
     let managed = obs.credentials.as_ref().and_then(|c| c.credential_id.as_ref());
     desired.push(match credentials_problem {
         Some(p) => Desired::new(cond::CREDENTIALS_READY, false, p.reason(), p.message()),
+        None if oneshot => Desired::new(
+            cond::CREDENTIALS_READY,
+            true,
+            "NotNeeded",
+            "a one-shot run syncs to a file and uses no ConductorOne client credential",
+        ),
         None if obs.issuing.is_some() => {
             Desired::new(cond::CREDENTIALS_READY, false, "Issuing", obs.issuing.clone().unwrap_or_default())
         }
@@ -199,6 +235,8 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
         WorkloadState::Failed(m) => {
             Desired::new(cond::WORKLOAD_AVAILABLE, false, "ProgressDeadlineExceeded", m.clone())
         }
+        WorkloadState::Scheduled(m) => Desired::new(cond::WORKLOAD_AVAILABLE, true, "Scheduled", m.clone()),
+        WorkloadState::RunFailed(m) => Desired::new(cond::WORKLOAD_AVAILABLE, false, "RunFailed", m.clone()),
     });
 
     let synced = obs.sync.as_ref().map(|(_, c, permanent)| (c, *permanent));
@@ -221,26 +259,40 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
         },
         reconcile: annotations.get(RECONCILE_REQUESTED_AT).cloned(),
         rotate: previous.handled_requests.rotate.clone(),
+        sync: obs.handled_sync.clone().or(previous.handled_requests.sync.clone()),
     };
+    let runs = obs.runs.as_ref().filter(|r| r.exists);
 
     BatonConnectorStatus {
         observed_generation: generation.unwrap_or(previous.observed_generation),
         conditions: cond::merge(&previous.conditions, desired, generation, now),
-        image: running_image(obs.deployment).or(previous.image),
-        workload: obs.deployment.map(|d| WorkloadStatus {
+        image: running_image(obs.deployment)
+            .or_else(|| runs.map(|_| crate::resources::image::reference(bc)))
+            .or(previous.image),
+        workload: runs
+            .map(|r| WorkloadStatus {
+                name: bc.name_any(),
+                available_replicas: i32::try_from(r.status.active.len()).unwrap_or(i32::MAX),
+                config_hash: obs
+                    .config_hash
+                    .clone()
+                    .or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
+            })
+            .or_else(|| obs.deployment.map(|d| WorkloadStatus {
             name: d.name_any(),
             available_replicas: d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
             config_hash: obs
                 .config_hash
                 .clone()
                 .or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
-        }),
+        })),
         handled_requests,
         credentials: obs.credentials.clone().or(previous.credentials),
         sync: match &obs.sync {
             Some((status, _, _)) => status.clone(),
             None => None,
         },
+        schedule: runs.map(|r| r.status.clone()),
     }
 }
 
@@ -323,25 +375,27 @@ fn summary(
             (ready, Desired::new(cond::RECONCILING, true, p.reason(), p.message()), not_stalled())
         };
     }
-    match workload {
-        // Running is not enough when ConductorOne can tell whether it actually syncs.
-        WorkloadState::Available => match synced {
-            Some((s, permanent)) if !s.status => {
-                let ready = Desired::new(cond::READY, false, s.reason, s.message.clone());
-                if permanent {
-                    (ready, not_reconciling(), Desired::new(cond::STALLED, true, s.reason, s.message.clone()))
-                } else if s.reason == "WaitingForFirstSync" || s.reason == "AwaitingSyncStatus" {
-                    (ready, Desired::new(cond::RECONCILING, true, s.reason, s.message.clone()), not_stalled())
-                } else {
-                    (ready, not_reconciling(), not_stalled())
-                }
+    // Running (or scheduled) is not enough when ConductorOne can tell whether it actually syncs.
+    let running = |reason: &'static str, message: String| match synced {
+        Some((s, permanent)) if !s.status => {
+            let ready = Desired::new(cond::READY, false, s.reason, s.message.clone());
+            if permanent {
+                (ready, not_reconciling(), Desired::new(cond::STALLED, true, s.reason, s.message.clone()))
+            } else if s.reason == "WaitingForFirstSync" || s.reason == "AwaitingSyncStatus" {
+                (ready, Desired::new(cond::RECONCILING, true, s.reason, s.message.clone()), not_stalled())
+            } else {
+                (ready, not_reconciling(), not_stalled())
             }
-            _ => (
-                Desired::new(cond::READY, true, "Available", "the connector is running"),
-                not_reconciling(),
-                not_stalled(),
-            ),
-        },
+        }
+        _ => (Desired::new(cond::READY, true, reason, message), not_reconciling(), not_stalled()),
+    };
+    match workload {
+        WorkloadState::Available => running("Available", "the connector is running".into()),
+        WorkloadState::Scheduled(m) => running("Scheduled", m.clone()),
+        // The next scheduled run may well succeed: not stalled, but not ready either.
+        WorkloadState::RunFailed(m) => {
+            (Desired::new(cond::READY, false, "RunFailed", m.clone()), not_reconciling(), not_stalled())
+        }
         WorkloadState::Failed(m) => (
             Desired::new(cond::READY, false, "ProgressDeadlineExceeded", m.clone()),
             not_reconciling(),

@@ -92,9 +92,14 @@ pub fn deployment(bc: &BatonConnector, inputs: &DeploymentInputs) -> Deployment 
 }
 
 fn pod_spec(bc: &BatonConnector, inputs: &DeploymentInputs) -> PodSpec {
+    PodSpec { containers: vec![container(bc, inputs)], ..base_pod_spec(bc) }
+}
+
+/// What every connector pod has, whatever its mode: the `restricted` security context, a writable
+/// `/tmp`, scheduling and identity from the spec.
+pub(super) fn base_pod_spec(bc: &BatonConnector) -> PodSpec {
     let spec = &bc.spec;
     PodSpec {
-        containers: vec![container(bc, inputs)],
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(CONNECTOR_UID),
@@ -126,6 +131,22 @@ fn container(bc: &BatonConnector, inputs: &DeploymentInputs) -> Container {
     let health_port =
         spec.health_check.as_ref().filter(|h| h.enabled).map(|h| h.port.unwrap_or(DEFAULT_HEALTH_PORT));
     Container {
+        env: Some(env(bc, inputs, health_port)),
+        ports: health_port.map(|port| {
+            vec![ContainerPort { name: Some("health".into()), container_port: port, ..Default::default() }]
+        }),
+        startup_probe: health_port.map(|p| probe("/live", p, 10, 30)),
+        liveness_probe: health_port.map(|p| probe("/live", p, 20, 3)),
+        readiness_probe: health_port.map(|p| probe("/ready", p, 10, 3)),
+        ..connector_container(bc)
+    }
+}
+
+/// The connector container without its environment and probes: image, the app's Secrets, resources,
+/// a locked-down security context and a writable `/tmp`.
+pub(super) fn connector_container(bc: &BatonConnector) -> Container {
+    let spec = &bc.spec;
+    Container {
         name: container_name(bc),
         image: Some(image::reference(bc)),
         image_pull_policy: spec.image.as_ref().and_then(|i| i.pull_policy).map(|p| p.as_str().to_string()),
@@ -139,27 +160,24 @@ fn container(bc: &BatonConnector, inputs: &DeploymentInputs) -> Container {
                 })
                 .collect::<Vec<_>>(),
         ),
-        env: Some(env(bc, inputs, health_port)),
-        ports: health_port.map(|port| {
-            vec![ContainerPort { name: Some("health".into()), container_port: port, ..Default::default() }]
-        }),
-        startup_probe: health_port.map(|p| probe("/live", p, 10, 30)),
-        liveness_probe: health_port.map(|p| probe("/live", p, 20, 3)),
-        readiness_probe: health_port.map(|p| probe("/ready", p, 10, 3)),
         resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
-            ..Default::default()
-        }),
+        security_context: Some(restricted_container()),
         // Baton writes its c1z working files to the temp dir; the root filesystem is read-only.
         volume_mounts: Some(vec![VolumeMount {
             name: "tmp".into(),
             mount_path: "/tmp".into(),
             ..Default::default()
         }]),
+        ..Default::default()
+    }
+}
+
+pub(super) fn restricted_container() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
         ..Default::default()
     }
 }
@@ -211,7 +229,7 @@ fn probe(path: &str, port: i32, period: i32, failures: i32) -> Probe {
     }
 }
 
-fn default_resources() -> ResourceRequirements {
+pub(super) fn default_resources() -> ResourceRequirements {
     let q = |s: &str| Quantity(s.into());
     ResourceRequirements {
         requests: Some(BTreeMap::from([("cpu".into(), q("100m")), ("memory".into(), q("128Mi"))])),
@@ -220,7 +238,7 @@ fn default_resources() -> ResourceRequirements {
     }
 }
 
-fn non_empty_vec<T: Clone>(v: &[T]) -> Option<Vec<T>> {
+pub(super) fn non_empty_vec<T: Clone>(v: &[T]) -> Option<Vec<T>> {
     (!v.is_empty()).then(|| v.to_vec())
 }
 

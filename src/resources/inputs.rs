@@ -71,6 +71,7 @@ pub fn referenced_secrets(bc: &BatonConnector) -> Vec<String> {
     if let Some(c1) = &bc.spec.conductor_one {
         names.push(c1.api_credentials_secret_ref.name.clone());
     }
+    names.extend(output_secret(bc));
     // The operator's own credential Secrets, so that deleting one by hand is noticed at once.
     if let Some(c) = bc.status.as_ref().and_then(|s| s.credentials.as_ref()) {
         names.extend(c.secret_name.iter().cloned());
@@ -87,7 +88,7 @@ pub fn pod_inputs_hash(
     bc: &BatonConnector,
     namespace: &str,
     secrets: &SecretData,
-    credentials_secret: &str,
+    credentials_secret: Option<&str>,
 ) -> Result<String, InputProblem> {
     let lookup = |name: &str| {
         secrets.get(name).ok_or_else(|| InputProblem::SecretNotFound {
@@ -102,18 +103,27 @@ pub fn pod_inputs_hash(
             hasher.update(p);
         }
     };
-    let data = lookup(credentials_secret)?;
-    for key in [CLIENT_ID_KEY, CLIENT_SECRET_KEY] {
-        let name = credentials_secret.to_string();
-        let value = data.get(key).ok_or_else(|| InputProblem::KeyMissing { name: name.clone(), key })?;
-        if value.0.is_empty() {
-            return Err(InputProblem::KeyEmpty { name, key });
+    if let Some(credentials_secret) = credentials_secret {
+        let data = lookup(credentials_secret)?;
+        for key in [CLIENT_ID_KEY, CLIENT_SECRET_KEY] {
+            let name = credentials_secret.to_string();
+            let value = data.get(key).ok_or_else(|| InputProblem::KeyMissing { name: name.clone(), key })?;
+            if value.0.is_empty() {
+                return Err(InputProblem::KeyEmpty { name, key });
+            }
+            feed(&[b"credentials", credentials_secret.as_bytes(), key.as_bytes(), &value.0]);
         }
-        feed(&[b"credentials", credentials_secret.as_bytes(), key.as_bytes(), &value.0]);
     }
     for r in &bc.spec.secret_refs {
         for (key, value) in lookup(&r.name)? {
             feed(&[b"secretRef", r.name.as_bytes(), key.as_bytes(), &value.0]);
+        }
+    }
+    // The uploader reads its own credentials (OneShot to S3); Service mode has none, so its hash is
+    // what it always was.
+    if let Some(name) = output_secret(bc) {
+        for (key, value) in lookup(&name)? {
+            feed(&[b"output", name.as_bytes(), key.as_bytes(), &value.0]);
         }
     }
     Ok(hex::encode(&hasher.finalize()[..16]))
@@ -147,16 +157,16 @@ mod tests {
     #[test]
     fn hash_is_stable_and_follows_read_data() {
         let (bc, mut s) = inputs();
-        let h1 = pod_inputs_hash(&bc, "ns", &s, "c1").unwrap();
-        assert_eq!(h1, pod_inputs_hash(&bc, "ns", &s, "c1").unwrap());
+        let h1 = pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap();
+        assert_eq!(h1, pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap());
         s.insert("okta-app", secret_data(&[("BATON_API_TOKEN", "tok2")]));
-        assert_ne!(h1, pod_inputs_hash(&bc, "ns", &s, "c1").unwrap());
+        assert_ne!(h1, pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap());
     }
 
     #[test]
     fn unread_keys_of_the_credentials_secret_do_not_roll() {
         let (bc, mut s) = inputs();
-        let h1 = pod_inputs_hash(&bc, "ns", &s, "c1").unwrap();
+        let h1 = pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap();
         s.insert(
             "c1",
             secret_data(&[
@@ -165,16 +175,16 @@ mod tests {
                 ("note", "x"),
             ]),
         );
-        assert_eq!(h1, pod_inputs_hash(&bc, "ns", &s, "c1").unwrap());
+        assert_eq!(h1, pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap());
     }
 
     #[test]
     fn hash_does_not_confuse_boundaries() {
         let (bc, mut s) = inputs();
         s.insert("okta-app", secret_data(&[("AB", "C")]));
-        let h1 = pod_inputs_hash(&bc, "ns", &s, "c1").unwrap();
+        let h1 = pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap();
         s.insert("okta-app", secret_data(&[("A", "BC")]));
-        assert_ne!(h1, pod_inputs_hash(&bc, "ns", &s, "c1").unwrap());
+        assert_ne!(h1, pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap());
     }
 
     #[test]
@@ -182,17 +192,17 @@ mod tests {
         let (bc, mut s) = inputs();
         let mut empty = SecretData::default();
         empty.insert("okta-app", secret_data(&[]));
-        let err = pod_inputs_hash(&bc, "ns", &empty, "c1").unwrap_err();
+        let err = pod_inputs_hash(&bc, "ns", &empty, Some("c1")).unwrap_err();
         assert_eq!(err.reason(), "SecretNotFound");
         assert!(err.may_resolve_itself());
 
         s.insert("c1", secret_data(&[(CLIENT_ID_KEY, "id")]));
-        let err = pod_inputs_hash(&bc, "ns", &s, "c1").unwrap_err();
+        let err = pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap_err();
         assert_eq!(err, InputProblem::KeyMissing { name: "c1".into(), key: CLIENT_SECRET_KEY });
         assert!(!err.may_resolve_itself());
 
         s.insert("c1", secret_data(&[(CLIENT_ID_KEY, "id"), (CLIENT_SECRET_KEY, "")]));
-        assert_eq!(pod_inputs_hash(&bc, "ns", &s, "c1").unwrap_err().reason(), "SecretKeyEmpty");
+        assert_eq!(pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap_err().reason(), "SecretKeyEmpty");
     }
 
     #[test]
@@ -213,4 +223,10 @@ mod tests {
         s.insert_secret(&secret);
         assert_eq!(s.get("x").unwrap()["K"].0, b"v");
     }
+}
+
+/// The Secret the OneShot uploader reads its S3 credentials from, if any.
+pub fn output_secret(bc: &BatonConnector) -> Option<String> {
+    let s3 = bc.spec.output.as_ref()?.s3.as_ref()?;
+    s3.credentials_secret_ref.as_ref().map(|r| r.name.clone())
 }

@@ -2,6 +2,7 @@
 //! decides whether an apply is needed. Nothing here talks to a server.
 
 pub mod compare;
+pub mod cronjob;
 pub mod deployment;
 pub mod image;
 pub mod inputs;
@@ -34,11 +35,21 @@ pub fn plan(
     credentials_secret: &str,
 ) -> Result<Plan, InputProblem> {
     let namespace = bc.namespace().unwrap_or_default();
-    let config_hash = inputs::pod_inputs_hash(bc, &namespace, secrets, credentials_secret)?;
+    let config_hash = inputs::pod_inputs_hash(bc, &namespace, secrets, Some(credentials_secret))?;
     let credentials_secret = credentials_secret.to_string();
     let deployment = deployment::deployment(
         bc,
         &deployment::DeploymentInputs { config_hash: config_hash.clone(), credentials_secret },
     );
     Ok(Plan { deployment, image: image::reference(bc), config_hash })
+}
+
+/// OneShot mode: the CronJob and the hash of what its runs read.
+pub fn plan_cronjob(
+    bc: &BatonConnector,
+    secrets: &SecretData,
+) -> Result<(k8s_openapi::api::batch::v1::CronJob, String), InputProblem> {
+    let namespace = bc.namespace().unwrap_or_default();
+    let config_hash = inputs::pod_inputs_hash(bc, &namespace, secrets, None)?;
+    Ok((cronjob::cronjob(bc, &config_hash), config_hash))
 }
