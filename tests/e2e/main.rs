@@ -11,6 +11,8 @@ mod support;
 mod basics;
 mod common;
 mod fleet;
+mod helm;
+mod install;
 mod managed;
 mod sync;
 
@@ -87,9 +89,17 @@ async fn main() -> ExitCode {
         fleet::operator_restart_writes_nothing,
         fleet::delete_garbage_collects_children,
         fleet::leader_election_lets_one_replica_reconcile,
+        install::readme_install_and_worked_example_run_as_written,
+        install::namespaced_install_reads_no_secret_outside_its_namespaces,
+        helm::chart_readme_runs_as_written_with_a_real_helm,
     ];
+    // Like libtest: `cargo test --test e2e -- NAME...` runs the cases whose names contain one of them.
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let (mut passed, mut failed) = (0, 0);
     for (name, case) in cases {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
         if let Some(cp) = &mut env.cp
             && let Err(e) = cp.check_alive()
         {
