@@ -161,6 +161,27 @@ pub(crate) async fn leader_election_lets_one_replica_reconcile(env: &mut Env) ->
         took_over < Duration::from_secs(5),
         "the standby took {took_over:?} to take over: the Lease was not released on SIGTERM"
     );
+    // A leader that dies without releasing (SIGKILL) is replaced once the Lease expires, and not
+    // before: a standby judges expiry by how long it has seen the Lease unchanged.
+    let mut third = replica(3);
+    third.start()?;
+    third.wait_ready().await?;
+    let killed = std::time::Instant::now();
     drop(standby);
+    let expired = eventually("replica-3 to take the expired Lease", WAIT, || async {
+        let lease = leases.get("baton-operator").await?;
+        let holder = lease.spec.and_then(|s| s.holder_identity);
+        Ok((holder.as_deref() == Some("replica-3")).then(|| killed.elapsed()))
+    })
+    .await?;
+    println!(
+        "e2e: leader killed without release: replica-3 held the Lease after {:.2}s",
+        expired.as_secs_f64()
+    );
+    ensure!(
+        (Duration::from_secs(9)..Duration::from_secs(20)).contains(&expired),
+        "a killed leader's Lease was taken after {expired:?}, expected after its 15 s expiry"
+    );
+    third.stop().await;
     Ok(())
 }
