@@ -11,6 +11,7 @@ mod support;
 mod basics;
 mod common;
 mod fleet;
+mod handover;
 mod helm;
 mod install;
 mod managed;
@@ -89,6 +90,7 @@ async fn main() -> ExitCode {
         fleet::operator_restart_writes_nothing,
         fleet::delete_garbage_collects_children,
         fleet::leader_election_lets_one_replica_reconcile,
+        handover::sigterm_finishes_the_in_flight_reconcile_then_hands_over,
         install::readme_install_and_worked_example_run_as_written,
         install::namespaced_install_reads_no_secret_outside_its_namespaces,
         helm::chart_readme_runs_as_written_with_a_real_helm,
