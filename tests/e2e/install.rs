@@ -236,6 +236,29 @@ pub(crate) async fn readme_install_and_worked_example_run_as_written(env: &mut E
     // operator running as the installed ServiceAccount.
     wait_ready(&fresh.client, "identity", "okta").await?;
     operator.stop().await;
+    adopt_the_crd_into_helm(&fresh).await
+}
+
+/// The chart README's adoption commands, on a CRD that `kubectl apply -k` created: afterwards Helm
+/// installs the chart (its other objects renamed so as not to collide with this install) and owns
+/// the CRD, with the example's resource still there.
+async fn adopt_the_crd_into_helm(fresh: &Fresh) -> anyhow::Result<()> {
+    if helm_binary().is_none() {
+        println!("e2e: CRD adoption into Helm SKIPPED, no helm binary");
+        return Ok(());
+    }
+    let chart_readme = read("charts/baton-operator/README.md")?;
+    let adopt = sh_blocks(&chart_readme, Some("Install"))
+        .into_iter()
+        .find(|b| b.contains("meta.helm.sh/release-name"))
+        .context("the chart README no longer shows how to adopt the CRD")?;
+    fresh.sh(&adopt).await?;
+    fresh
+        .sh("helm install baton-operator charts/baton-operator -n baton-system --set fullnameOverride=adoption-check")
+        .await?;
+    let manifest = fresh.sh("helm get manifest baton-operator -n baton-system").await?;
+    ensure!(manifest.contains("kind: CustomResourceDefinition"), "Helm did not take the CRD over");
+    get_bc(&fresh.client, "identity", "okta").await.context("the adoption lost the example's resource")?;
     Ok(())
 }
 
