@@ -195,8 +195,8 @@ fn skip_reason(block: &str) -> Option<&'static str> {
 
 /// `kubectl apply -k config/default`, the CRD-only install and the worked example, as the README
 /// says, then checks what the cluster can show without a kubelet.
-pub(crate) async fn readme_install_and_worked_example_run_as_written(env: &mut Env) -> anyhow::Result<()> {
-    let _ = env;
+pub(crate) async fn readme_install_and_worked_example_run_as_written(_env: &mut Env) -> anyhow::Result<()> {
+    // Runs on a control plane of its own, not the suite's.
     let Some(fresh) = Fresh::start("readme_install_and_worked_example_run_as_written").await? else {
         return Ok(());
     };
@@ -266,9 +266,8 @@ async fn adopt_the_crd_into_helm(fresh: &Fresh) -> anyhow::Result<()> {
 /// reconciles a connector in a watched namespace, leaves one elsewhere alone, and cannot read a
 /// Secret outside the watched namespaces (checked by impersonation and with its own token).
 pub(crate) async fn namespaced_install_reads_no_secret_outside_its_namespaces(
-    env: &mut Env,
+    _env: &mut Env,
 ) -> anyhow::Result<()> {
-    let _ = env;
     let Some(fresh) = Fresh::start("namespaced_install_reads_no_secret_outside_its_namespaces").await? else {
         return Ok(());
     };
