@@ -162,6 +162,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             lease_name: args.lease_name,
             identity: args.identity.unwrap_or_else(|| format!("baton-operator-{}", std::process::id())),
             duration: Duration::from_secs(15),
+            retry_period: Duration::from_secs(1),
         };
         Some(leader::acquire(ctx.client.clone(), &config, &ready).await?)
     } else {
@@ -175,6 +176,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(mut lead) => {
             tokio::select! {
                 res = http => res?.context("HTTP server failed")?,
+                // On SIGTERM the controller returns once its in-flight reconciles are done; only then
+                // is the lease given up, so the next leader never overlaps with a write of this one.
                 () = controller::run(ctx, ready) => {}
                 () = lead.lost() => anyhow::bail!("lost the leader-election lease; stopping so that only one replica writes"),
             }
