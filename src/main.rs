@@ -99,7 +99,7 @@ async fn main() -> ExitCode {
     match dispatch(Cli::parse().command).await {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`baton-operator crd | head`): nothing is left to tell anyone.
-        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if err.is::<StdoutClosed>() => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
@@ -122,18 +122,19 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// `print!` panics when stdout is a closed pipe; this returns the error instead.
+/// Standard output was closed by its reader. Only output to stdout maps to it, so that a broken
+/// connection elsewhere (to the API server, say) is never mistaken for it and silenced.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output is closed")]
+struct StdoutClosed;
+
+/// `print!` panics when stdout is a closed pipe; this returns [`StdoutClosed`] instead.
 fn write_stdout(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
-    Ok(())
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        other => Ok(other.context("writing to standard output")?),
+    }
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
