@@ -1,8 +1,10 @@
 //! The `baton-operator` binary: a thin CLI over the library.
 
 use std::{
+    io::Write as _,
     net::SocketAddr,
     path::PathBuf,
+    process::ExitCode,
     sync::{Arc, atomic::AtomicBool},
     time::Duration,
 };
@@ -108,24 +110,51 @@ fn parse_share(s: &str) -> Result<f64, String> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Crd => print!("{}", api::crds_yaml()),
+async fn main() -> ExitCode {
+    match dispatch(Cli::parse().command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`baton-operator crd | head`): nothing is left to tell anyone.
+        Err(err) if err.is::<StdoutClosed>() => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Crd => write_stdout(&api::crds_yaml()),
         Command::Render { file, namespace } => {
             let input = if file.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin())?
+                std::io::read_to_string(std::io::stdin()).context("reading standard input")?
             } else {
                 std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
             };
-            print!("{}", render::render(&input, &namespace)?);
+            write_stdout(&render::render(&input, &namespace)?)
         }
-        Command::Run(args) => run(args).await?,
+        Command::Run(args) => run(args).await,
     }
-    Ok(())
+}
+
+/// Standard output was closed by its reader. Only output to stdout maps to it, so that a broken
+/// connection elsewhere (to the API server, say) is never mistaken for it and silenced.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output is closed")]
+struct StdoutClosed;
+
+/// `print!` panics when stdout is a closed pipe; this returns [`StdoutClosed`] instead.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        other => Ok(other.context("writing to standard output")?),
+    }
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format);
+    let listener = server::bind(args.http_addr).await?;
     let client = kube::Client::try_default().await.context("no usable kubeconfig or in-cluster config")?;
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
@@ -154,7 +183,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Per-resource series are computed from the controller's cache at scrape time.
     registry.register_collector(Box::new(ctx.fleet.clone()));
     let ready = Arc::new(AtomicBool::new(false));
-    let http = tokio::spawn(server::serve(args.http_addr, Arc::new(registry), ready.clone()));
+    let http = tokio::spawn(server::serve(listener, Arc::new(registry), ready.clone()));
     tracing::info!(addr = %args.http_addr, "starting baton-operator");
     let leadership = if args.leader_election {
         let config = leader::LeaderConfig {
@@ -162,6 +191,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             lease_name: args.lease_name,
             identity: args.identity.unwrap_or_else(|| format!("baton-operator-{}", std::process::id())),
             duration: Duration::from_secs(15),
+            retry_period: Duration::from_secs(1),
         };
         Some(leader::acquire(ctx.client.clone(), &config, &ready).await?)
     } else {
@@ -175,6 +205,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(mut lead) => {
             tokio::select! {
                 res = http => res?.context("HTTP server failed")?,
+                // On SIGTERM the controller returns once its in-flight reconciles are done; only then
+                // is the lease given up, so the next leader never overlaps with a write of this one.
                 () = controller::run(ctx, ready) => {}
                 () = lead.lost() => anyhow::bail!("lost the leader-election lease; stopping so that only one replica writes"),
             }

@@ -8,8 +8,10 @@ use std::{
     },
 };
 
+use anyhow::Context as _;
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
 
 #[derive(Clone)]
 struct AppState {
@@ -26,9 +28,18 @@ pub fn router(registry: Arc<Registry>, ready: Arc<AtomicBool>) -> Router {
         .with_state(AppState { registry, ready })
 }
 
+/// Binds the HTTP address. Done before anything else at startup so that an address in use stops
+/// the operator at once, with the address in the message.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (--http-addr, HTTP_ADDR)"))
+}
+
 /// Serves until the process ends.
-pub async fn serve(addr: SocketAddr, registry: Arc<Registry>, ready: Arc<AtomicBool>) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    ready: Arc<AtomicBool>,
+) -> std::io::Result<()> {
     axum::serve(listener, router(registry, ready)).await
 }
 

@@ -142,9 +142,8 @@ const FAILURE_REASONS: &[&str] = &[
     "SecretNotFound",
     "SecretKeyMissing",
     "SecretKeyEmpty",
-    AWAITING,
+    "AwaitingSyncStatus",
 ];
-const AWAITING: &str = "AwaitingSyncStatus";
 
 fn known(value: &str, set: &[&'static str]) -> Option<&'static str> {
     set.iter().copied().find(|k| *k == value)
@@ -169,7 +168,12 @@ pub fn previous_condition(bc: &crate::api::BatonConnector) -> Option<(Desired, b
 
 /// Before the first reading of a connector that has none in status.
 pub fn awaiting_condition() -> Desired {
-    Desired::new(SYNCED, false, AWAITING, "waiting for the first read of the sync status from ConductorOne")
+    Desired::new(
+        SYNCED,
+        false,
+        "AwaitingSyncStatus",
+        "waiting for the first read of the sync status from ConductorOne",
+    )
 }
 
 /// How long until a completed sync leaves the freshness window and the condition must change.

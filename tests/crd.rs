@@ -53,6 +53,81 @@ fn every_field_is_described() {
     assert!(missing.is_empty(), "fields without a description: {missing:?}");
 }
 
+/// Every schema node of the CRD, nested ones included, with its path.
+fn schema_nodes<'a>(
+    path: String,
+    node: &'a serde_json::Value,
+    out: &mut Vec<(String, &'a serde_json::Value)>,
+) {
+    let Some(object) = node.as_object() else { return };
+    out.push((path.clone(), node));
+    for key in ["properties", "patternProperties", "definitions", "dependencies"] {
+        for (name, sub) in object.get(key).and_then(|m| m.as_object()).into_iter().flatten() {
+            schema_nodes(format!("{path}.{name}"), sub, out);
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        for (i, sub) in object.get(key).and_then(|l| l.as_array()).into_iter().flatten().enumerate() {
+            schema_nodes(format!("{path}.{key}[{i}]"), sub, out);
+        }
+    }
+    for key in ["items", "additionalProperties", "additionalItems", "not"] {
+        match object.get(key) {
+            Some(serde_json::Value::Array(list)) => {
+                for (i, sub) in list.iter().enumerate() {
+                    schema_nodes(format!("{path}.{key}[{i}]"), sub, out);
+                }
+            }
+            Some(sub) => schema_nodes(format!("{path}.{key}"), sub, out),
+            None => {}
+        }
+    }
+}
+
+fn committed_schema_nodes(crd: &serde_json::Value) -> Vec<(String, &serde_json::Value)> {
+    let mut nodes = Vec::new();
+    for version in crd["spec"]["versions"].as_array().unwrap() {
+        let name = version["name"].as_str().unwrap();
+        schema_nodes(name.to_owned(), &version["schema"]["openAPIV3Schema"], &mut nodes);
+    }
+    assert!(nodes.len() > 50, "the walk found only {} schema nodes", nodes.len());
+    nodes
+}
+
+/// Helm (`unknown object type "nil"`) and kubeconform reject `null` among an enum's values; an
+/// optional field says so with `nullable`.
+#[test]
+fn no_enum_lists_null() {
+    let crd: serde_json::Value = serde_yaml::from_str(COMMITTED).unwrap();
+    let nodes = committed_schema_nodes(&crd);
+    let offenders: Vec<_> = nodes
+        .iter()
+        .filter(|(_, n)| n["enum"].as_array().is_some_and(|values| values.iter().any(|v| v.is_null())))
+        .map(|(path, _)| path)
+        .collect();
+    assert!(offenders.is_empty(), "enums with null: {offenders:?}");
+    let pull_policy =
+        nodes.iter().find(|(p, _)| p == "v1alpha1.spec.image.pullPolicy").expect("pullPolicy in schema");
+    assert_eq!(pull_policy.1["nullable"], json!(true));
+    assert_eq!(pull_policy.1["enum"], json!(["Always", "IfNotPresent", "Never"]));
+}
+
+/// `kubectl explain` wraps descriptions itself; a line break inside a paragraph ends a line in the
+/// middle of a sentence. Paragraph breaks (blank lines) stay.
+#[test]
+fn descriptions_have_one_line_per_paragraph() {
+    let crd: serde_json::Value = serde_yaml::from_str(COMMITTED).unwrap();
+    let nodes = committed_schema_nodes(&crd);
+    let broken: Vec<_> = nodes
+        .iter()
+        .filter(|(_, n)| n["description"].as_str().is_some_and(|d| d.split("\n\n").any(|p| p.contains('\n'))))
+        .map(|(path, _)| path)
+        .collect();
+    assert!(broken.is_empty(), "descriptions with a line break inside a paragraph: {broken:?}");
+    let spec = nodes.iter().find(|(p, _)| p == "v1alpha1.spec").unwrap().1;
+    assert!(spec["description"].as_str().unwrap().contains("synced into ConductorOne. The operator"));
+}
+
 fn connector(spec: serde_json::Value) -> BatonConnector {
     serde_json::from_value(json!({
         "apiVersion": "baton.conductorone.com/v1alpha1",

@@ -429,6 +429,11 @@ impl std::io::Write for Captured {
 
 #[tokio::test]
 async fn no_secret_reaches_the_logs_events_or_status() {
+    // tracing caches each callsite's interest process-wide; while one dispatcher exists it asks the
+    // registering thread's, so a sibling test thread without a subscriber would cache "never" and blind
+    // this capture (seen about once in six runs). With a second live dispatcher, created first, every
+    // interest is the union of both, and the capture below always sees its events.
+    let _anchor = tracing::Dispatch::new(tracing_subscriber::registry());
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()

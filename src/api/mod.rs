@@ -1,6 +1,7 @@
 //! The `BatonConnector` API: spec, status, condition helpers and the generated CRD.
 
 pub mod conditions;
+mod schema;
 mod spec;
 mod status;
 
@@ -27,10 +28,13 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
 
 /// The `BatonConnector` CRD with what the derive cannot express: a status default, so that a new
 /// object reads `observedGeneration: -1` (kstatus and Flux then treat it as in progress until the
-/// operator has seen it).
+/// operator has seen it), no `null` in an `enum`, and descriptions whose paragraphs are single lines.
 pub fn batonconnector_crd() -> CustomResourceDefinition {
     let mut crd = BatonConnector::crd();
     for version in &mut crd.spec.versions {
+        if let Some(root) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+            schema::tidy(root);
+        }
         let Some(status) = version
             .schema
             .as_mut()

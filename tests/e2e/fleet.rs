@@ -141,12 +141,57 @@ pub(crate) async fn leader_election_lets_one_replica_reconcile(env: &mut Env) ->
         reconciled(&ma),
         reconciled(&mb)
     );
-    let (mut leader, standby) = if reconciled(&ma) { (a, b) } else { (b, a) };
-    // The leader goes away; the standby takes over once the lease expires (15 s at most).
+    let (mut leader, standby, standby_id) =
+        if reconciled(&ma) { (a, b, "replica-2") } else { (b, a, "replica-1") };
+    // The leader gets SIGTERM: it finishes in-flight reconciles and releases the Lease, so the standby
+    // takes over at once instead of after the 15 s lease duration.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(env.client.clone(), "baton-system");
+    let sigterm = std::time::Instant::now();
     leader.stop().await;
+    let exited = sigterm.elapsed();
+    let took_over = eventually("the standby to hold the Lease", WAIT, || async {
+        let lease = leases.get("baton-operator").await?;
+        let holder = lease.spec.and_then(|s| s.holder_identity);
+        Ok((holder.as_deref() == Some(standby_id)).then(|| sigterm.elapsed()))
+    })
+    .await?;
     apply_value(&env.client, connector("second", "okta", json!({})), Some("leader")).await?;
     wait_ready(&env.client, "leader", "second").await?;
+    let converged = sigterm.elapsed();
     ensure!(reconciled(&standby.metrics().await?), "the standby did not take over");
+    println!(
+        "e2e: leader handover: leader exited {:.2}s after SIGTERM, standby held the Lease after {:.2}s, \
+         a new connector was Ready after {:.2}s (lease duration 15 s)",
+        exited.as_secs_f64(),
+        took_over.as_secs_f64(),
+        converged.as_secs_f64()
+    );
+    ensure!(
+        took_over < Duration::from_secs(5),
+        "the standby took {took_over:?} to take over: the Lease was not released on SIGTERM"
+    );
+    // A leader that dies without releasing (SIGKILL) is replaced once the Lease expires, and not
+    // before: a standby judges expiry by how long it has seen the Lease unchanged.
+    let mut third = replica(3);
+    third.start()?;
+    third.wait_ready().await?;
+    let killed = std::time::Instant::now();
     drop(standby);
+    let expired = eventually("replica-3 to take the expired Lease", WAIT, || async {
+        let lease = leases.get("baton-operator").await?;
+        let holder = lease.spec.and_then(|s| s.holder_identity);
+        Ok((holder.as_deref() == Some("replica-3")).then(|| killed.elapsed()))
+    })
+    .await?;
+    println!(
+        "e2e: leader killed without release: replica-3 held the Lease after {:.2}s",
+        expired.as_secs_f64()
+    );
+    ensure!(
+        (Duration::from_secs(9)..Duration::from_secs(20)).contains(&expired),
+        "a killed leader's Lease was taken after {expired:?}, expected after its 15 s expiry"
+    );
+    third.stop().await;
     Ok(())
 }

@@ -11,6 +11,9 @@ mod support;
 mod basics;
 mod common;
 mod fleet;
+mod handover;
+mod helm;
+mod install;
 mod managed;
 mod scale;
 mod sync;
@@ -90,9 +93,18 @@ async fn main() -> ExitCode {
         scale::slow_or_unreachable_conductorone_never_delays_other_connectors,
         scale::shards_split_the_fleet_and_a_connector_moves_without_a_rollout,
         fleet::leader_election_lets_one_replica_reconcile,
+        handover::sigterm_finishes_the_in_flight_reconcile_then_hands_over,
+        install::readme_install_and_worked_example_run_as_written,
+        install::namespaced_install_reads_no_secret_outside_its_namespaces,
+        helm::chart_readme_runs_as_written_with_a_real_helm,
     ];
+    // Like libtest: `cargo test --test e2e -- NAME...` runs the cases whose names contain one of them.
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let (mut passed, mut failed) = (0, 0);
     for (name, case) in cases {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
         if let Some(cp) = &mut env.cp
             && let Err(e) = cp.check_alive()
         {

@@ -81,3 +81,34 @@ Where the CA bundle is mounted, and the file SSL_CERT_FILE names.
 {{- define "baton-operator.caBundleFile" -}}
 {{- printf "%s/ca-bundle.pem" (include "baton-operator.caBundleDir" .) }}
 {{- end }}
+
+{{/*
+The operator's permissions on the objects it reconciles, the same as config/rbac/cluster_role.yaml.
+Secrets: it reads the ones BatonConnectors reference, watches their metadata to roll pods when their
+data changes, and writes managed credentials.
+*/}}
+{{- define "baton-operator.rules" -}}
+# patch: the finalizer that revokes minted credentials on deletion.
+- apiGroups: ["baton.conductorone.com"]
+  resources: ["batonconnectors"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["baton.conductorone.com"]
+  resources: ["batonconnectors/status"]
+  verbs: ["get", "patch"]
+# Controller owner references set blockOwnerDeletion, which needs this where the
+# OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift, hardened clusters).
+- apiGroups: ["baton.conductorone.com"]
+  resources: ["batonconnectors/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# create/delete: the Secret revisions holding managed ConductorOne credentials.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+# Repeats of an event within minutes become a PATCH of the event series.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}

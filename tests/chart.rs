@@ -1,0 +1,249 @@
+//! The Helm chart rendered by a real Helm (`BATON_HELM`, else `helm` on PATH; `.ci/helm.sh` installs
+//! one): `helm lint --strict`, `helm template` with the defaults, with every documented option on
+//! (`ci/all-features-values.yaml`) and with every optional part off, and the rendered objects checked
+//! against `config/` (`kubectl kustomize`): the same RBAC rules, security contexts and grace period.
+//! Without a helm binary each test says that it skipped. Install, upgrade and uninstall against a
+//! control plane are in the end-to-end suite (`tests/e2e/helm.rs`).
+
+use std::{path::PathBuf, process::Command};
+
+use serde_json::{Value, json};
+
+const CHART: &str = "charts/baton-operator";
+const ALL: &str = "charts/baton-operator/ci/all-features-values.yaml";
+
+fn helm() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("BATON_HELM") {
+        return Some(p.into());
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("helm")).find(|p| p.is_file()))
+}
+
+/// Says so past libtest's output capture, which would swallow a `println!` of a passing test.
+fn skipped(test: &str) {
+    use std::io::Write as _;
+    let line = format!(
+        "chart::{test}: SKIPPED, no helm binary (BATON_HELM unset, none on PATH; .ci/helm.sh installs one)\n"
+    );
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// Runs a command from the repository root; panics with its output when it fails.
+fn run(program: &PathBuf, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("HELM_CONFIG_HOME", std::env::temp_dir().join("baton-chart-tests/config"))
+        .env("HELM_CACHE_HOME", std::env::temp_dir().join("baton-chart-tests/cache"))
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{} {args:?} failed:\n{stdout}\n{stderr}", program.display());
+    stdout.into_owned()
+}
+
+fn docs(yaml: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|d| serde::Deserialize::deserialize(d).expect("rendered YAML"))
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+/// `helm template` of the chart as release `baton-operator` in `baton-system`, or None (and a line
+/// saying so) without a helm binary.
+fn render(test: &str, extra: &[&str]) -> Option<Vec<Value>> {
+    let Some(helm) = helm() else {
+        skipped(test);
+        return None;
+    };
+    let mut args = vec!["template", "baton-operator", CHART, "--namespace", "baton-system"];
+    args.extend_from_slice(extra);
+    Some(docs(&run(&helm, &args)))
+}
+
+fn kustomize(dir: &str) -> Vec<Value> {
+    docs(&run(&PathBuf::from("kubectl"), &["kustomize", dir]))
+}
+
+fn find<'a>(objs: &'a [Value], kind: &str, ns: Option<&str>) -> Vec<&'a Value> {
+    objs.iter()
+        .filter(|o| o["kind"] == kind)
+        .filter(|o| ns.is_none_or(|ns| o["metadata"]["namespace"] == ns))
+        .collect()
+}
+
+fn one<'a>(objs: &'a [Value], kind: &str, ns: Option<&str>) -> &'a Value {
+    let found = find(objs, kind, ns);
+    assert_eq!(found.len(), 1, "expected one {kind} in {ns:?}, found {}", found.len());
+    found[0]
+}
+
+fn pod(objs: &[Value]) -> &Value {
+    &one(objs, "Deployment", None)["spec"]["template"]["spec"]
+}
+
+fn env_value<'a>(objs: &'a [Value], name: &str) -> Option<&'a str> {
+    pod(objs)["containers"][0]["env"].as_array()?.iter().find(|e| e["name"] == name)?["value"].as_str()
+}
+
+/// The parts of the pod that must agree between the chart and config/.
+fn pod_essentials(pod: &Value) -> Value {
+    let c = &pod["containers"][0];
+    json!({
+        "podSecurityContext": pod["securityContext"],
+        "securityContext": c["securityContext"],
+        "terminationGracePeriodSeconds": pod["terminationGracePeriodSeconds"],
+        "args": c["args"],
+        "probes": [c["livenessProbe"]["httpGet"]["path"], c["readinessProbe"]["httpGet"]["path"]],
+    })
+}
+
+#[test]
+fn lint_strict_with_defaults_and_with_every_option() {
+    let Some(helm) = helm() else {
+        skipped("lint");
+        return;
+    };
+    run(&helm, &["lint", "--strict", CHART]);
+    run(&helm, &["lint", "--strict", CHART, "-f", ALL]);
+    run(&helm, &["lint", "--strict", CHART, "--set", "watchNamespaces={identity}"]);
+}
+
+#[test]
+fn defaults_render_the_rules_and_pod_of_config_default() {
+    let Some(chart) = render("defaults", &[]) else { return };
+    let config = kustomize("config/default");
+    assert_eq!(
+        one(&chart, "ClusterRole", None)["rules"],
+        one(&config, "ClusterRole", None)["rules"],
+        "the chart's ClusterRole differs from config/rbac/cluster_role.yaml"
+    );
+    assert!(find(&chart, "Role", None).is_empty(), "no Role without watchNamespaces or leader election");
+    assert_eq!(pod_essentials(pod(&chart)), pod_essentials(pod(&config)));
+    assert_eq!(one(&chart, "Deployment", None)["spec"]["strategy"]["type"], "Recreate");
+    assert!(find(&chart, "PodDisruptionBudget", None).is_empty(), "a PDB for one replica blocks every drain");
+    assert_eq!(env_value(&chart, "WATCH_NAMESPACES"), None);
+    let crd = one(&chart, "CustomResourceDefinition", None);
+    let committed =
+        docs(&std::fs::read_to_string("crds/baton.conductorone.com_batonconnectors.yaml").unwrap());
+    assert_eq!(crd["spec"], committed[0]["spec"], "the chart's CRD differs from crds/");
+    assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
+}
+
+#[test]
+fn watched_namespaces_render_the_roles_of_config_namespaced() {
+    let Some(chart) = render("namespaced", &["--set", "watchNamespaces={identity,connectors}"]) else {
+        return;
+    };
+    let config = kustomize("config/namespaced");
+    for objs in [&chart, &config] {
+        assert!(find(objs, "ClusterRole", None).is_empty(), "a ClusterRole in the namespaced mode");
+        assert!(
+            find(objs, "ClusterRoleBinding", None).is_empty(),
+            "a ClusterRoleBinding in the namespaced mode"
+        );
+    }
+    let rules = one(&kustomize("config/default"), "ClusterRole", None)["rules"].clone();
+    for ns in ["identity", "connectors"] {
+        assert_eq!(one(&chart, "Role", Some(ns))["rules"], rules, "chart Role in {ns}");
+        assert_eq!(one(&config, "Role", Some(ns))["rules"], rules, "config/namespaced Role in {ns}");
+        for objs in [&chart, &config] {
+            let binding = one(objs, "RoleBinding", Some(ns));
+            assert_eq!(binding["roleRef"]["kind"], "Role");
+            assert_eq!(binding["subjects"][0]["namespace"], "baton-system");
+        }
+    }
+    assert_eq!(env_value(&chart, "WATCH_NAMESPACES"), Some("identity,connectors"));
+    assert_eq!(env_value(&config, "WATCH_NAMESPACES"), Some("identity,connectors"));
+    assert_eq!(pod_essentials(pod(&chart)), pod_essentials(pod(&config)));
+}
+
+#[test]
+fn every_documented_option_renders() {
+    let Some(chart) = render("all-features", &["-f", ALL]) else { return };
+    for kind in ["ServiceMonitor", "PrometheusRule", "NetworkPolicy", "PodDisruptionBudget", "Service"] {
+        one(&chart, kind, None);
+    }
+    let config_rbac = kustomize("config/rbac");
+    let leader = one(&chart, "Role", Some("baton-system"));
+    assert_eq!(
+        leader["rules"],
+        one(&config_rbac, "Role", Some("baton-system"))["rules"],
+        "leader-election Role"
+    );
+    assert_eq!(find(&chart, "Role", None).len(), 3, "a leader-election Role and one per watched namespace");
+    let deployment = one(&chart, "Deployment", None);
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
+    let p = pod(&chart);
+    assert_eq!(p["terminationGracePeriodSeconds"], 90);
+    assert_eq!(p["priorityClassName"], "system-cluster-critical");
+    assert_eq!(p["imagePullSecrets"][0]["name"], "regcred");
+    assert_eq!(p["nodeSelector"]["kubernetes.io/os"], "linux");
+    assert_eq!(p["tolerations"][0]["key"], "dedicated");
+    assert!(p["affinity"]["podAntiAffinity"].is_object());
+    let c = &p["containers"][0];
+    assert!(c["image"].as_str().unwrap().contains("@sha256:"), "digest not used: {}", c["image"]);
+    assert_eq!(c["imagePullPolicy"], "Always");
+    for (name, value) in [
+        ("LEADER_ELECTION", "true"),
+        ("WATCH_NAMESPACES", "identity,connectors"),
+        ("SSL_CERT_FILE", "/etc/baton-operator/ca/ca-bundle.pem"),
+        ("HTTPS_PROXY", "http://proxy.example.internal:3128"),
+        ("C1_MAX_RETRIES", "5"),
+        ("LOG_FORMAT", "text"),
+    ] {
+        assert_eq!(env_value(&chart, name), Some(value), "{name}");
+    }
+    let mounts: Vec<&str> =
+        c["volumeMounts"].as_array().unwrap().iter().filter_map(|m| m["mountPath"].as_str()).collect();
+    assert_eq!(mounts, ["/etc/baton-operator/ca", "/scratch"]);
+    let template = &deployment["spec"]["template"]["metadata"];
+    assert_eq!(template["annotations"]["example.com/team"], "identity");
+    assert_eq!(template["labels"]["example.com/tier"], "operators");
+    let pdb = one(&chart, "PodDisruptionBudget", None);
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert_eq!(pdb["spec"]["selector"]["matchLabels"], deployment["spec"]["selector"]["matchLabels"]);
+    // The restricted pod is kept whatever else is turned on.
+    assert_eq!(
+        pod_essentials(p)["securityContext"],
+        pod_essentials(pod(&kustomize("config/default")))["securityContext"]
+    );
+}
+
+#[test]
+fn optional_parts_off_render_only_the_operator() {
+    let off = "rbac.create=false,serviceAccount.create=false,installCRDs=false,metrics.service.enabled=false";
+    let Some(chart) = render("off", &["--set", off]) else { return };
+    let kinds: Vec<&str> = chart.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(kinds, ["Deployment"]);
+    assert_eq!(pod(&chart)["serviceAccountName"], "default");
+}
+
+/// Each top-level value is either turned on in ci/all-features-values.yaml (and so rendered above) or
+/// is a name, switch or security default checked by another test.
+#[test]
+fn every_value_is_exercised() {
+    let read = |p: &str| -> Value {
+        serde_yaml::from_str(&std::fs::read_to_string(format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap())
+            .unwrap()
+    };
+    let (values, all) = (read("charts/baton-operator/values.yaml"), read(ALL));
+    let elsewhere = [
+        "nameOverride",
+        "fullnameOverride",
+        "rbac",
+        "installCRDs",
+        "resources",
+        "podSecurityContext",
+        "securityContext",
+    ];
+    let missing: Vec<&String> = values
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| !elsewhere.contains(&k.as_str()) && all.get(k.as_str()).is_none())
+        .collect();
+    assert!(missing.is_empty(), "values not turned on in {ALL}: {missing:?}");
+}
