@@ -54,13 +54,21 @@ pub fn render(input: &str, default_namespace: &str) -> Result<String, RenderErro
         {
             data.insert_secret(s);
         }
+        let missing = |p: crate::resources::InputProblem| {
+            invalid(format!("{p} (render reads referenced Secrets from the same file)"))
+        };
+        if bc.spec.mode == crate::api::Mode::OneShot {
+            let (mut cronjob, _) = resources::plan_cronjob(&bc, &data).map_err(missing)?;
+            compare::stamp(&mut cronjob);
+            out.push(serde_yaml::to_string(&cronjob).expect("a CronJob always serializes"));
+            continue;
+        }
         let Some(credentials) = bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.clone()) else {
             return Err(invalid(
                 "managed credentials are minted by the running operator; render shows secretRef connectors only".into(),
             ));
         };
-        let plan = resources::plan(&bc, &data, &credentials)
-            .map_err(|p| invalid(format!("{p} (render reads referenced Secrets from the same file)")))?;
+        let plan = resources::plan(&bc, &data, &credentials).map_err(missing)?;
         let mut deployment = plan.deployment;
         compare::stamp(&mut deployment);
         out.push(serde_yaml::to_string(&deployment).expect("a Deployment always serializes"));

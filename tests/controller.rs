@@ -256,7 +256,7 @@ async fn no_request_carries_a_secret_value() {
 async fn unreadable_resource_is_reported_once_and_skipped() {
     let (fake, ctx) = setup();
     // Written for a newer CRD: a mode this operator does not know.
-    fake.edit(BC, |bc| bc["spec"]["mode"] = json!("OneShot"));
+    fake.edit(BC, |bc| bc["spec"]["mode"] = json!("Batch"));
     let guard: controller::Guarded = serde_json::from_value(fake.get(BC).unwrap()).unwrap();
     assert!(guard.0.is_err());
     let guard = Arc::new(guard);
@@ -264,7 +264,7 @@ async fn unreadable_resource_is_reported_once_and_skipped() {
     assert!(fake.get(DEPLOY).is_none());
     assert_eq!(condition(&fake, "Stalled"), ("True".into(), "InvalidSpec".into()));
     let message = fake.get(BC).unwrap()["status"]["conditions"][0]["message"].as_str().unwrap().to_string();
-    assert!(message.contains("OneShot"), "{message}");
+    assert!(message.contains("Batch"), "{message}");
     assert!(fake.writes().iter().any(|c| c.path.contains("/events") && c.body.contains("InvalidSpec")));
     fake.clear_calls();
     controller::reconcile_guarded(guard, ctx).await.unwrap();

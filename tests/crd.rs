@@ -154,6 +154,61 @@ fn valid_resources_pass_cel() {
         })),
         None
     );
+    assert_eq!(cel_error(oneshot(json!({}))), None);
+    assert_eq!(
+        cel_error(oneshot(
+            json!({"output": {"persistentVolumeClaim": {"claimName": "uploads"}}, "timeZone": "Europe/Berlin",
+            "conductorOne": {"apiCredentialsSecretRef": {"name": "api"}, "appId": "a", "connectorId": "c"}})
+        )),
+        None
+    );
+}
+
+/// A valid OneShot spec, with `extra` merged over it.
+fn oneshot(extra: serde_json::Value) -> serde_json::Value {
+    let mut spec = json!({"connector": "okta", "mode": "OneShot", "schedule": "0 */6 * * *",
+        "output": {"s3": {"bucket": "c1-uploads"}}});
+    spec.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+    spec
+}
+
+#[test]
+fn oneshot_rules_say_what_is_wrong() {
+    let without = |field: &str| {
+        let mut spec = oneshot(json!({}));
+        spec.as_object_mut().unwrap().remove(field);
+        spec
+    };
+    let cases = [
+        (without("schedule"), "mode OneShot needs spec.schedule"),
+        (without("output"), "mode OneShot needs spec.output"),
+        (
+            oneshot(json!({"credentials": {"managed": {}},
+                "conductorOne": {"apiCredentialsSecretRef": {"name": "api"}, "appId": "a", "connectorId": "c"}})),
+            "credentials.managed is refused in OneShot mode",
+        ),
+        (
+            oneshot(json!({"credentials": {"secretRef": {"name": "c1"}}})),
+            "credentials.secretRef is refused in OneShot mode",
+        ),
+        (oneshot(json!({"healthCheck": {"enabled": true}})), "healthCheck is refused in OneShot mode"),
+        (
+            oneshot(json!({"output": {"s3": {"bucket": "b"}, "persistentVolumeClaim": {"claimName": "c"}}})),
+            "set exactly one of output.s3 or output.persistentVolumeClaim",
+        ),
+        (
+            json!({"connector": "okta", "credentials": {"secretRef": {"name": "a"}}, "schedule": "@daily"}),
+            "spec.schedule is only for mode OneShot",
+        ),
+        (
+            json!({"connector": "okta", "credentials": {"secretRef": {"name": "a"}}, "output": {"s3": {"bucket": "b"}}}),
+            "spec.output is only for mode OneShot",
+        ),
+    ];
+    for (spec, expected) in cases {
+        let err = cel_error(spec.clone()).unwrap_or_else(|| panic!("accepted {spec}"));
+        assert!(err.contains(expected), "{spec}: got {err:?}, expected it to mention {expected:?}");
+    }
 }
 
 #[test]

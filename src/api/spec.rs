@@ -118,7 +118,12 @@ pub struct BatonConnectorSpec {
     /// OneShot mode: when to run, as a cron expression with five fields (`0 */6 * * *`) or a macro
     /// such as `@daily`, in `timeZone`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 100), regex(pattern = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([0-9A-Za-z*?/,-]+\s+){4}[0-9A-Za-z*?/,-]+)$"))]
+    #[schemars(
+        length(min = 1, max = 100),
+        regex(
+            pattern = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([0-9A-Za-z*?/,-]+\s+){4}[0-9A-Za-z*?/,-]+)$"
+        )
+    )]
     pub schedule: Option<String>,
 
     /// OneShot mode: the time zone of `schedule`, as an IANA name such as `Europe/Berlin`. Defaults to

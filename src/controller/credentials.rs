@@ -526,6 +526,7 @@ pub async fn revoke_leftovers(
             Err(e) => return Err(e.into()),
         }
     }
+    forget_minted(ctx, bc).await?;
     notes.push(Note {
         warning: false,
         reason: "CredentialRevoked",
@@ -535,4 +536,21 @@ pub async fn revoke_leftovers(
         ),
     });
     Ok(Ok(revoked))
+}
+
+/// Drops the managed-credential record from status once everything in it is revoked. The record was
+/// written by its own field manager, so the status apply, which owns other fields, cannot remove it.
+async fn forget_minted(ctx: &Context, bc: &BatonConnector) -> Result<()> {
+    let remaining = CredentialsStatus {
+        secret_name: bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.clone()),
+        ..Default::default()
+    };
+    let patch: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "replace", "path": "/status/credentials", "value": remaining}]))
+            .expect("valid JSON patch");
+    let api: Api<BatonConnector> = Api::namespaced(ctx.client.clone(), &bc.namespace().unwrap_or_default());
+    let params = PatchParams { field_manager: Some(STATE_MANAGER.into()), ..Default::default() };
+    api.patch_status(&bc.name_any(), &params, &Patch::Json::<()>(patch)).await?;
+    ctx.metrics.status_writes.inc();
+    Ok(())
 }

@@ -153,8 +153,8 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
     } else {
         ctx.config.namespaces.iter().cloned().map(Some).collect()
     };
-    // Each scope feeds the caches from a Deployment and a Secret watch.
-    ctx.caches.expect_watches(scopes.len() * 2);
+    // Each scope feeds the caches from Deployment, CronJob, Job and Secret watches.
+    ctx.caches.expect_watches(scopes.len() * 4);
     let poller = tokio::spawn(ctx.sync_poller.clone().run(ctx.clone()));
     join_all(scopes.into_iter().map(|scope| watches::run_scope(ctx.clone(), scope, ready.clone()))).await;
     poller.abort();

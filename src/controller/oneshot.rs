@@ -8,7 +8,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, ResourceExt,
-    api::{PostParams, ObjectMeta},
+    api::{ObjectMeta, PostParams},
 };
 use tracing::info;
 

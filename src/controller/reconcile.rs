@@ -16,9 +16,9 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use super::{
-    Context, credentials, oneshot, runs,
+    Context, credentials,
     events::{self, Note},
-    finalizer, polling,
+    finalizer, oneshot, polling, runs,
     status::{self, Observation, Problem},
 };
 use crate::{

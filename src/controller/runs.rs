@@ -34,10 +34,8 @@ pub fn observe(
         return Runs { exists: false, status: ScheduleStatus::default() };
     };
     let status = cronjob.status.clone().unwrap_or_default();
-    let mut last_success = latest([
-        status.last_successful_time.clone(),
-        previous.and_then(|p| p.last_successful_time.clone()),
-    ]);
+    let mut last_success =
+        latest([status.last_successful_time.clone(), previous.and_then(|p| p.last_successful_time.clone())]);
     let mut last_failure = previous.and_then(|p| p.last_failure.clone());
     let mut active = Vec::new();
     for job in jobs {

@@ -278,14 +278,16 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
                     .clone()
                     .or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
             })
-            .or_else(|| obs.deployment.map(|d| WorkloadStatus {
-            name: d.name_any(),
-            available_replicas: d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
-            config_hash: obs
-                .config_hash
-                .clone()
-                .or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
-        })),
+            .or_else(|| {
+                obs.deployment.map(|d| WorkloadStatus {
+                    name: d.name_any(),
+                    available_replicas: d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
+                    config_hash: obs
+                        .config_hash
+                        .clone()
+                        .or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
+                })
+            }),
         handled_requests,
         credentials: obs.credentials.clone().or(previous.credentials),
         sync: match &obs.sync {
@@ -363,7 +365,7 @@ fn summary(
     let not_reconciling = || Desired::new(cond::RECONCILING, false, "Idle", "");
     let not_stalled = || Desired::new(cond::STALLED, false, "NotStalled", "");
     if suspended {
-        let available = *workload == WorkloadState::Available;
+        let available = matches!(workload, WorkloadState::Available | WorkloadState::Scheduled(_));
         let msg = "reconciliation is suspended; the workload is left as it is";
         return (Desired::new(cond::READY, available, "Suspended", msg), not_reconciling(), not_stalled());
     }

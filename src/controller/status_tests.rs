@@ -54,6 +54,8 @@ fn obs(problem: Option<Problem>, d: Option<&Deployment>) -> Observation<'_> {
         credentials: None,
         issuing: None,
         sync: None,
+        runs: None,
+        handled_sync: None,
     }
 }
 
@@ -252,4 +254,34 @@ fn a_rollout_keeps_its_own_deadline() {
     let late = compute(&bc, &obs(None, Some(&d)), &t(16 * 60));
     assert!(is_true(&late.conditions, cond::RECONCILING));
     assert!(!is_true(&late.conditions, cond::STALLED));
+}
+
+/// OneShot: ready while scheduled, not ready (but not stalled) after a failed run.
+#[test]
+fn oneshot_is_ready_when_scheduled_and_not_after_a_failed_run() {
+    use crate::api::{Mode, RunFailure, ScheduleStatus};
+    use crate::controller::runs::Runs;
+    let mut bc = connector("okta", "okta");
+    bc.spec.mode = Mode::OneShot;
+    let scheduled = Runs { exists: true, status: ScheduleStatus::default() };
+    let o = Observation { runs: Some(scheduled.clone()), ..obs(None, None) };
+    let s = compute(&bc, &o, &t(10));
+    assert_eq!(reason(&s, cond::READY), "Scheduled");
+    assert_eq!(find(&s.conditions, cond::READY).unwrap().status, "True");
+    assert_eq!(reason(&s, cond::CREDENTIALS_READY), "NotNeeded");
+    assert!(s.schedule.is_some());
+    let failure = RunFailure {
+        job: "okta-1".into(),
+        time: None,
+        reason: "BackoffLimitExceeded".into(),
+        message: "x".into(),
+    };
+    let failed =
+        Runs { exists: true, status: ScheduleStatus { last_failure: Some(failure), ..Default::default() } };
+    let s = compute(&bc, &Observation { runs: Some(failed), ..obs(None, None) }, &t(10));
+    assert_eq!(reason(&s, cond::READY), "RunFailed");
+    assert_eq!(find(&s.conditions, cond::STALLED).unwrap().status, "False");
+    // Not on the current template yet: in progress.
+    let o = Observation { runs: Some(scheduled), applied_current: false, ..obs(None, None) };
+    assert_eq!(reason(&compute(&bc, &o, &t(10)), cond::READY), "Progressing");
 }

@@ -8,7 +8,11 @@ use std::{
 };
 
 use futures::{StreamExt, TryStreamExt, future};
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Secret};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    batch::v1::{CronJob, Job},
+    core::v1::Secret,
+};
 use kube::{
     Api, ResourceExt,
     api::ObjectMeta,
@@ -47,15 +51,34 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
         .touched_objects();
 
     let (c, s) = (ctx.clone(), scope.clone());
-    let deployment_events =
-        watcher(deployments, watcher::Config::default().labels(&labels::managed_selector()))
-            .default_backoff()
-            .modify(|d: &mut Deployment| trim(&mut d.metadata))
-            .map_ok(move |event| {
-                c.caches.observe_deployment(s.as_deref(), &event);
-                event
-            })
-            .touched_objects();
+    let deployment_events = watcher(deployments, managed())
+        .default_backoff()
+        .modify(|d: &mut Deployment| trim(&mut d.metadata))
+        .map_ok(move |event| {
+            c.caches.observe_deployment(s.as_deref(), &event);
+            event
+        })
+        .touched_objects();
+
+    let (c, s) = (ctx.clone(), scope.clone());
+    let cronjob_events = watcher(scoped::<CronJob>(&client, scope.as_deref()), managed())
+        .default_backoff()
+        .modify(|c: &mut CronJob| trim(&mut c.metadata))
+        .map_ok(move |event| {
+            c.caches.observe_cronjob(s.as_deref(), &event);
+            event
+        })
+        .touched_objects();
+    // A Job belongs to its CronJob, not to the BatonConnector: its instance label says whose it is.
+    let (c, s) = (ctx.clone(), scope.clone());
+    let job_events = watcher(scoped::<Job>(&client, scope.as_deref()), managed())
+        .default_backoff()
+        .modify(|j: &mut Job| trim(&mut j.metadata))
+        .map_ok(move |event| {
+            c.caches.observe_job(s.as_deref(), &event);
+            event
+        })
+        .touched_objects();
 
     // The Secret watch starts once the index knows every resource, so its first list keeps the data
     // of every Secret that is read and a restart needs no read per connector.
@@ -94,6 +117,8 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
     Controller::for_stream(connector_events, reader)
         .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency))
         .owns_stream(deployment_events)
+        .owns_stream(cronjob_events)
+        .watches_stream(job_events, |job: Job| instance_of(&job))
         .watches_stream(secret_events, move |secret: Secret| readers(&c, &secret))
         .reconcile_on(polled)
         .shutdown_on_signal()
@@ -141,6 +166,16 @@ fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>)
         Ok(bc) if bc.metadata.deletion_timestamp.is_none() => ctx.sync_poller.track(bc, listed),
         _ => ctx.sync_poller.forget(&(object.namespace().unwrap_or_default(), object.name_any())),
     }
+}
+
+/// Children carry the operator's labels; nothing else is watched.
+fn managed() -> watcher::Config {
+    watcher::Config::default().labels(&labels::managed_selector())
+}
+
+fn instance_of(job: &Job) -> Option<ObjectRef<Guarded>> {
+    let instance = job.labels().get(labels::INSTANCE_LABEL)?;
+    Some(ObjectRef::new(instance).within(&job.namespace()?))
 }
 
 /// The resources that read a Secret, from the index.

@@ -34,7 +34,8 @@ pub fn cronjob(bc: &BatonConnector, config_hash: &str) -> CronJob {
     let runs = bc.spec.runs.clone().unwrap_or_default();
     let mut template_annotations = bc.spec.pod_annotations.clone();
     template_annotations.insert(deployment::CONFIG_HASH_ANNOTATION.into(), config_hash.to_string());
-    template_annotations.insert("kubectl.kubernetes.io/default-container".into(), deployment::container_name(bc));
+    template_annotations
+        .insert("kubectl.kubernetes.io/default-container".into(), deployment::container_name(bc));
     let pod = PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels::pod_labels(bc)),
@@ -122,7 +123,8 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// The connector, syncing to a file. Without `BATON_CLIENT_ID` it runs once and exits.
 fn connector(bc: &BatonConnector) -> Container {
-    let plain = |name: &str, value: String| EnvVar { name: name.into(), value: Some(value), value_from: None };
+    let plain =
+        |name: &str, value: String| EnvVar { name: name.into(), value: Some(value), value_from: None };
     let mut env = vec![plain("BATON_HOST_ID", bc.name_any()), plain("BATON_FILE", SYNC_FILE.into())];
     env.extend(bc.spec.env.iter().map(|e| plain(&e.name, e.value.clone())));
     let mut c = deployment::connector_container(bc);
@@ -132,8 +134,13 @@ fn connector(bc: &BatonConnector) -> Container {
 }
 
 fn uploader(bc: &BatonConnector) -> Container {
-    let output = bc.spec.output.clone().unwrap_or(OutputSpec { s3: None, persistent_volume_claim: None, uploader_image: None });
-    let plain = |name: &str, value: String| EnvVar { name: name.into(), value: Some(value), value_from: None };
+    let output = bc.spec.output.clone().unwrap_or(OutputSpec {
+        s3: None,
+        persistent_volume_claim: None,
+        uploader_image: None,
+    });
+    let plain =
+        |name: &str, value: String| EnvVar { name: name.into(), value: Some(value), value_from: None };
     let mut c = Container {
         name: "upload".into(),
         resources: Some(deployment::default_resources()),
@@ -210,4 +217,117 @@ fn volumes(bc: &BatonConnector) -> Vec<Volume> {
 
 fn mount(name: &str, path: &str) -> VolumeMount {
     VolumeMount { name: name.into(), mount_path: path.into(), ..Default::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        api::{Mode, PvcOutput, S3Output, SecretRef},
+        resources::testing::connector,
+    };
+
+    fn oneshot(output: OutputSpec) -> BatonConnector {
+        let mut bc = connector("okta", "okta");
+        bc.spec.mode = Mode::OneShot;
+        bc.spec.credentials = Default::default();
+        bc.spec.schedule = Some("0 */6 * * *".into());
+        bc.spec.output = Some(output);
+        bc
+    }
+
+    fn s3() -> OutputSpec {
+        OutputSpec {
+            s3: Some(S3Output {
+                bucket: "c1-uploads".into(),
+                key: None,
+                region: Some("us-west-2".into()),
+                endpoint: None,
+                credentials_secret_ref: Some(SecretRef { name: "aws".into() }),
+            }),
+            persistent_volume_claim: None,
+            uploader_image: None,
+        }
+    }
+
+    fn pod(c: &CronJob) -> k8s_openapi::api::core::v1::PodSpec {
+        c.spec.job_template.spec.clone().unwrap().template.spec.unwrap()
+    }
+
+    #[test]
+    fn runs_never_get_client_credentials_and_sync_to_a_shared_file() {
+        let c = cronjob(&oneshot(s3()), "hash");
+        let pod = pod(&c);
+        let connector = &pod.init_containers.as_ref().unwrap()[0];
+        let env: Vec<&str> = connector.env.iter().flatten().map(|e| e.name.as_str()).collect();
+        assert!(!env.iter().any(|e| e.starts_with("BATON_CLIENT")), "{env:?}");
+        let file = connector.env.iter().flatten().find(|e| e.name == "BATON_FILE").unwrap();
+        assert_eq!(file.value.as_deref(), Some(SYNC_FILE));
+        assert_eq!(pod.containers.len(), 1);
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        for c in pod.containers.iter().chain(pod.init_containers.iter().flatten()) {
+            let sc = c.security_context.as_ref().unwrap();
+            assert_eq!(sc.read_only_root_filesystem, Some(true));
+            assert_eq!(sc.allow_privilege_escalation, Some(false));
+            assert!(c.volume_mounts.iter().flatten().any(|m| m.mount_path == "/data"), "{}", c.name);
+        }
+        assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+        assert_eq!(c.spec.concurrency_policy.as_deref(), Some("Forbid"));
+        assert_eq!(c.spec.schedule, "0 */6 * * *");
+    }
+
+    #[test]
+    fn s3_upload_is_one_copy_to_the_default_key() {
+        let c = cronjob(&oneshot(s3()), "hash");
+        let upload = &pod(&c).containers[0];
+        assert_eq!(upload.image.as_deref(), Some(DEFAULT_S3_UPLOADER));
+        let args = upload.args.clone().unwrap();
+        assert!(args.contains(&"s3://c1-uploads/ns/okta/sync.c1z".to_string()), "{args:?}");
+        assert!(args.windows(2).any(|w| w == ["--region", "us-west-2"]));
+        let from = upload.env_from.as_ref().unwrap()[0].secret_ref.as_ref().unwrap();
+        assert_eq!(from.name, "aws");
+    }
+
+    #[test]
+    fn a_volume_gets_the_file_under_a_temporary_name_first() {
+        let output = OutputSpec {
+            s3: None,
+            persistent_volume_claim: Some(PvcOutput { claim_name: "uploads".into(), path: None }),
+            uploader_image: Some("registry.example/busybox:1.36".into()),
+        };
+        let c = cronjob(&oneshot(output), "hash");
+        let pod = pod(&c);
+        let upload = &pod.containers[0];
+        assert_eq!(upload.image.as_deref(), Some("registry.example/busybox:1.36"));
+        let script = &upload.args.as_ref().unwrap()[0];
+        assert!(script.contains(".partial") && script.contains("mv "), "{script}");
+        let dest = upload.env.iter().flatten().find(|e| e.name == "DEST").unwrap();
+        assert_eq!(dest.value.as_deref(), Some("okta/sync.c1z"));
+        let volume = pod.volumes.unwrap().into_iter().find(|v| v.name == "output").unwrap();
+        assert_eq!(volume.persistent_volume_claim.unwrap().claim_name, "uploads");
+    }
+
+    #[test]
+    fn suspend_and_inputs_reach_the_cronjob() {
+        let mut bc = oneshot(s3());
+        bc.spec.suspend = true;
+        let c = cronjob(&bc, "abc");
+        assert_eq!(c.spec.suspend, Some(true));
+        let annotations = c.spec.job_template.spec.unwrap().template.metadata.unwrap().annotations.unwrap();
+        assert_eq!(annotations[deployment::CONFIG_HASH_ANNOTATION], "abc");
+    }
+
+    #[test]
+    fn a_requested_run_is_one_job_per_request_owned_by_the_cronjob() {
+        let mut c = cronjob(&oneshot(s3()), "hash");
+        assert!(manual_job(&c, "2026-11-30T12:00:00Z").is_none(), "no uid yet: not created");
+        c.metadata.uid = Some("cj-uid".into());
+        let a = manual_job(&c, "2026-11-30T12:00:00Z").unwrap();
+        let b = manual_job(&c, "2026-11-30T12:00:00Z").unwrap();
+        assert_eq!(a.metadata.name, b.metadata.name, "a retry finds the same Job");
+        assert_ne!(a.metadata.name, manual_job(&c, "2026-11-30T13:00:00Z").unwrap().metadata.name);
+        let owner = &a.metadata.owner_references.unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("CronJob", "cj-uid"));
+        assert_eq!(a.metadata.labels.unwrap()[labels::INSTANCE_LABEL], "okta");
+    }
 }

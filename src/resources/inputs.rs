@@ -136,6 +136,12 @@ pub fn client_id(bc: &BatonConnector, secrets: &SecretData) -> Option<String> {
     String::from_utf8(raw.0.clone()).ok().map(|s| s.trim().to_string())
 }
 
+/// The Secret the OneShot uploader reads its S3 credentials from, if any.
+pub fn output_secret(bc: &BatonConnector) -> Option<String> {
+    let s3 = bc.spec.output.as_ref()?.s3.as_ref()?;
+    s3.credentials_secret_ref.as_ref().map(|r| r.name.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,10 +229,4 @@ mod tests {
         s.insert_secret(&secret);
         assert_eq!(s.get("x").unwrap()["K"].0, b"v");
     }
-}
-
-/// The Secret the OneShot uploader reads its S3 credentials from, if any.
-pub fn output_secret(bc: &BatonConnector) -> Option<String> {
-    let s3 = bc.spec.output.as_ref()?.s3.as_ref()?;
-    s3.credentials_secret_ref.as_ref().map(|r| r.name.clone())
 }

@@ -19,7 +19,7 @@ pub(crate) async fn invalid_resources_are_refused(env: &mut Env) -> anyhow::Resu
     namespace(&env.client, "invalid", json!({})).await?;
     let api: Api<BatonConnector> = Api::namespaced(env.client.clone(), "invalid");
     let cases = [
-        (json!({"connector": "okta"}), "credentials: Required value"),
+        (json!({"connector": "okta"}), "set exactly one of credentials.secretRef or credentials.managed"),
         (
             json!({"connector": "okta", "credentials": {}}),
             "set exactly one of credentials.secretRef or credentials.managed",
@@ -33,6 +33,37 @@ pub(crate) async fn invalid_resources_are_refused(env: &mut Env) -> anyhow::Resu
             "credentials.managed needs spec.conductorOne",
         ),
         (json!({"connector": "Okta!", "credentials": {"secretRef": {"name": "a"}}}), "spec.connector"),
+        (
+            json!({"connector": "okta", "mode": "OneShot", "output": {"s3": {"bucket": "uploads"}}}),
+            "mode OneShot needs spec.schedule",
+        ),
+        (
+            json!({"connector": "okta", "mode": "OneShot", "schedule": "every hour", "output": {"s3": {"bucket": "uploads"}}}),
+            "spec.schedule",
+        ),
+        (
+            json!({"connector": "okta", "mode": "OneShot", "schedule": "@hourly"}),
+            "mode OneShot needs spec.output",
+        ),
+        (
+            json!({"connector": "okta", "mode": "OneShot", "schedule": "@hourly", "output": {"s3": {"bucket": "uploads"}},
+                   "credentials": {"managed": {}}, "conductorOne": {"apiCredentialsSecretRef": {"name": "api"}, "appId": "a", "connectorId": "c"}}),
+            "credentials.managed is refused in OneShot mode",
+        ),
+        (
+            json!({"connector": "okta", "mode": "OneShot", "schedule": "@hourly", "output": {"s3": {"bucket": "uploads"}},
+                   "healthCheck": {"enabled": true}}),
+            "healthCheck is refused in OneShot mode",
+        ),
+        (
+            json!({"connector": "okta", "mode": "OneShot", "schedule": "@hourly",
+                   "output": {"s3": {"bucket": "uploads"}, "persistentVolumeClaim": {"claimName": "c"}}}),
+            "set exactly one of output.s3 or output.persistentVolumeClaim",
+        ),
+        (
+            json!({"connector": "okta", "schedule": "@hourly", "credentials": {"secretRef": {"name": "a"}}}),
+            "spec.schedule is only for mode OneShot",
+        ),
         (
             json!({"connector": "okta", "mode": "Batch", "credentials": {"secretRef": {"name": "a"}}}),
             "Unsupported value: \"Batch\"",
@@ -97,8 +128,16 @@ pub(crate) async fn examples_converge(env: &mut Env) -> anyhow::Result<()> {
         for bc in objects.iter().filter(|o| o.types.as_ref().is_some_and(|t| t.kind == "BatonConnector")) {
             let name = bc.name_any();
             let bc = wait_ready(&env.client, &ns, &name).await.with_context(|| file.display().to_string())?;
-            let d: Deployment = Api::namespaced(env.client.clone(), &ns).get(&name).await?;
-            let labels = d.labels();
+            let oneshot = bc.spec.mode == baton_operator::api::Mode::OneShot;
+            let labels = if oneshot {
+                let c: k8s_openapi::api::batch::v1::CronJob =
+                    Api::namespaced(env.client.clone(), &ns).get(&name).await?;
+                c.labels().clone()
+            } else {
+                let d: Deployment = Api::namespaced(env.client.clone(), &ns).get(&name).await?;
+                d.labels().clone()
+            };
+            let labels = &labels;
             let app = &bc.spec.connector;
             ensure!(labels.get("app") == Some(&format!("baton-{app}")), "labels {labels:?}");
             ensure!(labels.get("baton").map(String::as_str) == Some("true"));
@@ -110,6 +149,10 @@ pub(crate) async fn examples_converge(env: &mut Env) -> anyhow::Result<()> {
                     .and_then(|s| s.image.as_deref())
                     .is_some_and(|i| i.contains(&format!("baton-{app}")))
             );
+            if oneshot {
+                // No run is due yet: no pod.
+                continue;
+            }
             let pods: Vec<Pod> = list(&env.client, &ns, &format!("app=baton-{app}")).await?;
             ensure!(pods.len() == 1, "kubectl logs -l app=baton-{app} finds {} pods", pods.len());
         }

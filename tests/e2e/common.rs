@@ -28,13 +28,26 @@ pub(crate) fn condition(bc: &BatonConnector, type_: &str) -> Option<(String, Str
 
 /// Waits until the resource is Ready on its current generation.
 pub(crate) async fn wait_ready(client: &Client, ns: &str, name: &str) -> anyhow::Result<BatonConnector> {
-    eventually(&format!("{ns}/{name} to be Ready"), WAIT, || async move {
+    let ready = eventually(&format!("{ns}/{name} to be Ready"), WAIT, || async move {
         let bc = get_bc(client, ns, name).await?;
         let current = bc.status.as_ref().map(|s| s.observed_generation) == bc.metadata.generation;
         let ready = condition(&bc, "Ready").is_some_and(|(s, _)| s == "True");
         Ok((current && ready).then_some(bc))
     })
-    .await
+    .await;
+    match ready {
+        Ok(bc) => Ok(bc),
+        Err(e) => {
+            // Say why: the conditions as they were when the wait ran out.
+            let conditions = get_bc(client, ns, name).await.ok().and_then(|bc| bc.status).map(|s| {
+                let line = |c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| {
+                    format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message)
+                };
+                s.conditions.iter().map(line).collect::<Vec<_>>()
+            });
+            Err(e.context(format!("last conditions: {conditions:?}")))
+        }
+    }
 }
 
 pub(crate) async fn replica_sets(

@@ -11,14 +11,14 @@ pub(crate) async fn unreadable_resource_does_not_block_the_fleet(env: &mut Env) 
     let mut newer: Value = serde_yaml::from_str(&original)?;
     let mode = &mut newer["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
         ["mode"];
-    mode["enum"].as_array_mut().context("mode has an enum")?.push(json!("OneShot"));
+    mode["enum"].as_array_mut().context("mode has an enum")?.push(json!("Batch"));
     apply_value(&env.client, newer, None).await?;
     namespace(&env.client, "unreadable", json!({})).await?;
     apply_value(&env.client, credentials_secret("c1"), Some("unreadable")).await?;
     let future = eventually("the newer CRD to be served", WAIT, || async {
         Ok(apply_value(
             &env.client,
-            connector("future", "okta", json!({"mode": "OneShot"})),
+            connector("future", "okta", json!({"mode": "Batch"})),
             Some("unreadable"),
         )
         .await

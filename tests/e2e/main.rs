@@ -15,6 +15,7 @@ mod handover;
 mod helm;
 mod install;
 mod managed;
+mod oneshot;
 mod scale;
 mod sync;
 
@@ -85,6 +86,8 @@ async fn main() -> ExitCode {
         basics::hand_edits_are_put_back,
         basics::restricted_namespace_admits_connector_pods,
         managed::managed_credentials_issue_rotate_and_revoke,
+        oneshot::oneshot_runs_on_schedule_and_on_request,
+        oneshot::switching_modes_cleans_up_both_ways,
         sync::sync_status_shows_in_status_columns_events_and_metrics,
         sync::kstatus_reads_progress_current_and_failed,
         fleet::unreadable_resource_does_not_block_the_fleet,

@@ -133,7 +133,9 @@ pub fn spawn_kubelet(client: Client) -> tokio::task::JoinHandle<()> {
         let mut stream = watcher(pods, config).applied_objects().default_backoff().boxed();
         while let Some(event) = stream.next().await {
             let Ok(pod) = event else { continue };
-            if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            // A run's pod that a test marked finished stays finished.
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            if matches!(phase, Some("Running" | "Succeeded" | "Failed"))
                 || pod.metadata.deletion_timestamp.is_some()
             {
                 continue;

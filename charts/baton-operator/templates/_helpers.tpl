@@ -100,9 +100,17 @@ data changes, and writes managed credentials.
 - apiGroups: ["baton.conductorone.com"]
   resources: ["batonconnectors/finalizers"]
   verbs: ["update"]
+# delete: switching a connector between Service and OneShot mode removes the other workload.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# OneShot mode: the CronJob, and a Job for each requested run.
+- apiGroups: ["batch"]
+  resources: ["cronjobs"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create"]
 # create/delete: the Secret revisions holding managed ConductorOne credentials.
 - apiGroups: [""]
   resources: ["secrets"]
