@@ -12,28 +12,29 @@ use crate::{
 };
 
 /// What one poll found, reduced to what status shows.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Observed {
     pub state: &'static str,
     pub last_started_at: Option<Timestamp>,
     pub last_completed_at: Option<Timestamp>,
     pub last_error: Option<String>,
+    /// ConductorOne's own switch: syncs disabled (or paused) since then, and why.
+    pub disabled_at: Option<Timestamp>,
+    pub disabled_reason: Option<String>,
 }
 
 impl Observed {
     pub fn from_connector(info: &conductorone::ConnectorInfo) -> Self {
+        let disabled_reason = Some(info.sync_disabled_reason.clone()).filter(|r| !r.is_empty());
+        let disabled = Self { disabled_at: info.sync_disabled_at, disabled_reason, ..Default::default() };
         match &info.sync {
-            None => Self {
-                state: "NeverSynced",
-                last_started_at: None,
-                last_completed_at: None,
-                last_error: None,
-            },
+            None => Self { state: "NeverSynced", ..disabled },
             Some(s) => Self {
                 state: s.state.label(),
                 last_started_at: s.last_started_at,
                 last_completed_at: s.last_completed_at,
                 last_error: s.last_error.clone().filter(|e| !e.is_empty()),
+                ..disabled
             },
         }
     }
@@ -45,6 +46,8 @@ impl Observed {
             last_started_at: status.last_started_at.as_ref().map(|t| t.0),
             last_completed_at: status.last_completed_at.as_ref().map(|t| t.0),
             last_error: status.last_error.clone(),
+            disabled_at: status.disabled_at.as_ref().map(|t| t.0),
+            disabled_reason: status.disabled_reason.clone(),
         }
     }
 
@@ -61,6 +64,8 @@ pub fn status(previous: Option<&SyncStatus>, observed: &Observed, now: Timestamp
         last_started_at: observed.last_started_at.map(seconds),
         last_completed_at: observed.last_completed_at.map(seconds),
         last_error: observed.last_error.clone(),
+        disabled_at: observed.disabled_at.map(seconds),
+        disabled_reason: observed.disabled_reason.clone(),
         checked_at: previous.and_then(|p| p.checked_at.clone()),
     };
     let unchanged =
@@ -91,6 +96,11 @@ pub fn condition(
     if observed.is(&SyncState::Error) {
         let error = observed.last_error.clone().unwrap_or_else(|| "no error message".into());
         return Desired::new(SYNCED, false, "SyncFailed", format!("the last sync failed: {error}"));
+    }
+    if let Some(at) = observed.disabled_at {
+        let why = observed.disabled_reason.as_deref().unwrap_or("no reason given");
+        let message = format!("syncs are disabled in ConductorOne since {at}: {why}");
+        return Desired::new(SYNCED, false, "SyncDisabled", message);
     }
     if observed.is(&SyncState::Disabled) {
         return Desired::new(
@@ -207,7 +217,7 @@ mod tests {
     }
 
     fn observed(state: &'static str, completed: Option<i64>) -> Observed {
-        Observed { state, last_started_at: None, last_completed_at: completed.map(ts), last_error: None }
+        Observed { state, last_completed_at: completed.map(ts), ..Default::default() }
     }
 
     #[test]

@@ -14,9 +14,10 @@ const CUSTOMIZATION: &str = "deploy/argocd/resource_customizations/baton.conduct
 const CM_PATCH: &str = "deploy/argocd/argocd-cm-patch.yaml";
 const HEALTH_KEY: &str = "resource.customizations.health.baton.conductorone.com_BatonConnector";
 const ACTIONS_KEY: &str = "resource.customizations.actions.baton.conductorone.com_BatonConnector";
-const ACTIONS: [&str; 4] = ["rotate", "restart", "suspend", "resume"];
+const ACTIONS: [&str; 5] = ["rotate", "restart", "suspend", "resume", "sync"];
 const ROTATE_ANNOTATION: &str = "baton.conductorone.com/rotate-requested-at";
 const RESTART_ANNOTATION: &str = "baton.conductorone.com/restart-requested-at";
+const SYNC_ANNOTATION: &str = "baton.conductorone.com/sync-requested-at";
 const HARD_REASONS: [&str; 10] = [
     "SecretKeyMissing",
     "SecretKeyEmpty",
@@ -539,6 +540,20 @@ fn restart_sets_the_restart_annotation_only() {
 }
 
 #[test]
+fn sync_sets_the_sync_annotation_and_is_offered_only_where_it_does_something() {
+    assert_sets_timestamp("sync", SYNC_ANNOTATION, &connector());
+    let out = action("sync", &connector());
+    assert!(out["metadata"]["annotations"][RESTART_ANNOTATION].is_null(), "{out:#}");
+    // Service mode without ConductorOne API access: no ForceSync to ask for.
+    let mut obj = connector();
+    obj["spec"].as_object_mut().unwrap().remove("conductorOne");
+    assert!(!discovery(&obj)["sync"]);
+    // OneShot mode runs a Job instead.
+    obj["spec"]["mode"] = json!("OneShot");
+    assert!(discovery(&obj)["sync"]);
+}
+
+#[test]
 fn trigger_actions_create_annotations_and_replace_old_requests() {
     let mut obj = connector();
     obj["metadata"].as_object_mut().unwrap().remove("annotations");
@@ -580,14 +595,20 @@ fn enabled(pairs: &[(&str, bool)]) -> BTreeMap<String, bool> {
 fn discovery_offers_suspend_or_resume_by_state() {
     assert_eq!(
         discovery(&connector()),
-        enabled(&[("restart", true), ("resume", false), ("rotate", true), ("suspend", true)])
+        enabled(&[("restart", true), ("resume", false), ("rotate", true), ("suspend", true), ("sync", true)])
     );
 
     let mut obj = connector();
     obj["spec"]["suspend"] = json!(true);
     assert_eq!(
         discovery(&obj),
-        enabled(&[("restart", true), ("resume", true), ("rotate", true), ("suspend", false)])
+        enabled(&[
+            ("restart", true),
+            ("resume", true),
+            ("rotate", true),
+            ("suspend", false),
+            ("sync", false)
+        ])
     );
 
     obj["spec"].as_object_mut().unwrap().remove("suspend");
@@ -601,7 +622,13 @@ fn discovery_offers_rotate_only_for_managed_credentials() {
     obj["spec"]["credentials"] = json!({ "secretRef": { "name": "okta-c1" } });
     assert_eq!(
         discovery(&obj),
-        enabled(&[("restart", true), ("resume", false), ("rotate", false), ("suspend", true)])
+        enabled(&[
+            ("restart", true),
+            ("resume", false),
+            ("rotate", false),
+            ("suspend", true),
+            ("sync", true)
+        ])
     );
     obj["spec"]["credentials"] = json!({ "managed": null, "secretRef": { "name": "okta-c1" } });
     assert!(!discovery(&obj)["rotate"]);

@@ -533,3 +533,73 @@ async fn connectors_of_one_app_are_read_with_one_list_request() {
     assert_eq!(polls.len(), 2);
     assert!(polls.values().all(|p| p.result.is_ok()), "{polls:?}");
 }
+
+fn calls_to(w: &World, action: &str) -> usize {
+    w.c1.count("POST", &format!("/api/v1/apps/{APP}/connectors/{CONNECTOR}/{action}"))
+}
+
+fn condition_reason(w: &World, type_: &str) -> String {
+    let s = w.status();
+    let c =
+        s["conditions"].as_array().unwrap().iter().find(|c| c["type"] == type_).cloned().unwrap_or_default();
+    c["reason"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn a_sync_request_queues_one_sync_per_value() {
+    let w = World::new("1s").await;
+    converge(&w).await;
+    w.kube.edit(BC, |bc| {
+        bc["metadata"]["annotations"] =
+            json!({"baton.conductorone.com/sync-requested-at": "2026-11-30T13:00:00Z"})
+    });
+    w.reconcile().await.unwrap();
+    w.reconcile().await.unwrap();
+    assert_eq!(calls_to(&w, "force_sync"), 1, "one ForceSync per request value");
+    assert_eq!(w.status()["handledRequests"]["sync"], "2026-11-30T13:00:00Z");
+    assert!(w.events().iter().any(|e| e.contains("SyncRequested")));
+    w.kube.edit(BC, |bc| {
+        bc["metadata"]["annotations"] =
+            json!({"baton.conductorone.com/sync-requested-at": "2026-11-30T14:00:00Z"})
+    });
+    w.reconcile().await.unwrap();
+    assert_eq!(calls_to(&w, "force_sync"), 2);
+}
+
+#[tokio::test]
+async fn suspend_pauses_syncs_once_and_resume_resumes_them() {
+    let w = World::new("1s").await;
+    converge(&w).await;
+    w.kube.edit(BC, |bc| bc["spec"]["suspend"] = json!(true));
+    w.reconcile().await.unwrap();
+    w.reconcile().await.unwrap();
+    assert_eq!(calls_to(&w, "pause"), 1);
+    assert!(w.status()["conductorOne"]["pausedAt"].is_string(), "{}", w.status());
+    // ConductorOne now reports the connector's syncs as disabled; status and Synced say so.
+    w.reconcile().await.unwrap();
+    assert!(w.status()["sync"]["disabledAt"].is_string(), "{}", w.status());
+    assert_eq!(w.status()["sync"]["disabledReason"], "paused by a user");
+    assert_eq!(condition_reason(&w, "Synced"), "SyncDisabled");
+    w.kube.edit(BC, |bc| bc["spec"]["suspend"] = json!(false));
+    w.reconcile().await.unwrap();
+    w.reconcile().await.unwrap();
+    assert_eq!(calls_to(&w, "resume"), 1);
+    assert!(w.status()["conductorOne"].is_null(), "{}", w.status());
+    w.reconcile().await.unwrap();
+    assert_eq!(condition_reason(&w, "Synced"), "Synced");
+}
+
+#[tokio::test]
+async fn a_pause_made_by_someone_else_is_left_alone() {
+    let w = World::new("1s").await;
+    converge(&w).await;
+    // Suspended without pausing: the operator makes no pause, and so resumes nothing afterwards.
+    w.kube.edit(BC, |bc| {
+        bc["spec"]["suspend"] = json!(true);
+        bc["spec"]["conductorOne"]["pauseWhenSuspended"] = json!(false);
+    });
+    w.reconcile().await.unwrap();
+    w.kube.edit(BC, |bc| bc["spec"]["suspend"] = json!(false));
+    w.reconcile().await.unwrap();
+    assert_eq!((calls_to(&w, "pause"), calls_to(&w, "resume")), (0, 0));
+}

@@ -492,6 +492,15 @@ pub struct ConductorOneSpec {
     #[serde(default = "default_sync_freshness")]
     #[schemars(regex(pattern = r"^([0-9]+(ns|us|ms|s|m|h))+$"))]
     pub sync_freshness: String,
+
+    /// While `spec.suspend` is true, also pause the connector's syncs in ConductorOne, and resume them
+    /// when it is false again. Only a pause the operator made is resumed.
+    #[serde(default = "default_true")]
+    pub pause_when_suspended: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_sync_freshness() -> String {

@@ -40,6 +40,20 @@ pub struct BatonConnectorStatus {
     /// OneShot mode: the runs of the CronJob.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduleStatus>,
+
+    /// What the operator did to the connector in ConductorOne.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conductor_one: Option<ConductorOneStatus>,
+}
+
+/// The operator's own actions on the connector in ConductorOne.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ConductorOneStatus {
+    /// When the operator paused the connector's syncs because the resource is suspended; it resumes
+    /// them, and only them, when the resource is resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_at: Option<Time>,
 }
 
 fn unobserved() -> i64 {
@@ -57,6 +71,7 @@ impl Default for BatonConnectorStatus {
             credentials: None,
             sync: None,
             schedule: None,
+            conductor_one: None,
         }
     }
 }
@@ -244,6 +259,12 @@ pub struct SyncStatus {
     /// The last sync error ConductorOne reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When ConductorOne disabled (or someone paused) the connector's syncs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<Time>,
+    /// Why ConductorOne says syncs are disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
     /// When the operator last found something new in ConductorOne's report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_at: Option<Time>,

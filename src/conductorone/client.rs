@@ -90,6 +90,9 @@ const GET_CREDENTIAL: &str = "get_credential";
 const REVOKE: &str = "revoke_credential";
 const GET_CONNECTOR: &str = "get_connector";
 const LIST_CONNECTORS: &str = "list_connectors";
+const FORCE_SYNC: &str = "force_sync";
+const PAUSE_SYNC: &str = "pause_sync";
+const RESUME_SYNC: &str = "resume_sync";
 /// Pages of one list call at the most, so that a server that keeps answering with a next page
 /// cannot keep a poll going forever.
 const MAX_PAGES: usize = 50;
@@ -183,6 +186,54 @@ impl ConductorOneClient {
         let path = credential_path(app_id, connector_id, credential_id);
         // The answer is documented as an empty object; success is the status alone.
         self.call(REVOKE, api, Method::POST, (&path, &[]), Some(b"{}".to_vec()), Idempotency::Idempotent)
+            .await?;
+        Ok(())
+    }
+
+    /// `POST .../connectors/{connector_id}/force_sync`: queues a sync now. Success means queued, not
+    /// started; the sync status says when it ran.
+    pub async fn force_sync(
+        &self,
+        api: &ApiCredentials,
+        app_id: &str,
+        connector_id: &str,
+    ) -> Result<(), Error> {
+        self.connector_action(FORCE_SYNC, "force_sync", api, app_id, connector_id).await
+    }
+
+    /// `POST .../connectors/{connector_id}/pause`: no new syncs (or grant/revoke tasks) until resumed.
+    pub async fn pause_sync(
+        &self,
+        api: &ApiCredentials,
+        app_id: &str,
+        connector_id: &str,
+    ) -> Result<(), Error> {
+        self.connector_action(PAUSE_SYNC, "pause", api, app_id, connector_id).await
+    }
+
+    /// `POST .../connectors/{connector_id}/resume`.
+    pub async fn resume_sync(
+        &self,
+        api: &ApiCredentials,
+        app_id: &str,
+        connector_id: &str,
+    ) -> Result<(), Error> {
+        self.connector_action(RESUME_SYNC, "resume", api, app_id, connector_id).await
+    }
+
+    /// One of the connector's action endpoints: an empty body in, an empty object out. Each is safe to
+    /// repeat (queuing a second sync, pausing a paused connector), so they are retried like reads.
+    async fn connector_action(
+        &self,
+        operation: &'static str,
+        action: &str,
+        api: &ApiCredentials,
+        app_id: &str,
+        connector_id: &str,
+    ) -> Result<(), Error> {
+        require_ids(operation, &[app_id, connector_id])?;
+        let path = ["api", "v1", "apps", app_id, "connectors", connector_id, action];
+        self.call(operation, api, Method::POST, (&path, &[]), Some(b"{}".to_vec()), Idempotency::Idempotent)
             .await?;
         Ok(())
     }

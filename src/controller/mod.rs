@@ -1,6 +1,7 @@
 //! The controller: watches, triggers, the shared context and the error policy. The decisions live in
 //! `reconcile` (I/O) and `status`/`events` (pure).
 
+mod actions;
 pub mod backoff;
 pub mod cache;
 mod credentials;

@@ -16,7 +16,7 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use super::{
-    Context, credentials,
+    Context, actions, credentials,
     events::{self, Note},
     finalizer, oneshot, polling, runs,
     status::{self, Observation, Problem},
@@ -71,7 +71,15 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
         }
         false => None,
     };
-    let Converged { problem, config_hash, applied_current, mut wait, revoked, handled_sync } = outcome;
+    let acted = actions::act(&ctx, &bc, &secrets, &mut notes).await;
+    let Converged { mut problem, config_hash, applied_current, mut wait, revoked, handled_sync } = outcome;
+    if problem.is_none() {
+        problem = acted.problem;
+    }
+    if acted.busy {
+        wait = Some(wait.map_or(super::C1_BUSY_RETRY, |w| w.min(super::C1_BUSY_RETRY)));
+    }
+    let handled_sync = handled_sync.or(acted.handled_sync);
     let (credentials, issuing) = reported_credentials(&bc, &secrets, &revoked);
     let sync = polling::observe(&ctx, &bc, &secrets);
     if let Some(recheck) = sync.as_ref().and_then(|v| v.recheck) {
@@ -87,6 +95,7 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
         sync: sync.as_ref().map(|v| (v.status.clone(), v.condition.clone(), v.permanent)),
         runs,
         handled_sync,
+        conductor_one: acted.status,
     };
     let new_status = status::compute(&bc, &observation, &now);
     notes.extend(events::transitions(bc.status.as_ref(), &new_status));

@@ -168,6 +168,8 @@ pub struct Observation<'a> {
     pub runs: Option<super::runs::Runs>,
     /// A `sync-requested-at` value handled by this reconcile.
     pub handled_sync: Option<String>,
+    /// A new `status.conductorOne`, when an action changed it.
+    pub conductor_one: Option<crate::api::ConductorOneStatus>,
 }
 
 /// Computes the full status. Deterministic: the same observation and previous status give the same
@@ -295,6 +297,11 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
             None => None,
         },
         schedule: runs.map(|r| r.status.clone()),
+        conductor_one: obs
+            .conductor_one
+            .clone()
+            .or(previous.conductor_one)
+            .filter(|c| *c != crate::api::ConductorOneStatus::default()),
     }
 }
 

@@ -56,6 +56,7 @@ fn obs(problem: Option<Problem>, d: Option<&Deployment>) -> Observation<'_> {
         sync: None,
         runs: None,
         handled_sync: None,
+        conductor_one: None,
     }
 }
 

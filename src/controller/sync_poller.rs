@@ -171,6 +171,17 @@ impl SyncPoller {
         self.wake.notify_one();
     }
 
+    /// Reads a connector at once (after the operator asked ConductorOne to change something).
+    pub fn poll_soon(&self, key: &Key) {
+        let mut s = self.schedule.lock().expect("poll schedule poisoned");
+        // Only one waiting its turn: one being polled gets rescheduled when its answer comes.
+        if s.entries.get(key).is_some_and(|e| s.queue.contains(&(e.due, key.clone()))) {
+            s.reschedule(key, Instant::now());
+            drop(s);
+            self.wake.notify_one();
+        }
+    }
+
     pub fn forget(&self, key: &Key) {
         self.schedule.lock().expect("poll schedule poisoned").remove(key);
     }
@@ -372,7 +383,7 @@ mod tests {
     use super::*;
 
     fn observed(state: &'static str) -> PollResult {
-        Ok(Observed { state, last_started_at: None, last_completed_at: None, last_error: None })
+        Ok(Observed { state, ..Default::default() })
     }
 
     fn key() -> Key {

@@ -90,6 +90,7 @@ async fn main() -> ExitCode {
         oneshot::switching_modes_cleans_up_both_ways,
         sync::sync_status_shows_in_status_columns_events_and_metrics,
         sync::kstatus_reads_progress_current_and_failed,
+        sync::sync_now_and_suspend_reach_conductorone,
         fleet::unreadable_resource_does_not_block_the_fleet,
         fleet::operator_restart_writes_nothing,
         fleet::delete_garbage_collects_children,

@@ -103,3 +103,52 @@ pub(crate) async fn kstatus_reads_progress_current_and_failed(env: &mut Env) -> 
     .await?;
     Ok(())
 }
+
+/// Sync now and suspend reach ConductorOne once each: ForceSync per request value, pause while
+/// suspended, resume after, with what ConductorOne then reports in status.
+pub(crate) async fn sync_now_and_suspend_reach_conductorone(env: &mut Env) -> anyhow::Result<()> {
+    let (ns, app, connector_id) = ("actions", "app-actions", "conn-actions");
+    synced_connector(env, ns, app, connector_id).await?;
+    wait_ready(&env.client, ns, "okta").await?;
+    let api: Api<BatonConnector> = Api::namespaced(env.client.clone(), ns);
+    let action = |a: &str| format!("/api/v1/apps/{app}/connectors/{connector_id}/{a}");
+    let annotate = json!({"metadata": {"annotations": {"baton.conductorone.com/sync-requested-at": "2026-11-30T13:00:00Z"}}});
+    api.patch("okta", &PatchParams::default(), &Patch::Merge(&annotate)).await?;
+    eventually("ConductorOne to queue a sync", WAIT, || async {
+        let bc = get_bc(&env.client, ns, "okta").await?;
+        let handled = bc.status.as_ref().and_then(|s| s.handled_requests.sync.clone());
+        Ok((handled.as_deref() == Some("2026-11-30T13:00:00Z")).then_some(()))
+    })
+    .await?;
+    // The fake marks a queued sync running; the poller reads it soon after.
+    eventually("the running sync in status", WAIT, || async {
+        let bc = get_bc(&env.client, ns, "okta").await?;
+        let state = bc.status.and_then(|s| s.sync).and_then(|s| s.state);
+        Ok((state.as_deref() == Some("Running")).then_some(()))
+    })
+    .await?;
+    ensure!(env.c1.count("POST", &action("force_sync")) == 1, "one ForceSync per request");
+
+    api.patch("okta", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"suspend": true}}))).await?;
+    let bc = eventually("the pause to show in status", WAIT, || async {
+        let bc = get_bc(&env.client, ns, "okta").await?;
+        let disabled = bc.status.as_ref().and_then(|s| s.sync.as_ref()).and_then(|s| s.disabled_at.clone());
+        Ok(disabled.map(|_| bc))
+    })
+    .await?;
+    ensure!(condition(&bc, "Synced").is_some_and(|(_, r)| r == "SyncDisabled"), "{:?}", bc.status);
+    ensure!(bc.status.as_ref().and_then(|s| s.conductor_one.as_ref()).is_some_and(|c| c.paused_at.is_some()));
+    api.patch("okta", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"suspend": false}}))).await?;
+    eventually("the resume to show in status", WAIT, || async {
+        let bc = get_bc(&env.client, ns, "okta").await?;
+        let disabled = bc.status.as_ref().and_then(|s| s.sync.as_ref()).and_then(|s| s.disabled_at.clone());
+        let paused = bc.status.as_ref().and_then(|s| s.conductor_one.as_ref()).is_some();
+        Ok((disabled.is_none() && !paused).then_some(()))
+    })
+    .await?;
+    ensure!(
+        (env.c1.count("POST", &action("pause")), env.c1.count("POST", &action("resume"))) == (1, 1),
+        "one pause and one resume"
+    );
+    Ok(())
+}

@@ -35,6 +35,9 @@ pub fn router(state: Arc<State>) -> Router {
             get(get_credential).post(revoke_credential),
         )
         .route("/api/v1/apps/{app_id}/connectors", get(list_connectors))
+        .route("/api/v1/apps/{app_id}/connectors/{connector_id}/force_sync", post(force_sync))
+        .route("/api/v1/apps/{app_id}/connectors/{connector_id}/pause", post(pause_sync))
+        .route("/api/v1/apps/{app_id}/connectors/{connector_id}/resume", post(resume_sync))
         .route("/api/v1/apps/{app_id}/connectors/{id}", get(get_connector))
         .fallback(|| async { grpc_error(StatusCode::NOT_FOUND, 5, "Not Found") })
         .method_not_allowed_fallback(|| async {
@@ -332,4 +335,61 @@ async fn list_connectors(
         .collect();
     let next = if start + size < all.len() { (start + size).to_string() } else { String::new() };
     json_response(StatusCode::OK, json!({"list": page, "nextPageToken": next, "expanded": []}))
+}
+
+/// ForceSync: queues a sync. The fake records the call (see `calls`) and marks the sync running.
+async fn force_sync(
+    AxumState(state): AppState,
+    Path((app_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    connector_action(&state, &app_id, &id, &headers, |c| {
+        c.status = json!({"status": "SYNC_STATUS_RUNNING", "startedAt": Timestamp::now().to_string(),
+            "completedAt": c.status.get("completedAt").cloned().unwrap_or(Value::Null), "lastError": ""});
+    })
+}
+
+/// PauseSync: ConductorOne shows a paused connector as sync-disabled.
+async fn pause_sync(
+    AxumState(state): AppState,
+    Path((app_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    connector_action(&state, &app_id, &id, &headers, |c| {
+        c.extra.insert("syncDisabledAt".into(), json!(Timestamp::now().to_string()));
+        c.extra.insert("syncDisabledReason".into(), json!("paused by a user"));
+        c.extra.insert("canResumeSync".into(), json!(true));
+    })
+}
+
+async fn resume_sync(
+    AxumState(state): AppState,
+    Path((app_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    connector_action(&state, &app_id, &id, &headers, |c| {
+        for key in ["syncDisabledAt", "syncDisabledReason", "canResumeSync"] {
+            c.extra.remove(key);
+        }
+    })
+}
+
+fn connector_action(
+    state: &Arc<State>,
+    app_id: &str,
+    id: &str,
+    headers: &HeaderMap,
+    change: impl FnOnce(&mut super::state::StoredConnector),
+) -> Response {
+    if let Some(denied) = refuse(state, headers) {
+        return denied;
+    }
+    let mut inner = state.lock();
+    match inner.connector_mut(app_id, id) {
+        Some(connector) => {
+            change(connector);
+            json_response(StatusCode::OK, json!({}))
+        }
+        None => grpc_error(StatusCode::NOT_FOUND, 5, "not found (request-id: fake)"),
+    }
 }
