@@ -7,6 +7,8 @@ pub mod describe;
 pub mod error;
 pub mod output;
 pub mod summary;
+#[cfg(test)]
+mod tests;
 
 use std::{io::Write as _, process::ExitCode};
 
@@ -38,22 +40,26 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     let client = connect(&cli.global).await?;
+    execute(client, cli, &mut std::io::stdout().lock()).await
+}
+
+/// Runs a parsed command line against `client`, writing what a person reads to `out`.
+pub async fn execute(client: Client, cli: Cli, out: &mut impl std::io::Write) -> Result<()> {
     ensure_crd(&client).await?;
     let namespace = cli.global.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
     let scope = Scope { namespace, all_namespaces: cli.global.all_namespaces };
-    let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Status { output } => {
             let fleet = scope.api(&client).list(&Default::default()).await?.items;
             let summary = summary::summarize(&fleet, k8s_openapi::jiff::Timestamp::now());
-            output::status(&mut out, &summary, &scope, output).map_err(anyhow::Error::from)?;
+            output::status(out, &summary, &scope, output).map_err(anyhow::Error::from)?;
         }
-        Command::Describe { name } => describe::describe(&client, &scope.namespace, &name, &mut out).await?,
-        Command::Rotate(a) => actions::run(&client, &scope, actions::Kind::Rotate, &a, &mut out).await?,
-        Command::Restart(a) => actions::run(&client, &scope, actions::Kind::Restart, &a, &mut out).await?,
-        Command::Sync(a) => actions::run(&client, &scope, actions::Kind::Sync, &a, &mut out).await?,
-        Command::Suspend(a) => actions::run(&client, &scope, actions::Kind::Suspend, &a, &mut out).await?,
-        Command::Resume(a) => actions::run(&client, &scope, actions::Kind::Resume, &a, &mut out).await?,
+        Command::Describe { name } => describe::describe(&client, &scope.namespace, &name, out).await?,
+        Command::Rotate(a) => actions::run(&client, &scope, actions::Kind::Rotate, &a, out).await?,
+        Command::Restart(a) => actions::run(&client, &scope, actions::Kind::Restart, &a, out).await?,
+        Command::Sync(a) => actions::run(&client, &scope, actions::Kind::Sync, &a, out).await?,
+        Command::Suspend(a) => actions::run(&client, &scope, actions::Kind::Suspend, &a, out).await?,
+        Command::Resume(a) => actions::run(&client, &scope, actions::Kind::Resume, &a, out).await?,
         Command::Completion { .. } => unreachable!("handled before connecting"),
     }
     Ok(())
