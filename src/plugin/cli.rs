@@ -64,7 +64,7 @@ pub struct Action {
     #[arg(long)]
     pub all: bool,
     /// Label selector for --all, e.g. `team=identity`.
-    #[arg(short = 'l', long, requires = "all")]
+    #[arg(short = 'l', long, conflicts_with = "name")]
     pub selector: Option<String>,
     /// Wait until the operator reports the request handled.
     #[arg(long)]
@@ -78,4 +78,35 @@ pub struct Action {
 pub enum Output {
     Text,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("kubectl-baton").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn actions_take_a_name_or_all_never_both() {
+        assert!(parse(&["rotate", "okta"]).is_ok());
+        assert!(parse(&["rotate", "--all", "-l", "team=a", "-A"]).is_ok());
+        assert!(parse(&["rotate"]).is_err(), "neither a name nor --all");
+        assert!(parse(&["rotate", "okta", "--all"]).is_err());
+        assert!(parse(&["rotate", "okta", "-l", "team=a"]).is_err(), "a selector without --all");
+        assert!(parse(&["status", "-n", "x", "-A"]).is_err());
+    }
+
+    #[test]
+    fn kubectl_style_flags_go_anywhere() {
+        let cli =
+            parse(&["-n", "identity", "suspend", "okta", "--wait", "--timeout", "30s", "--context", "prod"])
+                .unwrap();
+        assert_eq!(cli.global.namespace.as_deref(), Some("identity"));
+        assert_eq!(cli.global.context.as_deref(), Some("prod"));
+        let Command::Suspend(a) = cli.command else { panic!("not suspend") };
+        assert!(a.wait);
+        assert_eq!(a.timeout, Duration::from_secs(30));
+    }
 }

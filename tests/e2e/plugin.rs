@@ -98,6 +98,18 @@ pub(crate) async fn plugin_status_describe_suspend_and_resume(env: &mut Env) -> 
     ensure!(out.contains("spec.suspend true -> false") && out.contains("handled by the operator"), "{out}");
     let resumed = get_bc(&env.client, ns, "paused").await?;
     ensure!(condition(&resumed, "Suspended") == Some(("False".into(), "NotSuspended".into())));
+
+    // --all with a selector touches the matching connectors only.
+    for name in ["ok", "paused"] {
+        kubectl(env, &["label", "batonconnector", name, "-n", ns, "tier=a"])?;
+    }
+    let out = ok(env, &["restart", "--all", "-l", "tier=a", "-n", ns, "--wait", "--timeout", "60s"]).await?;
+    for name in ["ok", "paused"] {
+        ensure!(out.contains(&format!("{ns}/{name}: baton.conductorone.com/restart-requested-at=")), "{out}");
+        ensure!(out.contains(&format!("{ns}/{name}: handled by the operator")), "{out}");
+    }
+    let broken = get_bc(&env.client, ns, "broken").await?;
+    ensure!(!broken.annotations().contains_key("baton.conductorone.com/restart-requested-at"), "{out}");
     Ok(())
 }
 
