@@ -92,6 +92,7 @@ async fn main() -> ExitCode {
         plugin::plugin_status_describe_suspend_and_resume,
         plugin::plugin_rotate_waits_for_the_operator,
         plugin::plugin_errors_have_their_exit_codes,
+        plugin::plugin_sync_runs_a_oneshot_connector_now,
         sync::sync_status_shows_in_status_columns_events_and_metrics,
         sync::kstatus_reads_progress_current_and_failed,
         fleet::unreadable_resource_does_not_block_the_fleet,

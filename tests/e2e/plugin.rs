@@ -212,3 +212,39 @@ pub(crate) async fn plugin_errors_have_their_exit_codes(env: &mut Env) -> anyhow
     ensure!(run.stderr.contains("timed out after 3s"), "{}", run.stderr);
     Ok(())
 }
+
+pub(crate) async fn plugin_sync_runs_a_oneshot_connector_now(env: &mut Env) -> anyhow::Result<()> {
+    ensure_operator(env).await?;
+    let ns = "plugin-oneshot";
+    namespace(&env.client, ns, json!({})).await?;
+    apply_value(&env.client, app_secret("okta-app", "token-1"), Some(ns)).await?;
+    let aws = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "aws"},
+        "stringData": {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "example"}});
+    apply_value(&env.client, aws, Some(ns)).await?;
+    let spec = json!({"connector": "okta", "mode": "OneShot", "schedule": "0 3 * * *",
+        "secretRefs": [{"name": "okta-app"}],
+        "output": {"s3": {"bucket": "c1-uploads", "region": "us-west-2", "credentialsSecretRef": {"name": "aws"}}}});
+    let bc = json!({"apiVersion": "baton.conductorone.com/v1alpha1", "kind": "BatonConnector",
+        "metadata": {"name": "nightly"}, "spec": spec});
+    apply_value(&env.client, bc, Some(ns)).await?;
+    wait_ready(&env.client, ns, "nightly").await?;
+
+    let out = ok(env, &["sync", "nightly", "-n", ns, "--wait", "--timeout", "60s"]).await?;
+    ensure!(
+        out.contains("baton.conductorone.com/sync-requested-at=") && out.contains("handled by the operator"),
+        "{out}"
+    );
+    let described = ok(env, &["describe", "nightly", "-n", ns]).await?;
+    ensure!(described.contains("Connector:  okta (OneShot mode)"), "{described}");
+    ensure!(described.contains("CronJob/nightly: last scheduled"), "{described}");
+    ensure!(
+        described.lines().any(|l| l.trim_start().starts_with("Job/nightly")),
+        "no run listed:\n{described}"
+    );
+    ensure!(described.contains("Next run:"), "{described}");
+    ensure!(
+        !described.contains("AKIAEXAMPLE") && !described.contains("token-1"),
+        "a secret reached the output"
+    );
+    Ok(())
+}
