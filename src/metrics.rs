@@ -235,8 +235,38 @@ impl prometheus_client::collector::Collector for Fleet {
                 ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
             }
         }
+        // One series per resource whose label is the reason, so dashboards can count connectors by
+        // reason; reasons are the fixed set of docs/troubleshooting.md.
+        let mut family = encoder.encode_descriptor(
+            "baton_connector_ready_reason",
+            "1, labelled with the reason of the connector's Ready condition (Unobserved before the first report)",
+            None,
+            ConstGauge::new(0.0f64).metric_type(),
+        )?;
+        for bc in objects.iter().filter_map(|g| g.0.as_ref().ok()) {
+            let reason = bc
+                .status
+                .as_ref()
+                .and_then(|s| crate::api::conditions::find(&s.conditions, crate::api::conditions::READY))
+                .map_or_else(|| "Unobserved".to_string(), |c| c.reason.clone());
+            let labels = ReasonResourceLabels {
+                namespace: bc.namespace().unwrap_or_default(),
+                name: bc.name_any(),
+                connector: bc.spec.connector.clone(),
+                reason,
+            };
+            ConstGauge::new(1.0f64).encode(family.encode_family(&labels)?)?;
+        }
         Ok(())
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonResourceLabels {
+    namespace: String,
+    name: String,
+    connector: String,
+    reason: String,
 }
 
 fn conditions_true(bc: &crate::api::BatonConnector, type_: &str) -> bool {
@@ -294,6 +324,10 @@ mod tests {
         assert!(has(
             r#"baton_connector_next_rotation_timestamp_seconds{namespace="ns",name="a",connector="okta"} 1800000000.0"#
         ));
+        assert!(
+            has(r#"baton_connector_ready_reason{namespace="ns",name="a",connector="okta",reason="R"} 1.0"#),
+            "{text}"
+        );
         // No credential issued: no series rather than a made-up value.
         assert!(!text.contains("baton_connector_credential_issued_timestamp_seconds{"));
     }

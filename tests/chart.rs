@@ -165,6 +165,19 @@ fn every_documented_option_renders() {
     for kind in ["ServiceMonitor", "PrometheusRule", "NetworkPolicy", "PodDisruptionBudget", "Service"] {
         one(&chart, kind, None);
     }
+    let dashboard = one(&chart, "ConfigMap", Some("monitoring"));
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(dashboard["metadata"]["labels"]["release"], "kube-prometheus-stack");
+    assert_eq!(dashboard["metadata"]["annotations"]["grafana_folder"], "Baton");
+    let shipped: Value =
+        serde_json::from_str(dashboard["data"]["baton-fleet.json"].as_str().unwrap()).unwrap();
+    let source =
+        std::fs::read_to_string(format!("{}/deploy/grafana/baton-fleet.json", env!("CARGO_MANIFEST_DIR")));
+    assert_eq!(
+        shipped,
+        serde_json::from_str::<Value>(&source.unwrap()).unwrap(),
+        "dashboard in the ConfigMap"
+    );
     let config_rbac = kustomize("config/rbac");
     let leader = one(&chart, "Role", Some("baton-system"));
     assert_eq!(

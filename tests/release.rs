@@ -107,3 +107,34 @@ fn release_workflow_publishes_what_the_installs_use() {
     assert!(text.contains("Cargo.toml"), "release.yml does not compare the tag with Cargo.toml's version");
     assert!(text.contains("linux/amd64,linux/arm64"), "release.yml does not build both platforms");
 }
+
+/// The krew manifest names this version's release archives, one per platform the release workflow
+/// builds, each with a checksum placeholder that workflow replaces.
+#[test]
+fn krew_manifest_follows_the_crate_and_the_release_archives() {
+    let path = root().join("deploy/krew/baton.yaml");
+    let manifest = &yaml_documents(&path)[0];
+    let spec = &manifest["spec"];
+    assert_eq!(manifest["metadata"]["name"].as_str(), Some("baton"), "kubectl baton needs the name baton");
+    assert_eq!(spec["version"].as_str(), Some(format!("v{VERSION}").as_str()));
+    let workflow = std::fs::read_to_string(root().join(".github/workflows/release.yml")).unwrap();
+    let platforms = spec["platforms"].as_sequence().expect("platforms");
+    assert_eq!(platforms.len(), 4);
+    for p in platforms {
+        let (os, arch) = (
+            p["selector"]["matchLabels"]["os"].as_str().unwrap(),
+            p["selector"]["matchLabels"]["arch"].as_str().unwrap(),
+        );
+        let archive = format!("kubectl-baton_v{VERSION}_{os}_{arch}.tar.gz");
+        let uri =
+            format!("https://github.com/conductorone/baton-operator/releases/download/v{VERSION}/{archive}");
+        assert_eq!(p["uri"].as_str(), Some(uri.as_str()), "{os}/{arch}");
+        let placeholder = format!("PLACEHOLDER_SHA256_{}_{}", os.to_uppercase(), arch.to_uppercase());
+        assert_eq!(p["sha256"].as_str(), Some(placeholder.as_str()), "{os}/{arch}");
+        assert_eq!(p["bin"].as_str(), Some("kubectl-baton"));
+        assert!(
+            workflow.contains(&format!("os: {os}, arch: {arch}")),
+            "release.yml does not build {os}/{arch}"
+        );
+    }
+}

@@ -16,6 +16,7 @@ mod helm;
 mod install;
 mod managed;
 mod oneshot;
+mod plugin;
 mod scale;
 mod sync;
 
@@ -88,6 +89,10 @@ async fn main() -> ExitCode {
         managed::managed_credentials_issue_rotate_and_revoke,
         oneshot::oneshot_runs_on_schedule_and_on_request,
         oneshot::switching_modes_cleans_up_both_ways,
+        plugin::plugin_status_describe_suspend_and_resume,
+        plugin::plugin_rotate_waits_for_the_operator,
+        plugin::plugin_errors_have_their_exit_codes,
+        plugin::plugin_sync_runs_a_oneshot_connector_now,
         sync::sync_status_shows_in_status_columns_events_and_metrics,
         sync::kstatus_reads_progress_current_and_failed,
         sync::sync_now_and_suspend_reach_conductorone,

@@ -1,0 +1,217 @@
+//! `kubectl baton describe NAME`: everything a person needs about one connector on one screen.
+
+use std::io::Write;
+
+use k8s_openapi::{
+    api::{
+        apps::v1::Deployment,
+        batch::v1::{CronJob, Job},
+        core::v1::Event,
+    },
+    jiff::Timestamp,
+};
+use kube::{Api, Client, ResourceExt, api::ListParams};
+
+use super::{
+    error::{self, Result},
+    output::{age, table},
+};
+use crate::api::{BatonConnector, Mode};
+
+/// How many events are shown; older ones are in `kubectl get events`.
+const EVENTS: usize = 8;
+
+pub async fn describe(client: &Client, namespace: &str, name: &str, out: &mut impl Write) -> Result<()> {
+    let bc = Api::<BatonConnector>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .map_err(|e| error::named(e, namespace, name))?;
+    let children = children(client, namespace, &bc).await?;
+    let events = events(client, namespace, &bc).await?;
+    render(out, &bc, &children, &events, Timestamp::now()).map_err(anyhow::Error::from)?;
+    Ok(())
+}
+
+/// One line per child object, already rendered.
+async fn children(client: &Client, namespace: &str, bc: &BatonConnector) -> Result<Vec<String>> {
+    let name = bc.name_any();
+    let selector = ListParams::default().labels(&format!("app.kubernetes.io/instance={name}"));
+    let mut lines = Vec::new();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    if let Some(d) = deployments.get_opt(&name).await? {
+        let s = d.status.unwrap_or_default();
+        lines.push(format!(
+            "Deployment/{name}: {}/{} available, {} updated",
+            s.available_replicas.unwrap_or(0),
+            d.spec.replicas.unwrap_or(1),
+            s.updated_replicas.unwrap_or(0)
+        ));
+    }
+    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), namespace);
+    if let Some(c) = cronjobs.get_opt(&name).await? {
+        let suspended = c.spec.suspend.unwrap_or(false);
+        let last = c.status.and_then(|s| s.last_schedule_time).map_or("never".into(), |t| t.0.to_string());
+        lines.push(format!(
+            "CronJob/{name}: last scheduled {last}{}",
+            if suspended { ", suspended" } else { "" }
+        ));
+        let mut jobs = Api::<Job>::namespaced(client.clone(), namespace).list(&selector).await?.items;
+        jobs.sort_by_key(|j| j.creation_timestamp());
+        for j in jobs.iter().rev().take(5) {
+            let s = j.status.clone().unwrap_or_default();
+            let state = match (s.succeeded.unwrap_or(0), s.failed.unwrap_or(0), s.active.unwrap_or(0)) {
+                (n, _, _) if n > 0 => "Succeeded".to_string(),
+                (_, _, n) if n > 0 => "Running".to_string(),
+                (_, f, _) if f > 0 => format!("Failed ({f} pods)"),
+                _ => "Pending".to_string(),
+            };
+            lines.push(format!("  Job/{}: {state}", j.name_any()));
+        }
+    }
+    if lines.is_empty() {
+        lines.push("none yet".into());
+    }
+    Ok(lines)
+}
+
+/// The resource's events, newest last. core/v1 sees events written through events.k8s.io/v1 too.
+async fn events(client: &Client, namespace: &str, bc: &BatonConnector) -> Result<Vec<Event>> {
+    let uid = bc.uid().unwrap_or_default();
+    let lp = ListParams::default().fields(&format!("involvedObject.uid={uid}"));
+    let mut events = Api::<Event>::namespaced(client.clone(), namespace).list(&lp).await?.items;
+    events.sort_by_key(event_time);
+    let skip = events.len().saturating_sub(EVENTS);
+    Ok(events.split_off(skip))
+}
+
+fn event_time(e: &Event) -> Option<Timestamp> {
+    e.last_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| e.event_time.as_ref().map(|t| t.0))
+        .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+pub fn render(
+    out: &mut impl Write,
+    bc: &BatonConnector,
+    children: &[String],
+    events: &[Event],
+    now: Timestamp,
+) -> std::io::Result<()> {
+    let status = bc.status.clone().unwrap_or_default();
+    let generation = bc.metadata.generation.unwrap_or(0);
+    writeln!(out, "Name:       {}/{}", bc.namespace().unwrap_or_default(), bc.name_any())?;
+    writeln!(out, "Connector:  {} ({} mode)", bc.spec.connector, bc.spec.mode.as_str())?;
+    writeln!(out, "Suspended:  {}", bc.spec.suspend)?;
+    let seen =
+        if status.observed_generation == generation { "current" } else { "NOT YET SEEN by the operator" };
+    writeln!(out, "Generation: {generation} ({seen}, observed {})", status.observed_generation)?;
+    if let Some(image) = &status.image {
+        writeln!(out, "Image:      {image}")?;
+    }
+
+    writeln!(out, "\nConditions:")?;
+    let mut rows = vec![["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"].map(String::from).to_vec()];
+    rows.extend(status.conditions.iter().map(|c| {
+        vec![
+            format!("  {}", c.type_),
+            c.status.clone(),
+            c.reason.clone(),
+            age(c.last_transition_time.0, now),
+            c.message.clone(),
+        ]
+    }));
+    rows[0][0] = "  TYPE".into();
+    table(out, &rows)?;
+
+    if let Some(sync) = &status.sync {
+        writeln!(out, "\nSync (ConductorOne):")?;
+        writeln!(out, "  State:          {}", sync.state.as_deref().unwrap_or("unknown"))?;
+        let ago = |t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+            t.as_ref().map_or("never".to_string(), |t| format!("{} ago ({})", age(t.0, now), t.0))
+        };
+        writeln!(out, "  Last started:   {}", ago(&sync.last_started_at))?;
+        writeln!(out, "  Last completed: {}", ago(&sync.last_completed_at))?;
+        if let Some(c1) = &bc.spec.conductor_one {
+            writeln!(out, "  Freshness:      {}", c1.sync_freshness)?;
+        }
+        if let Some(e) = sync.last_error.as_deref().filter(|e| !e.is_empty()) {
+            writeln!(out, "  Last error:     {e}")?;
+        }
+    }
+    if bc.spec.mode == Mode::OneShot
+        && let Some(s) = &status.schedule
+    {
+        writeln!(out, "\nSchedule:")?;
+        let t = |t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+            t.as_ref().map_or("-".to_string(), |t| t.0.to_string())
+        };
+        writeln!(out, "  Last scheduled: {}", t(&s.last_schedule_time))?;
+        writeln!(out, "  Last success:   {}", t(&s.last_successful_time))?;
+        writeln!(out, "  Next run:       {}", t(&s.next_run_time))?;
+        if let Some(f) = &s.last_failure {
+            writeln!(out, "  Last failure:   Job {} {}: {}", f.job, f.reason, f.message)?;
+        }
+    }
+    if let Some(c) = &status.credentials {
+        writeln!(out, "\nCredentials:")?;
+        writeln!(out, "  Secret:         {}", c.secret_name.as_deref().unwrap_or("-"))?;
+        if let Some(r) = c.revision {
+            writeln!(out, "  Revision:       {r}")?;
+        }
+        if let Some(id) = &c.credential_id {
+            writeln!(out, "  Credential id:  {id}")?;
+        }
+        if let Some(t) = &c.issued_at {
+            writeln!(out, "  Issued:         {} ago", age(t.0, now))?;
+        }
+        if let Some(t) = &c.next_rotation_at {
+            writeln!(out, "  Next rotation:  {} ({})", t.0, age(t.0, now))?;
+        }
+        match &c.rotation {
+            Some(r) => writeln!(
+                out,
+                "  Rotation:       {:?} to revision {} ({}, started {} ago{})",
+                r.phase,
+                r.revision,
+                r.trigger,
+                age(r.started_at.0, now),
+                if r.unrecorded_attempts > 0 {
+                    format!(
+                        ", {} unrecorded issue attempts: a credential may be orphaned",
+                        r.unrecorded_attempts
+                    )
+                } else {
+                    String::new()
+                }
+            )?,
+            None => writeln!(out, "  Rotation:       none under way")?,
+        }
+        if !c.pending_revocations.is_empty() {
+            writeln!(out, "  Pending revocations: {}", c.pending_revocations.join(", "))?;
+        }
+    }
+
+    writeln!(out, "\nChildren:")?;
+    for line in children {
+        writeln!(out, "  {line}")?;
+    }
+
+    writeln!(out, "\nEvents (last {EVENTS}):")?;
+    if events.is_empty() {
+        writeln!(out, "  none")?;
+    }
+    let rows: Vec<_> = events
+        .iter()
+        .map(|e| {
+            vec![
+                format!("  {}", event_time(e).map_or("-".into(), |t| age(t, now))),
+                e.type_.clone().unwrap_or_default(),
+                e.reason.clone().unwrap_or_default(),
+                e.message.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(out, &rows)
+}

@@ -1,0 +1,113 @@
+//! `kubectl baton`: the fleet operator's view of BatonConnectors. The binary in
+//! `src/bin/kubectl-baton.rs` only calls [`main`].
+
+pub mod actions;
+pub mod cli;
+pub mod describe;
+pub mod error;
+pub mod output;
+pub mod summary;
+#[cfg(test)]
+mod tests;
+
+use std::{io::Write as _, process::ExitCode};
+
+use clap::{CommandFactory as _, Parser as _};
+use kube::{
+    Api, Client, Config,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+
+use crate::api::{BatonConnector, GROUP};
+use cli::{Cli, Command, Global};
+pub use error::{PluginError, Result};
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Completion { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "kubectl-baton", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let client = connect(&cli.global).await?;
+    execute(client, cli, &mut std::io::stdout().lock()).await
+}
+
+/// Runs a parsed command line against `client`, writing what a person reads to `out`.
+pub async fn execute(client: Client, cli: Cli, out: &mut impl std::io::Write) -> Result<()> {
+    ensure_crd(&client).await?;
+    let namespace = cli.global.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+    let scope = Scope { namespace, all_namespaces: cli.global.all_namespaces };
+    match cli.command {
+        Command::Status { output } => {
+            let fleet = scope.api(&client).list(&Default::default()).await?.items;
+            let summary = summary::summarize(&fleet, k8s_openapi::jiff::Timestamp::now());
+            output::status(out, &summary, &scope, output).map_err(anyhow::Error::from)?;
+        }
+        Command::Describe { name } => describe::describe(&client, &scope.namespace, &name, out).await?,
+        Command::Rotate(a) => actions::run(&client, &scope, actions::Kind::Rotate, &a, out).await?,
+        Command::Restart(a) => actions::run(&client, &scope, actions::Kind::Restart, &a, out).await?,
+        Command::Sync(a) => actions::run(&client, &scope, actions::Kind::Sync, &a, out).await?,
+        Command::Suspend(a) => actions::run(&client, &scope, actions::Kind::Suspend, &a, out).await?,
+        Command::Resume(a) => actions::run(&client, &scope, actions::Kind::Resume, &a, out).await?,
+        Command::Completion { .. } => unreachable!("handled before connecting"),
+    }
+    Ok(())
+}
+
+/// Where a command looks: one namespace, or all with `-A`.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub namespace: String,
+    pub all_namespaces: bool,
+}
+
+impl Scope {
+    pub fn api(&self, client: &Client) -> Api<BatonConnector> {
+        if self.all_namespaces {
+            Api::all(client.clone())
+        } else {
+            Api::namespaced(client.clone(), &self.namespace)
+        }
+    }
+}
+
+/// Builds a client the way kubectl would: `--kubeconfig`, then `KUBECONFIG` or ~/.kube/config, then
+/// in-cluster; `--context` picks the context.
+pub async fn connect(global: &Global) -> Result<Client> {
+    let options = KubeConfigOptions { context: global.context.clone(), ..Default::default() };
+    let config = match &global.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| anyhow::anyhow!("reading kubeconfig {}: {e}", path.display()))?;
+            Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(anyhow::Error::from)?
+        }
+        None if global.context.is_some() => {
+            Config::from_kubeconfig(&options).await.map_err(anyhow::Error::from)?
+        }
+        None => Config::infer().await.map_err(anyhow::Error::from)?,
+    };
+    Ok(Client::try_from(config).map_err(anyhow::Error::from)?)
+}
+
+/// Asks discovery whether the API is served, so a missing CRD is reported as such instead of as a
+/// 404 that reads like an unknown name.
+pub async fn ensure_crd(client: &Client) -> Result<()> {
+    let version = format!("{GROUP}/v1alpha1");
+    let resources = client.list_api_group_resources(&version).await?;
+    if resources.resources.iter().any(|r| r.name == "batonconnectors") {
+        Ok(())
+    } else {
+        Err(PluginError::CrdMissing)
+    }
+}
