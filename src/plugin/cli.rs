@@ -44,8 +44,8 @@ pub enum Command {
     Rotate(Action),
     /// Roll the connector's pods (restart-requested-at).
     Restart(Action),
-    /// Ask for a sync now (sync-requested-at). Acted on in OneShot mode (one run now); Service mode
-    /// records the request only until ConductorOne's ForceSync is wired in.
+    /// Ask for a sync now (sync-requested-at): one run in OneShot mode, a ConductorOne ForceSync in
+    /// Service mode (with spec.conductorOne).
     Sync(Action),
     /// Stop the operator from changing the connector (spec.suspend: true).
     Suspend(Action),
