@@ -172,6 +172,7 @@ mod tests {
             app_id: "app".into(),
             connector_id: "conn".into(),
             sync_freshness: freshness.into(),
+            pause_when_suspended: true,
         });
         let status = bc.status.get_or_insert_with(Default::default);
         status.sync = Some(SyncStatus { last_completed_at: last_completed.map(at), ..Default::default() });
