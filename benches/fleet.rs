@@ -109,6 +109,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Taken before measuring: the commit and working tree measured, not those at the end.
+    let context = context();
     let mut failed = false;
     let mut fleets = Vec::new();
     for &n in &args.sizes {
@@ -132,7 +134,7 @@ async fn main() -> ExitCode {
         None
     };
     let table = report::table(&fleets, brownout.as_ref(), CREATE_DEADLINE, args.brownout_deadline, args.idle);
-    let doc = format!("{}\n{}", context(), table.markdown());
+    let doc = format!("{context}\n{}", table.markdown());
     println!("\n{doc}");
     if let Err(e) = std::fs::write(&args.out, &doc) {
         log(&format!("could not write {}: {e}", args.out.display()));

@@ -18,6 +18,8 @@ pub struct BrownoutResult {
     pub cases: Vec<(&'static str, Vec<Latency>)>,
 }
 
+/// Calm, without a restart: the floor, for reference.
+pub const STEADY: &str = "steady";
 pub const CALM: &str = "calm";
 pub const SLOW: &str = "slow";
 pub const UNREACHABLE: &str = "unreachable";
@@ -52,7 +54,7 @@ pub async fn run(args: &Args) -> anyhow::Result<BrownoutResult> {
             );
         }
     }
-    let cases = [CALM, SLOW, UNREACHABLE];
+    let cases = [STEADY, CALM, SLOW, UNREACHABLE];
     yaml += "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: plain\n---\n";
     for case in cases {
         for i in 0..args.brownout_creates {
@@ -88,8 +90,10 @@ pub async fn run(args: &Args) -> anyhow::Result<BrownoutResult> {
             "brownout: ConductorOne {case}, operator restarted, {} new connectors",
             args.brownout_creates
         ));
-        c.operator.stop().await;
-        c.start_operator().await?;
+        if case != STEADY {
+            c.operator.stop().await;
+            c.start_operator().await?;
+        }
         let mut started = Vec::new();
         for i in 0..args.brownout_creates {
             let name = format!("{case}-{i:03}");

@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 
 use crate::{
-    brownout::{BrownoutResult, CALM},
+    brownout::{BrownoutResult, CALM, STEADY},
     probe::{Latency, percentile},
     scenario::FleetResult,
 };
@@ -213,7 +213,7 @@ pub fn table(
         let creates = b.cases.first().map_or(0, |(_, l)| l.len());
         let heading = vec![String::new(); columns];
         t.row(
-            &format!("**ConductorOne brownout** ({} connectors with `spec.conductorOne`, operator restarted, then {creates} new connectors without, one every 0.5 s)", b.connectors),
+            &format!("**ConductorOne brownout** ({} connectors with `spec.conductorOne`, operator restarted (except for the reference), then {creates} new connectors without, one every 0.5 s)", b.connectors),
             heading,
             "",
         );
@@ -230,13 +230,16 @@ pub fn table(
         };
         for (case, samples) in &b.cases {
             let label = match *case {
-                CALM => "… ConductorOne calm: create → Deployment p50 / p99".to_string(),
+                STEADY => "… ConductorOne calm, operator not restarted (reference)".to_string(),
+                CALM => "… ConductorOne calm, operator restarted: create → Deployment p50 / p99".to_string(),
                 crate::brownout::SLOW => "… every ConductorOne call slowed to 10 s".to_string(),
                 _ => "… ConductorOne unreachable (connection refused)".to_string(),
             };
             let mut cell = p50_p99(samples, brownout_deadline);
             let target = if *case == CALM {
                 "baseline".to_string()
+            } else if *case == STEADY {
+                String::new()
             } else {
                 let ((r50, ok50), (r99, ok99)) = (ratio(samples, 50.0), ratio(samples, 99.0));
                 cell = format!("{cell} ({r50} / {r99} of calm) {}", mark(ok50 && ok99));

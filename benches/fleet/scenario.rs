@@ -66,13 +66,23 @@ impl Cluster {
         let (etcd, apiserver, controller_manager) = &args.binaries;
         // Room for kubectl, the controller manager and the operator at once on a small machine, and
         // no 60 s stalls from a list cost estimate etcd 3.4 cannot answer.
-        let extra = [
+        let apiserver_args = [
             "--max-requests-inflight=1000",
             "--max-mutating-requests-inflight=500",
             "--feature-gates=SizeBasedListCostEstimate=false",
         ]
         .map(String::from);
-        let cp = ControlPlane::start_with(etcd, apiserver, controller_manager, &extra).await?;
+        // At its default 20 requests/s, the controller manager needs over 10 min to give 5,000
+        // Deployments their ReplicaSets and pods, and the fleet never settles within the run.
+        let controller_manager_args = ["--kube-api-qps=300", "--kube-api-burst=600"].map(String::from);
+        let cp = ControlPlane::start_with(
+            etcd,
+            apiserver,
+            controller_manager,
+            &apiserver_args,
+            &controller_manager_args,
+        )
+        .await?;
         let admin = cp.client().await?;
         let kubeconfig = cluster::install_operator(&admin, &cp).await?;
         let mut operator = Operator::new(&args.operator, kubeconfig, work.join("operator.log"));
@@ -220,6 +230,7 @@ pub async fn run(args: &Args, n: usize) -> anyhow::Result<FleetResult> {
     }
     r.cpu_seconds = probe::cpu_seconds(pid).unwrap_or_default() - cpu_start;
     let t_settled = Timestamp::now();
+    c.audit.refresh()?;
     r.writes = probe::tally(c.audit.between(t_apply, t_settled).filter(|q| q.is_write()));
 
     log(&format!("N={n}: idle for {} s", args.idle.as_secs()));

@@ -76,15 +76,17 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     pub async fn start(etcd: &Path, apiserver: &Path, controller_manager: &Path) -> anyhow::Result<Self> {
-        Self::start_with(etcd, apiserver, controller_manager, &[]).await
+        Self::start_with(etcd, apiserver, controller_manager, &[], &[]).await
     }
 
-    /// Like [`start`](Self::start), with extra kube-apiserver flags (the benchmark raises its limits).
+    /// Like [`start`](Self::start), with extra flags for kube-apiserver and kube-controller-manager
+    /// (the benchmark raises their limits).
     pub async fn start_with(
         etcd: &Path,
         apiserver: &Path,
         controller_manager: &Path,
         extra_apiserver_args: &[String],
+        extra_controller_manager_args: &[String],
     ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("baton-e2e-").tempdir()?;
         let d = dir.path().to_path_buf();
@@ -155,7 +157,7 @@ impl ControlPlane {
 
         cp.spawn(
             "kube-controller-manager",
-            Command::new(controller_manager).args([
+            Command::new(controller_manager).args(extra_controller_manager_args).args([
                 &format!("--kubeconfig={}", cp.admin_kubeconfig.display()),
                 &format!("--authentication-kubeconfig={}", cp.admin_kubeconfig.display()),
                 &format!("--authorization-kubeconfig={}", cp.admin_kubeconfig.display()),
