@@ -161,11 +161,23 @@ pub struct Operator {
     child: Option<Child>,
     pub metrics_port: u16,
     pub extra_args: Vec<String>,
+    /// Short by default so that sync status changes show within one poll in the suite.
+    pub sync_poll_interval: String,
+    pub rust_log: String,
 }
 
 impl Operator {
     pub fn new(binary: &Path, kubeconfig: PathBuf, log: PathBuf) -> Self {
-        Self { binary: binary.into(), kubeconfig, log, child: None, metrics_port: 0, extra_args: Vec::new() }
+        Self {
+            binary: binary.into(),
+            kubeconfig,
+            log,
+            child: None,
+            metrics_port: 0,
+            extra_args: Vec::new(),
+            sync_poll_interval: "2s".into(),
+            rust_log: "info,baton_operator=debug".into(),
+        }
     }
 
     pub fn start(&mut self) -> anyhow::Result<()> {
@@ -175,11 +187,10 @@ impl Operator {
             .args(["run", "--log-format", "text", "--http-addr", &format!("127.0.0.1:{}", self.metrics_port)])
             // The fake ConductorOne server listens on loopback without TLS.
             .arg("--c1-insecure-loopback")
-            // Sync status changes must show within one poll; keep the poll short for the suite.
-            .args(["--sync-poll-interval", "2s"])
+            .args(["--sync-poll-interval", &self.sync_poll_interval])
             .args(&self.extra_args)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "info,baton_operator=debug")
+            .env("RUST_LOG", &self.rust_log)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -217,6 +228,11 @@ impl Operator {
         .await
     }
 
+    /// The running process, for reading its CPU time and memory from `/proc`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn log_path(&self) -> &Path {
         &self.log
     }
@@ -251,4 +267,31 @@ where
 {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     Ok(api.list(&ListParams::default().labels(selector)).await?.items)
+}
+
+/// Installs the CRD and the operator's namespace and RBAC from the repository, and writes a kubeconfig
+/// with a token of the operator's own ServiceAccount into the control plane's directory; returns its path.
+pub async fn install_operator(
+    admin: &Client,
+    cp: &super::control_plane::ControlPlane,
+) -> anyhow::Result<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).with_context(|| format!("reading {p}"));
+    apply_yaml(admin, &read("crds/baton.conductorone.com_batonconnectors.yaml")?, None).await?;
+    eventually("the CRD to be established", Duration::from_secs(60), || async {
+        let api: Api<baton_operator::api::BatonConnector> = Api::all(admin.clone());
+        Ok(api.list(&ListParams::default().limit(1)).await.ok().map(|_| ()))
+    })
+    .await?;
+    apply_yaml(admin, &read("config/manager/namespace.yaml")?, None).await?;
+    for f in ["service_account.yaml", "cluster_role.yaml", "cluster_role_binding.yaml"] {
+        apply_yaml(admin, &read(&format!("config/rbac/{f}"))?, None).await?;
+    }
+    let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(admin.clone(), "baton-system");
+    let request = serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 7200}}))?;
+    let token = sa.create_token_request("baton-operator", &Default::default(), &request).await?;
+    let token = token.status.and_then(|s| s.token).context("token request without a token")?;
+    let path = cp.dir().join("operator.kubeconfig");
+    std::fs::write(&path, cp.kubeconfig_with_token(&token))?;
+    Ok(path)
 }

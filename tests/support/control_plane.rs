@@ -76,6 +76,18 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     pub async fn start(etcd: &Path, apiserver: &Path, controller_manager: &Path) -> anyhow::Result<Self> {
+        Self::start_with(etcd, apiserver, controller_manager, &[], &[]).await
+    }
+
+    /// Like [`start`](Self::start), with extra flags for kube-apiserver and kube-controller-manager
+    /// (the benchmark raises their limits).
+    pub async fn start_with(
+        etcd: &Path,
+        apiserver: &Path,
+        controller_manager: &Path,
+        extra_apiserver_args: &[String],
+        extra_controller_manager_args: &[String],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("baton-e2e-").tempdir()?;
         let d = dir.path().to_path_buf();
         let pki = Pki::generate(&d)?;
@@ -112,7 +124,7 @@ impl ControlPlane {
         let p = |name: &str| d.join(name).display().to_string();
         cp.spawn(
             "kube-apiserver",
-            Command::new(apiserver).args([
+            Command::new(apiserver).args(extra_apiserver_args).args([
                 &format!("--etcd-servers={etcd_url}"),
                 "--bind-address=127.0.0.1",
                 &format!("--secure-port={port}"),
@@ -145,7 +157,7 @@ impl ControlPlane {
 
         cp.spawn(
             "kube-controller-manager",
-            Command::new(controller_manager).args([
+            Command::new(controller_manager).args(extra_controller_manager_args).args([
                 &format!("--kubeconfig={}", cp.admin_kubeconfig.display()),
                 &format!("--authentication-kubeconfig={}", cp.admin_kubeconfig.display()),
                 &format!("--authorization-kubeconfig={}", cp.admin_kubeconfig.display()),
@@ -247,7 +259,7 @@ impl ControlPlane {
     /// Number of write requests (create, update, patch, delete) the operator's ServiceAccount made,
     /// from the API server's audit log.
     pub fn operator_writes(&self) -> Vec<String> {
-        self.operator_requests(&["create", "update", "patch", "delete", "deletecollection"])
+        self.operator_requests(&WRITE_VERBS)
     }
 
     /// The operator's reads (get, list, watch), likewise.
@@ -294,6 +306,11 @@ impl Drop for ControlPlane {
     }
 }
 
+/// The verbs that change something, as the audit log spells them.
+pub const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+
+/// Every request of the operator's user, reads included (the benchmark counts what a restart reads);
+/// nobody else's.
 fn audit_policy() -> String {
     format!(
         "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n\

@@ -16,7 +16,7 @@ mod handlers;
 pub mod jws;
 mod state;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
@@ -44,13 +44,40 @@ pub struct PrincipalCredentials {
 /// Handle to a running fake; the server stops when it is dropped.
 pub struct FakeConductorOne {
     state: Arc<State>,
-    server: JoinHandle<()>,
+    /// `None` while offline.
+    server: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for FakeConductorOne {
     fn drop(&mut self) {
-        self.server.abort();
+        self.go_offline();
     }
+}
+
+fn serve(listener: TcpListener, state: Arc<State>) -> JoinHandle<()> {
+    let app = handlers::router(state);
+    tokio::spawn(async move {
+        // Owning the connections here means aborting this task closes them all.
+        let mut connections = JoinSet::new();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            // Hand-rolled instead of axum::serve so that a handler can drop its connection.
+            let kill = Arc::new(Notify::new());
+            let service =
+                TowerToHyperService::new(app.clone().layer(axum::Extension(ConnectionKill(kill.clone()))));
+            connections.spawn(async move {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::select! {
+                    _ = connection => {}
+                    _ = kill.notified() => {}
+                }
+            });
+            while connections.try_join_next().is_some() {}
+        }
+    })
 }
 
 impl FakeConductorOne {
@@ -58,31 +85,31 @@ impl FakeConductorOne {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the fake ConductorOne");
         let addr = listener.local_addr().expect("local address");
         let state = Arc::new(State::new(addr.to_string(), addr.ip().to_string()));
-        let app = handlers::router(state.clone());
-        let server = tokio::spawn(async move {
-            // Owning the connections here means aborting this task closes them all.
-            let mut connections = JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                // Hand-rolled instead of axum::serve so that a handler can drop its connection.
-                let kill = Arc::new(Notify::new());
-                let service = TowerToHyperService::new(
-                    app.clone().layer(axum::Extension(ConnectionKill(kill.clone()))),
-                );
-                connections.spawn(async move {
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::select! {
-                        _ = connection => {}
-                        _ = kill.notified() => {}
-                    }
-                });
-                while connections.try_join_next().is_some() {}
-            }
-        });
+        let server = Mutex::new(Some(serve(listener, state.clone())));
         FakeConductorOne { state, server }
+    }
+
+    /// Stops listening and drops every open connection: clients get "connection refused", as from a
+    /// ConductorOne whose address is gone. [`go_online`](Self::go_online) listens again on the same port.
+    pub fn go_offline(&self) {
+        if let Some(server) = self.server.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            server.abort();
+        }
+    }
+
+    pub async fn go_online(&self) {
+        if self.server.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+            return;
+        }
+        let listener =
+            TcpListener::bind(&self.state.authority).await.expect("bind the fake ConductorOne again");
+        *self.server.lock().unwrap_or_else(|e| e.into_inner()) = Some(serve(listener, self.state.clone()));
+    }
+
+    /// Delays every request by `latency` before answering (`None`: answer at once), as a slow
+    /// ConductorOne would; on top of any injected fault.
+    pub fn set_latency(&self, latency: Option<Duration>) {
+        self.state.lock().latency = latency;
     }
 
     /// `http://127.0.0.1:<port>`.

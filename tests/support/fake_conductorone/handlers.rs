@@ -56,7 +56,7 @@ async fn record_and_inject(
 ) -> Response {
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
-    let (index, fault) = {
+    let (index, fault, latency) = {
         let mut inner = state.lock();
         inner.calls.push(RecordedCall {
             method: method.clone(),
@@ -64,8 +64,11 @@ async fn record_and_inject(
             status: None,
             at: Instant::now(),
         });
-        (inner.calls.len() - 1, inner.take_fault(&method, &path))
+        (inner.calls.len() - 1, inner.take_fault(&method, &path), inner.latency)
     };
+    if let Some(latency) = latency {
+        tokio::time::sleep(latency).await;
+    }
     let response = match fault {
         Some(Fault::Drop) => {
             kill.0.notify_one();

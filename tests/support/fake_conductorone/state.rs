@@ -188,6 +188,7 @@ pub struct Inner {
     pub calls: Vec<RecordedCall>,
     pub token_ttl: Duration,
     pub credential_lifetime: Option<Duration>,
+    pub latency: Option<Duration>,
 }
 
 pub struct State {
@@ -210,6 +211,7 @@ impl State {
                 calls: Vec::new(),
                 token_ttl: Duration::from_secs(600),
                 credential_lifetime: None,
+                latency: None,
             }),
             authority,
             audience,
