@@ -186,3 +186,16 @@ pub(crate) async fn synced_connector(
     apply_value(&env.client, connector("okta", "okta", spec), Some(ns)).await?;
     Ok(())
 }
+
+/// Another operator process beside the suite's own (replicas, shards), with the suite's operator
+/// kubeconfig, its own log `<log>.log` and extra arguments.
+pub(crate) fn operator_with(env: &Env, log: &str, args: &[&str]) -> Operator {
+    let work = env.operator.log_path().parent().map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
+    let mut op = Operator::new(
+        Path::new(env!("CARGO_BIN_EXE_baton-operator")),
+        work.join("operator.kubeconfig"),
+        work.join(format!("{log}.log")),
+    );
+    op.extra_args = args.iter().map(|a| a.to_string()).collect();
+    op
+}

@@ -109,18 +109,13 @@ pub(crate) async fn delete_garbage_collects_children(env: &mut Env) -> anyhow::R
 pub(crate) async fn leader_election_lets_one_replica_reconcile(env: &mut Env) -> anyhow::Result<()> {
     env.operator.stop().await;
     env.operator.metrics_port = 0;
-    let work = env.operator.log_path().parent().map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
     let replica = |n: usize| {
-        let mut op = Operator::new(
-            Path::new(env!("CARGO_BIN_EXE_baton-operator")),
-            work.join("operator.kubeconfig"),
-            work.join(format!("replica-{n}.log")),
-        );
-        op.extra_args =
-            ["--leader-election", "--lease-namespace", "baton-system", "--identity", &format!("replica-{n}")]
-                .map(String::from)
-                .to_vec();
-        op
+        let identity = format!("replica-{n}");
+        operator_with(
+            env,
+            &identity,
+            &["--leader-election", "--lease-namespace", "baton-system", "--identity", &identity],
+        )
     };
     let (mut a, mut b) = (replica(1), replica(2));
     a.start()?;

@@ -13,17 +13,9 @@ pub(crate) async fn sigterm_finishes_the_in_flight_reconcile_then_hands_over(
 ) -> anyhow::Result<()> {
     env.operator.stop().await;
     env.operator.metrics_port = 0;
-    let work = env.operator.log_path().parent().map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
     let replica = |n: usize| {
-        let mut op = Operator::new(
-            Path::new(env!("CARGO_BIN_EXE_baton-operator")),
-            work.join("operator.kubeconfig"),
-            work.join(format!("handover-{n}.log")),
-        );
-        op.extra_args = ["--leader-election", "--lease-name", LEASE, "--identity", &format!("handover-{n}")]
-            .map(String::from)
-            .to_vec();
-        op
+        let identity = format!("handover-{n}");
+        operator_with(env, &identity, &["--leader-election", "--lease-name", LEASE, "--identity", &identity])
     };
     let (mut a, mut b) = (replica(1), replica(2));
     a.start()?;

@@ -104,15 +104,9 @@ pub(crate) async fn shards_split_the_fleet_and_a_connector_moves_without_a_rollo
 ) -> anyhow::Result<()> {
     env.operator.stop().await;
     env.operator.metrics_port = 0;
-    let work = env.operator.log_path().parent().map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
     let shard = |name: &str| {
-        let mut op = Operator::new(
-            Path::new(env!("CARGO_BIN_EXE_baton-operator")),
-            work.join("operator.kubeconfig"),
-            work.join(format!("shard-{name}.log")),
-        );
-        op.extra_args = vec!["--selector".into(), format!("example.com/shard={name}")];
-        op
+        let selector = format!("example.com/shard={name}");
+        operator_with(env, &format!("shard-{name}"), &["--selector", &selector])
     };
     let (mut a, mut b) = (shard("a"), shard("b"));
     a.start()?;
