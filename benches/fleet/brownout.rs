@@ -1,6 +1,7 @@
 //! A ConductorOne brownout: connectors that report sync status through `spec.conductorOne`, the fake
-//! ConductorOne made calm, slow, or unreachable, the operator restarted each time, and then new
-//! connectors without any ConductorOne settings created: how long until their Deployment exists.
+//! ConductorOne made calm, slow, or unreachable, the operator restarted each time (and once calm without
+//! a restart, for reference), and then new connectors without any ConductorOne settings created: how
+//! long until their Deployment exists.
 
 use std::time::{Duration, Instant};
 
@@ -86,10 +87,7 @@ pub async fn run(args: &Args) -> anyhow::Result<BrownoutResult> {
             }
             _ => {}
         }
-        log(&format!(
-            "brownout: ConductorOne {case}, operator restarted, {} new connectors",
-            args.brownout_creates
-        ));
+        log(&format!("brownout: ConductorOne {case}, {} new connectors", args.brownout_creates));
         if case != STEADY {
             c.operator.stop().await;
             c.start_operator().await?;
