@@ -200,6 +200,14 @@ pub(crate) async fn readme_install_and_worked_example_run_as_written(_env: &mut 
     let Some(fresh) = Fresh::start("readme_install_and_worked_example_run_as_written").await? else {
         return Ok(());
     };
+    // Before anything is installed, the plugin says the CRD is missing, with its own exit code.
+    let run = super::plugin::plugin(&fresh.cp.admin_kubeconfig, &["status", "-A"]).await?;
+    ensure!(
+        run.code == 3 && run.stderr.contains("CRD is not installed"),
+        "kubectl baton status on a cluster without the CRD exited {}: {}",
+        run.code,
+        run.stderr
+    );
     let readme = read("README.md")?;
     let install = sh_blocks(&readme, Some("Install"));
     let example = sh_blocks(&readme, Some("A worked example"));

@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs the plugin off the async runtime, so a `--wait` does not hold up the suite's kubelet.
-async fn plugin(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<Run> {
+pub(crate) async fn plugin(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<Run> {
     let kubeconfig = kubeconfig.to_path_buf();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let out = tokio::task::spawn_blocking(move || {
