@@ -8,11 +8,7 @@ use std::{
 };
 
 use futures::{StreamExt, TryStreamExt, future};
-use k8s_openapi::api::{
-    apps::v1::Deployment,
-    batch::v1::{CronJob, Job},
-    core::v1::Secret,
-};
+use k8s_openapi::api::{batch::v1::Job, core::v1::Secret};
 use kube::{
     Api, ResourceExt,
     api::ObjectMeta,
@@ -25,13 +21,12 @@ use kube::{
 };
 use tracing::{info, warn};
 
-use super::{Context, Guarded, error_policy, reconcile_measured};
+use super::{Context, Guarded, cache::Caches, error_policy, reconcile_measured};
 use crate::resources::labels;
 
 pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<AtomicBool>) {
     let client = ctx.client.clone();
     let connectors: Api<Guarded> = scoped(&client, scope.as_deref());
-    let deployments: Api<Deployment> = scoped(&client, scope.as_deref());
     let secrets: Api<Secret> = scoped(&client, scope.as_deref());
 
     let mut config = watcher::Config::default();
@@ -50,35 +45,10 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
         .reflect(writer)
         .touched_objects();
 
-    let (c, s) = (ctx.clone(), scope.clone());
-    let deployment_events = watcher(deployments, managed())
-        .default_backoff()
-        .modify(|d: &mut Deployment| trim(&mut d.metadata))
-        .map_ok(move |event| {
-            c.caches.observe_deployment(s.as_deref(), &event);
-            event
-        })
-        .touched_objects();
-
-    let (c, s) = (ctx.clone(), scope.clone());
-    let cronjob_events = watcher(scoped::<CronJob>(&client, scope.as_deref()), managed())
-        .default_backoff()
-        .modify(|c: &mut CronJob| trim(&mut c.metadata))
-        .map_ok(move |event| {
-            c.caches.observe_cronjob(s.as_deref(), &event);
-            event
-        })
-        .touched_objects();
+    let deployment_events = children(&ctx, scope.clone(), Caches::observe_deployment);
+    let cronjob_events = children(&ctx, scope.clone(), Caches::observe_cronjob);
     // A Job belongs to its CronJob, not to the BatonConnector: its instance label says whose it is.
-    let (c, s) = (ctx.clone(), scope.clone());
-    let job_events = watcher(scoped::<Job>(&client, scope.as_deref()), managed())
-        .default_backoff()
-        .modify(|j: &mut Job| trim(&mut j.metadata))
-        .map_ok(move |event| {
-            c.caches.observe_job(s.as_deref(), &event);
-            event
-        })
-        .touched_objects();
+    let job_events = children(&ctx, scope.clone(), Caches::observe_job);
 
     // The Secret watch starts once the index knows every resource, so its first list keeps the data
     // of every Secret that is read and a restart needs no read per connector.
@@ -133,6 +103,32 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
             }
         })
         .await;
+}
+
+/// The watch of one kind of the operator's children: trimmed, and fed to the caches before the
+/// controller sees it.
+fn children<K>(
+    ctx: &Arc<Context>,
+    scope: Option<String>,
+    observe: fn(&Caches, Option<&str>, &Event<K>),
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + 'static,
+{
+    let c = ctx.clone();
+    watcher(scoped::<K>(&ctx.client, scope.as_deref()), managed())
+        .default_backoff()
+        .modify(|o: &mut K| trim(o.meta_mut()))
+        .map_ok(move |event| {
+            observe(&c.caches, scope.as_deref(), &event);
+            event
+        })
+        .touched_objects()
 }
 
 fn scoped<K>(client: &kube::Client, scope: Option<&str>) -> Api<K>
