@@ -9,6 +9,7 @@ pub mod conductorone;
 pub mod controller;
 pub mod leader;
 pub mod metrics;
+pub mod onboarding;
 pub mod plugin;
 pub mod render;
 pub mod resources;

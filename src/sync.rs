@@ -142,6 +142,7 @@ const FAILURE_REASONS: &[&str] = &[
     "Unauthorized",
     "Forbidden",
     "NotFound",
+    "ConnectorDeleted",
     "InvalidRequest",
     "RateLimited",
     "ServerError",
@@ -275,6 +276,7 @@ mod tests {
             app_id: "a".into(),
             catalog_id: String::new(),
             display_name: String::new(),
+            description: String::new(),
             sync: Some(conductorone::SyncStatus {
                 state: SyncState::Unknown("SYNC_STATUS_NEW_THING".into()),
                 last_started_at: None,

@@ -240,3 +240,34 @@ fn cel_refuses_bad_resources_with_readable_messages() {
         assert!(err.contains(expected), "{spec}: got {err:?}, expected it to mention {expected:?}");
     }
 }
+
+#[test]
+fn onboarding_one_ofs_say_what_is_wrong() {
+    let with_c1 = |c1: serde_json::Value| {
+        let mut c1 = c1;
+        c1.as_object_mut().unwrap().insert("apiCredentialsSecretRef".into(), json!({"name": "api"}));
+        json!({"connector": "okta", "credentials": {"managed": {}}, "conductorOne": c1})
+    };
+    for ok in [
+        json!({"app": {"displayName": "Okta"}}),
+        json!({"app": {"displayName": "Okta", "description": "HR"}, "connector": {"ownerUserIds": ["u1"]}}),
+        json!({"appId": "a"}),
+        json!({"appId": "a", "connector": {"displayName": "Okta prod", "catalogId": "cat"}}),
+        json!({"appId": "a", "connectorId": "c"}),
+    ] {
+        assert_eq!(cel_error(with_c1(ok.clone())), None, "{ok}");
+    }
+    let cases = [
+        (json!({}), "set exactly one of conductorOne.appId"),
+        (json!({"appId": "a", "app": {"displayName": "Okta"}}), "set exactly one of conductorOne.appId"),
+        (json!({"appId": "a", "connectorId": "c", "connector": {}}), "drop it when conductorOne.connectorId"),
+        (
+            json!({"app": {"displayName": "Okta"}, "connectorId": "c"}),
+            "conductorOne.connectorId needs conductorOne.appId",
+        ),
+    ];
+    for (c1, expected) in cases {
+        let err = cel_error(with_c1(c1.clone())).unwrap_or_else(|| panic!("accepted {c1}"));
+        assert!(err.contains(expected), "{c1}: got {err:?}, expected it to mention {expected:?}");
+    }
+}

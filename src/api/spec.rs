@@ -474,18 +474,39 @@ impl Default for RotationSpec {
 /// ConductorOne API access for the operator.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.appId) != has(self.app)")
+        .message("set exactly one of conductorOne.appId (an existing app) or conductorOne.app (the operator creates one)"),
+    validation = Rule::new("!has(self.connectorId) || !has(self.connector)")
+        .message("conductorOne.connector describes a connector the operator creates; drop it when conductorOne.connectorId names an existing one"),
+    validation = Rule::new("!has(self.connectorId) || has(self.appId)")
+        .message("conductorOne.connectorId needs conductorOne.appId: an existing connector belongs to an existing app")
+)]
 pub struct ConductorOneSpec {
     /// A Secret in this namespace with the client ID and secret of a ConductorOne service principal,
     /// under the keys `clientId` and `clientSecret`. The API host is taken from the client ID.
     pub api_credentials_secret_ref: SecretRef,
 
-    /// The ConductorOne app the connector belongs to.
+    /// The ConductorOne app the connector belongs to. Set this or `app`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
-    pub app_id: String,
+    pub app_id: Option<String>,
 
-    /// The connector's id in ConductorOne.
+    /// Zero-click onboarding: the operator creates this app in ConductorOne, records its id in
+    /// `status.conductorOne.appId`, and deletes it with the resource (`deletionPolicy: Revoke`) when
+    /// no other connector uses it. Set this or `appId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppTemplate>,
+
+    /// The connector's id in ConductorOne. Without it the operator creates a connector in the app
+    /// (see `connector`) and records its id in `status.conductorOne.connectorId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
-    pub connector_id: String,
+    pub connector_id: Option<String>,
+
+    /// The connector the operator creates when `connectorId` is not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<ConnectorTemplate>,
 
     /// How recent the last completed sync must be for the connector to count as `Synced` (and
     /// `Ready`), as a duration such as `24h`.
@@ -498,6 +519,46 @@ pub struct ConductorOneSpec {
     #[serde(default = "default_true")]
     pub pause_when_suspended: bool,
 }
+
+/// An app the operator creates in ConductorOne.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AppTemplate {
+    /// The app's name in ConductorOne.
+    #[schemars(length(min = 1, max = 256))]
+    pub display_name: String,
+
+    /// The app's description. The operator appends a line naming this resource, by which it finds
+    /// the app again if a reply is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+}
+
+/// A connector the operator creates in ConductorOne.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorTemplate {
+    /// The connector's name in ConductorOne. Defaults to `<namespace>/<name>` of this resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub display_name: Option<String>,
+
+    /// The catalog entry the connector is an instance of. Defaults to ConductorOne's generic Baton
+    /// (self-hosted) connector, `2HErg7BRmNdHgX8sTCWVq4E1fyh`, the id ConductorOne's own Terraform
+    /// provider creates Baton integrations with (`conductorone_integration_baton`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    pub catalog_id: Option<String>,
+
+    /// ConductorOne user ids of the connector's integration owners.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub owner_user_ids: Vec<String>,
+}
+
+/// The catalog id of ConductorOne's generic Baton (self-hosted) connector.
+pub const BATON_CATALOG_ID: &str = "2HErg7BRmNdHgX8sTCWVq4E1fyh";
 
 fn default_true() -> bool {
     true

@@ -50,6 +50,29 @@ pub struct BatonConnectorStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ConductorOneStatus {
+    /// The app the operator created (zero-click onboarding); `spec.conductorOne.appId` wins over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// The connector the operator created (zero-click onboarding); `spec.conductorOne.connectorId`
+    /// wins over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector_id: Option<String>,
+    /// `appId` is the operator's: it deletes the app with the resource (`deletionPolicy: Revoke`) if
+    /// no other connector uses it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub created_app: bool,
+    /// `connectorId` is the operator's: it deletes the connector with the resource
+    /// (`deletionPolicy: Revoke`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub created_connector: bool,
+    /// Set just before asking ConductorOne to create the app and cleared once its id is recorded: if
+    /// the operator finds it set, it looks for the app by the marker in its description before it
+    /// creates one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creating_app_since: Option<Time>,
+    /// The same for the connector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creating_connector_since: Option<Time>,
     /// When the operator paused the connector's syncs because the resource is suspended; it resumes
     /// them, and only them, when the resource is resumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

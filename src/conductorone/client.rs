@@ -15,8 +15,9 @@ use super::credentials::{ApiCredentials, ClientId};
 use super::error::{Error, ErrorKind};
 use super::metrics::MetricsHook;
 use super::model::{
-    ConnectorInfo, CredentialInfo, GetConnectorResponse, GetCredentialsResponse, IssuedCredential,
-    ListConnectorsResponse, RotateCredentialRequest, RotateCredentialResponse,
+    AppInfo, AppResponse, ConnectorInfo, CreateAppRequest, CreateConnectorRequest, CredentialInfo,
+    GetConnectorResponse, GetCredentialsResponse, IssuedCredential, ListAppsResponse, ListConnectorsResponse,
+    RotateCredentialRequest, RotateCredentialResponse,
 };
 use super::retry::Idempotency;
 use super::tls;
@@ -93,6 +94,11 @@ const LIST_CONNECTORS: &str = "list_connectors";
 const FORCE_SYNC: &str = "force_sync";
 const PAUSE_SYNC: &str = "pause_sync";
 const RESUME_SYNC: &str = "resume_sync";
+const CREATE_APP: &str = "create_app";
+const LIST_APPS: &str = "list_apps";
+const DELETE_APP: &str = "delete_app";
+const CREATE_CONNECTOR: &str = "create_connector";
+const DELETE_CONNECTOR: &str = "delete_connector";
 /// Pages of one list call at the most, so that a server that keeps answering with a next page
 /// cannot keep a poll going forever.
 const MAX_PAGES: usize = 50;
@@ -260,29 +266,107 @@ impl ConductorOneClient {
         app_id: &str,
     ) -> Result<Vec<ConnectorInfo>, Error> {
         require_ids(LIST_CONNECTORS, &[app_id])?;
+        self.all_pages(LIST_CONNECTORS, api, &["api", "v1", "apps", app_id, "connectors"], |body| {
+            Ok(decode::<ListConnectorsResponse>(LIST_CONNECTORS, body)?.into_page())
+        })
+        .await
+    }
+
+    /// `POST /api/v1/apps`: a new app without a connector. Like a rotation, not repeated after a
+    /// failure that leaves it unknown whether the server created it: the caller looks for it first.
+    pub async fn create_app(
+        &self,
+        api: &ApiCredentials,
+        display_name: &str,
+        description: &str,
+    ) -> Result<AppInfo, Error> {
+        let body = encode(CREATE_APP, &CreateAppRequest { display_name, description })?;
+        let path = ["api", "v1", "apps"];
+        let body = self
+            .call(CREATE_APP, api, Method::POST, (&path, &[]), Some(body), Idempotency::NotIdempotent)
+            .await?;
+        decode::<AppResponse>(CREATE_APP, &body)?.into_info(CREATE_APP)
+    }
+
+    /// `GET /api/v1/apps`, every page.
+    pub async fn list_apps(&self, api: &ApiCredentials) -> Result<Vec<AppInfo>, Error> {
+        self.all_pages(LIST_APPS, api, &["api", "v1", "apps"], |body| {
+            Ok(decode::<ListAppsResponse>(LIST_APPS, body)?.into_page())
+        })
+        .await
+    }
+
+    /// `DELETE /api/v1/apps/{id}`. An app already gone gives [`ErrorKind::NotFound`].
+    pub async fn delete_app(&self, api: &ApiCredentials, app_id: &str) -> Result<(), Error> {
+        require_ids(DELETE_APP, &[app_id])?;
+        let path = ["api", "v1", "apps", app_id];
+        self.call(DELETE_APP, api, Method::DELETE, (&path, &[]), None, Idempotency::Idempotent).await?;
+        Ok(())
+    }
+
+    /// `POST /api/v1/apps/{app_id}/connectors` (CreateDelegated): a connector pending its config, the
+    /// kind a self-hosted Baton connector is. Not repeated after an ambiguous failure, like
+    /// [`create_app`](Self::create_app).
+    pub async fn create_connector(
+        &self,
+        api: &ApiCredentials,
+        app_id: &str,
+        connector: &crate::onboarding::NewConnector,
+    ) -> Result<ConnectorInfo, Error> {
+        require_ids(CREATE_CONNECTOR, &[app_id])?;
+        let request = CreateConnectorRequest {
+            catalog_id: &connector.catalog_id,
+            display_name: &connector.display_name,
+            description: &connector.description,
+            user_ids: &connector.owner_user_ids,
+        };
+        let body = encode(CREATE_CONNECTOR, &request)?;
+        let path = ["api", "v1", "apps", app_id, "connectors"];
+        let body = self
+            .call(CREATE_CONNECTOR, api, Method::POST, (&path, &[]), Some(body), Idempotency::NotIdempotent)
+            .await?;
+        decode::<GetConnectorResponse>(CREATE_CONNECTOR, &body)?.into_created(CREATE_CONNECTOR)
+    }
+
+    /// `DELETE /api/v1/apps/{app_id}/connectors/{id}`. A connector already gone gives
+    /// [`ErrorKind::NotFound`].
+    pub async fn delete_connector(
+        &self,
+        api: &ApiCredentials,
+        app_id: &str,
+        connector_id: &str,
+    ) -> Result<(), Error> {
+        require_ids(DELETE_CONNECTOR, &[app_id, connector_id])?;
+        let path = ["api", "v1", "apps", app_id, "connectors", connector_id];
+        self.call(DELETE_CONNECTOR, api, Method::DELETE, (&path, &[]), None, Idempotency::Idempotent).await?;
+        Ok(())
+    }
+
+    /// Follows `nextPageToken` until the last page, at most [`MAX_PAGES`] pages.
+    async fn all_pages<T>(
+        &self,
+        operation: &'static str,
+        api: &ApiCredentials,
+        path: &[&str],
+        page: impl Fn(&[u8]) -> Result<(Vec<T>, Option<String>), Error>,
+    ) -> Result<Vec<T>, Error> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let path = ["api", "v1", "apps", app_id, "connectors"];
             let mut query = vec![("page_size", "100")];
             if let Some(t) = &token {
                 query.push(("page_token", t));
             }
-            let body = self
-                .call(LIST_CONNECTORS, api, Method::GET, (&path, &query), None, Idempotency::Idempotent)
-                .await?;
-            let (page, next) = decode::<ListConnectorsResponse>(LIST_CONNECTORS, &body)?.into_page();
-            out.extend(page);
+            let body =
+                self.call(operation, api, Method::GET, (path, &query), None, Idempotency::Idempotent).await?;
+            let (items, next) = page(&body)?;
+            out.extend(items);
             match next {
                 Some(t) => token = Some(t),
                 None => return Ok(out),
             }
         }
-        Err(Error::new(
-            ErrorKind::Decode,
-            LIST_CONNECTORS,
-            "the connector list did not end within the page limit",
-        ))
+        Err(Error::new(ErrorKind::Decode, operation, "the list did not end within the page limit"))
     }
 
     /// Authenticates and sends one API call, returning the 2xx body.
@@ -325,6 +409,11 @@ impl ConductorOneClient {
         }
         result
     }
+}
+
+fn encode(operation: &'static str, request: &impl serde::Serialize) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(request)
+        .map_err(|_| Error::new(ErrorKind::InvalidRequest, operation, "cannot encode request"))
 }
 
 fn decode<T: DeserializeOwned>(operation: &'static str, body: &[u8]) -> Result<T, Error> {

@@ -1,5 +1,6 @@
-//! ConductorOne (C1) API client: connector credentials (rotate, get, revoke) and connector
-//! sync status, authenticated with a service principal's client ID and secret.
+//! ConductorOne (C1) API client: connector credentials (rotate, get, revoke), connector
+//! sync status and actions, apps and connectors (create, list, delete), authenticated with a
+//! service principal's client ID and secret.
 //!
 //! The contract (paths, bodies, auth) is described in `shared/reference/conductorone-api.md`
 //! and `shared/conductorone/connectors-openapi.yaml`.
@@ -44,5 +45,5 @@ pub use client::{ClientConfig, ConductorOneClient};
 pub use credentials::{ApiCredentials, ClientId};
 pub use error::{Error, ErrorKind};
 pub use metrics::{CallOutcome, MetricsHook};
-pub use model::{ConnectorInfo, CredentialInfo, IssuedCredential, SyncState, SyncStatus};
+pub use model::{AppInfo, ConnectorInfo, CredentialInfo, IssuedCredential, SyncState, SyncStatus};
 pub use secrecy::{ExposeSecret, SecretString};

@@ -49,6 +49,7 @@ pub struct ConnectorInfo {
     pub app_id: String,
     pub catalog_id: String,
     pub display_name: String,
+    pub description: String,
     /// `connector.status`; `None` when the server sends `null` (never synced).
     pub sync: Option<SyncStatus>,
     pub sync_disabled_at: Option<Timestamp>,
@@ -73,6 +74,90 @@ pub struct SyncStatus {
     pub updated_at: Option<Timestamp>,
     /// `lastError`; the API sends `""` when there is none, mapped to `None`.
     pub last_error: Option<String>,
+}
+
+/// The parts of `c1.api.app.v1.App` the operator uses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppInfo {
+    pub id: String,
+    pub display_name: String,
+    pub description: String,
+    pub deleted_at: Option<Timestamp>,
+}
+
+/// `CreateAppRequest`: a manual app, to which the operator then adds a connector.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreateAppRequest<'a> {
+    pub display_name: &'a str,
+    pub description: &'a str,
+}
+
+/// `ConnectorServiceCreateDelegatedRequest`: a connector pending its config, which is what a
+/// self-hosted Baton connector is.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreateConnectorRequest<'a> {
+    pub catalog_id: &'a str,
+    pub display_name: &'a str,
+    pub description: &'a str,
+    pub user_ids: &'a [String],
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct WireApp {
+    #[serde(deserialize_with = "null_default")]
+    id: String,
+    #[serde(deserialize_with = "null_default")]
+    display_name: String,
+    #[serde(deserialize_with = "null_default")]
+    description: String,
+    #[serde(deserialize_with = "timestamp")]
+    deleted_at: Option<Timestamp>,
+}
+
+impl WireApp {
+    fn into_info(self) -> AppInfo {
+        AppInfo {
+            id: self.id,
+            display_name: self.display_name,
+            description: self.description,
+            deleted_at: self.deleted_at,
+        }
+    }
+}
+
+/// `CreateAppResponse` (and `GetAppResponse`): `{app}`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct AppResponse {
+    app: Option<WireApp>,
+}
+
+impl AppResponse {
+    pub(crate) fn into_info(self, operation: &'static str) -> Result<AppInfo, Error> {
+        let app = self.app.ok_or_else(|| decode_error(operation, "response has no app"))?;
+        if app.id.is_empty() {
+            return Err(decode_error(operation, "response app has no id"));
+        }
+        Ok(app.into_info())
+    }
+}
+
+/// `ListAppsResponse`: one page of apps.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub(crate) struct ListAppsResponse {
+    list: Vec<WireApp>,
+    next_page_token: String,
+}
+
+impl ListAppsResponse {
+    pub(crate) fn into_page(self) -> (Vec<AppInfo>, Option<String>) {
+        let apps = self.list.into_iter().map(WireApp::into_info).collect();
+        (apps, Some(self.next_page_token).filter(|t| !t.is_empty()))
+    }
 }
 
 /// `ConnectorServiceRotateCredentialRequest`: both ids go in the body, there are no path params.
@@ -148,6 +233,8 @@ struct WireConnector {
     catalog_id: String,
     #[serde(deserialize_with = "null_default")]
     display_name: String,
+    #[serde(deserialize_with = "null_default")]
+    description: String,
     status: Option<WireConnectorStatus>,
     #[serde(deserialize_with = "timestamp")]
     sync_disabled_at: Option<Timestamp>,
@@ -229,6 +316,15 @@ impl GetCredentialsResponse {
 }
 
 impl GetConnectorResponse {
+    /// Like [`into_info`](Self::into_info), also refusing a connector without an id (a create reply).
+    pub(crate) fn into_created(self, operation: &'static str) -> Result<ConnectorInfo, Error> {
+        let info = self.into_info(operation)?;
+        if info.id.is_empty() {
+            return Err(decode_error(operation, "response connector has no id"));
+        }
+        Ok(info)
+    }
+
     pub(crate) fn into_info(self, operation: &'static str) -> Result<ConnectorInfo, Error> {
         let c = self
             .connector_view
@@ -262,6 +358,7 @@ impl WireConnector {
             app_id: c.app_id,
             catalog_id: c.catalog_id,
             display_name: c.display_name,
+            description: c.description,
             sync: c.status.map(|s| SyncStatus {
                 state: s.status,
                 last_started_at: s.started_at,

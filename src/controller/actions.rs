@@ -48,7 +48,9 @@ pub(super) async fn act(
         out.busy = true;
         return out;
     };
-    let (app, connector) = (&c1.app_id, &c1.connector_id);
+    // Until onboarding has the connector, there is nothing to act on; the request stays pending.
+    let Some(ids) = crate::onboarding::ids(bc) else { return out };
+    let (app, connector) = (ids.app.as_str(), ids.connector.as_str());
     let (ns, name) = (bc.namespace().unwrap_or_default(), bc.name_any());
     let mut failed = |action: &'static str, e: crate::conductorone::Error, notes: &mut Vec<Note>| {
         warn!(namespace = %ns, name = %name, action, error = %e, "ConductorOne action failed");
@@ -69,7 +71,7 @@ pub(super) async fn act(
             Ok(()) => {
                 let now =
                     Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::now()));
-                out.status = Some(ConductorOneStatus { paused_at: Some(now) });
+                out.status = Some(ConductorOneStatus { paused_at: Some(now), ..previous.clone() });
                 notes.push(note(
                     "SyncsPaused",
                     "Suspend",
@@ -81,7 +83,7 @@ pub(super) async fn act(
     } else if pause_change {
         match ctx.conductorone.resume_sync(&api, app, connector).await {
             Ok(()) => {
-                out.status = Some(ConductorOneStatus { paused_at: None });
+                out.status = Some(ConductorOneStatus { paused_at: None, ..previous.clone() });
                 notes.push(note("SyncsResumed", "Resume", "resumed the connector's syncs in ConductorOne"));
             }
             Err(e) => failed("Resume", e, notes),

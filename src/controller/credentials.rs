@@ -21,6 +21,7 @@ use crate::{
     Error, Result,
     api::{BatonConnector, ConductorOneSpec, CredentialsStatus, ManagedCredentials},
     conductorone::{ApiCredentials, ErrorKind, ExposeSecret, IssuedCredential},
+    onboarding::Ids,
     resources::{InputProblem, SecretData, inputs, labels},
     rotation::{self, Step, StoredCredential},
 };
@@ -95,7 +96,8 @@ pub enum Outcome {
 
 pub struct Driver<'a> {
     pub ctx: &'a Context,
-    pub c1: &'a ConductorOneSpec,
+    /// The connector whose credentials these are.
+    pub ids: &'a Ids,
     pub api: &'a ApiCredentials,
     pub interval: Duration,
     pub grace: Duration,
@@ -107,7 +109,7 @@ impl Driver<'_> {
     pub async fn drive(&mut self, bc: &mut BatonConnector, live: Option<&Deployment>) -> Result<Outcome> {
         let ns = bc.namespace().ok_or(Error::NotNamespaced)?;
         let base = bc.name_any();
-        let c1 = self.c1.clone();
+        let ids = self.ids.clone();
         let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &ns);
         for _ in 0..MAX_STEPS {
             let state = bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
@@ -174,7 +176,7 @@ impl Driver<'_> {
                     let issued = match self
                         .ctx
                         .conductorone
-                        .rotate_credential(self.api, &c1.app_id, &c1.connector_id)
+                        .rotate_credential(self.api, &ids.app, &ids.connector)
                         .await
                     {
                         Ok(issued) => issued,
@@ -233,7 +235,7 @@ impl Driver<'_> {
                         format!(
                             "an issue request sent at {since} got no stored reply (the operator stopped or the call failed); \
                              ConductorOne may hold an unused credential for connector {} that the operator cannot revoke: {horizon}",
-                            c1.connector_id
+                            ids.connector
                         ),
                     );
                 }
@@ -258,7 +260,7 @@ impl Driver<'_> {
                     {
                         self.persist(bc, &rotation::mark_revoking(&state), None).await?;
                     }
-                    if let Err(e) = self.revoke(&c1.app_id, &c1.connector_id, &previous.credential_id).await {
+                    if let Err(e) = self.revoke(&ids.app, &ids.connector, &previous.credential_id).await {
                         self.note(
                             true,
                             "RevokeFailed",
@@ -280,7 +282,7 @@ impl Driver<'_> {
                     );
                 }
                 Step::RevokePending(id) => {
-                    if let Err(e) = self.revoke(&c1.app_id, &c1.connector_id, &id).await {
+                    if let Err(e) = self.revoke(&ids.app, &ids.connector, &id).await {
                         return Ok(Outcome::Blocked(c1_problem(&e)));
                     }
                     self.persist(bc, &rotation::remove_pending_revocation(&state, &id), None).await?;
@@ -309,10 +311,10 @@ impl Driver<'_> {
 
     /// A credential that was minted but cannot be used is revoked at once, or remembered for later.
     async fn revoke_unusable(&mut self, bc: &mut BatonConnector, id: &str) -> Result<()> {
-        let c1 = self.c1.clone();
+        let ids = self.ids.clone();
         let state = bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
         let state = rotation::clear_in_flight(&state);
-        if self.revoke(&c1.app_id, &c1.connector_id, id).await.is_ok() {
+        if self.revoke(&ids.app, &ids.connector, id).await.is_ok() {
             self.persist(bc, &state, None).await
         } else {
             self.persist(bc, &rotation::add_pending_revocation(&state, id), None).await
@@ -453,11 +455,11 @@ pub async fn revoke_all(
     bc: &BatonConnector,
     api: &ApiCredentials,
 ) -> Vec<(String, crate::conductorone::Error)> {
-    let Some(c1) = bc.spec.conductor_one.as_ref() else { return Vec::new() };
+    let Some(ids) = crate::onboarding::ids(bc) else { return Vec::new() };
     let state = bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
     let mut failed = Vec::new();
     for id in rotation::minted(&state) {
-        match ctx.conductorone.revoke_credential(api, &c1.app_id, &c1.connector_id, &id).await {
+        match ctx.conductorone.revoke_credential(api, &ids.app, &ids.connector, &id).await {
             Ok(()) => info!(credential_id = %id, "revoked credential on deletion"),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => failed.push((id, e)),
@@ -500,13 +502,19 @@ pub async fn revoke_leftovers(
         );
         return Ok(Err(Problem::Rejected { message }));
     };
+    let Some(ids) = crate::onboarding::ids(bc) else {
+        let message = format!(
+            "credentials {leftovers:?} minted while this resource was managed stay valid until the connector's ConductorOne ids are known again"
+        );
+        return Ok(Err(Problem::Rejected { message }));
+    };
     let api = match api_credentials(bc, c1, secrets) {
         Ok(api) => api,
         Err(p) => return Ok(Err(Problem::Input(p))),
     };
     let mut revoked = Vec::new();
     for id in &leftovers {
-        match ctx.conductorone.revoke_credential(&api, &c1.app_id, &c1.connector_id, id).await {
+        match ctx.conductorone.revoke_credential(&api, &ids.app, &ids.connector, id).await {
             Ok(()) => revoked.push(id.clone()),
             Err(e) if e.kind() == ErrorKind::NotFound => revoked.push(id.clone()),
             Err(e) => return Ok(Err(c1_problem(&e))),

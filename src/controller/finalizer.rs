@@ -1,5 +1,5 @@
-//! The finalizer that revokes operator-minted credentials when a resource is deleted
-//! (`deletionPolicy: Revoke`). Resources that do not need it never get it, so deleting them is not
+//! The finalizer that revokes operator-minted credentials, and deletes the ConductorOne app and
+//! connector the operator created, when a resource is deleted (`deletionPolicy: Revoke`). Resources that do not need it never get it, so deleting them is not
 //! held up by the operator.
 
 use kube::{
@@ -21,14 +21,22 @@ pub const FINALIZER: &str = "baton.conductorone.com/revoke-credentials";
 /// lets the deletion finish and says which credentials stay valid.
 const MAX_ATTEMPTS: u32 = 5;
 
-/// Managed credentials, or credentials left from when the resource was managed, are to be revoked.
+/// Managed credentials, credentials left from when the resource was managed, or an app and connector
+/// the operator creates (or created) in ConductorOne are to be cleaned up on deletion.
 fn wanted(bc: &BatonConnector) -> bool {
-    let leftovers = bc
+    let creates = bc.spec.conductor_one.as_ref().is_some_and(crate::onboarding::creates);
+    (bc.spec.credentials.managed.is_some() || creates || has_work(bc))
+        && bc.spec.deletion_policy == DeletionPolicy::Revoke
+}
+
+/// Something exists in ConductorOne that deletion has to remove.
+fn has_work(bc: &BatonConnector) -> bool {
+    let minted = bc
         .status
         .as_ref()
         .and_then(|s| s.credentials.as_ref())
         .is_some_and(|c| !crate::rotation::minted(c).is_empty());
-    (bc.spec.credentials.managed.is_some() || leftovers) && bc.spec.deletion_policy == DeletionPolicy::Revoke
+    minted || crate::onboarding::owns_anything(bc)
 }
 
 fn present(bc: &BatonConnector) -> Option<usize> {
@@ -55,20 +63,26 @@ pub async fn ensure(ctx: &Context, bc: &mut BatonConnector) -> Result<()> {
 /// Runs on a resource being deleted: revokes what the operator minted, then lets it go.
 pub async fn cleanup(ctx: &Context, bc: &BatonConnector) -> Result<Action> {
     let Some(index) = present(bc) else { return Ok(Action::await_change()) };
-    if wanted(bc) {
+    if wanted(bc) && has_work(bc) {
         let Ok(_slot) = ctx.c1_slots.try_acquire() else {
             return Ok(Action::requeue(super::C1_BUSY_RETRY));
         };
         let attempt = ctx.backoff.failures(&ObjectRef::from(bc)) + 1;
-        let note = match revoke(ctx, bc).await {
-            Ok(()) => Note {
+        let note = match clean_up(ctx, bc).await {
+            Ok(deleted) => Note {
                 warning: false,
                 reason: "CredentialRevoked",
                 action: "Delete",
-                message: "revoked the ConductorOne credentials the operator minted".into(),
+                message: match deleted.is_empty() {
+                    true => "revoked the ConductorOne credentials the operator minted".into(),
+                    false => format!(
+                        "revoked the ConductorOne credentials the operator minted and deleted the {} it created",
+                        deleted.join(" and ")
+                    ),
+                },
             },
             Err(reason) if attempt < MAX_ATTEMPTS && !reason.contains("(permanent)") => {
-                warn!(namespace = ?bc.namespace(), name = %bc.name_any(), attempt, %reason, "revoking credentials on deletion failed; retrying");
+                warn!(namespace = ?bc.namespace(), name = %bc.name_any(), attempt, %reason, "cleaning up ConductorOne on deletion failed; retrying");
                 return Err(Error::Blocked("RevokeFailed"));
             }
             Err(reason) => Note {
@@ -76,7 +90,7 @@ pub async fn cleanup(ctx: &Context, bc: &BatonConnector) -> Result<Action> {
                 reason: "RevokeFailed",
                 action: "Delete",
                 message: format!(
-                    "gave up revoking ConductorOne credentials after {attempt} attempt(s): {reason}; revoke them in ConductorOne"
+                    "gave up cleaning up in ConductorOne after {attempt} attempt(s): {reason}; revoke the credentials and delete what the operator created there by hand"
                 ),
             },
         };
@@ -87,8 +101,9 @@ pub async fn cleanup(ctx: &Context, bc: &BatonConnector) -> Result<Action> {
     Ok(Action::await_change())
 }
 
-/// Revokes every minted credential; on failure says which ones and why (no secrets in it).
-async fn revoke(ctx: &Context, bc: &BatonConnector) -> std::result::Result<(), String> {
+/// Revokes every minted credential, then deletes what onboarding created; returns what it deleted,
+/// or says what it could not do and why (no secrets in it).
+async fn clean_up(ctx: &Context, bc: &BatonConnector) -> std::result::Result<Vec<String>, String> {
     let ns = bc.namespace().unwrap_or_default();
     let c1 = bc.spec.conductor_one.as_ref().ok_or("no conductorOne access configured (permanent)")?;
     let name = &c1.api_credentials_secret_ref.name;
@@ -99,14 +114,13 @@ async fn revoke(ctx: &Context, bc: &BatonConnector) -> std::result::Result<(), S
         .map_err(|e| format!("reading Secret {name:?}: {e}"))?;
     let creds = credentials::api_credentials(bc, c1, &secrets).map_err(|p| format!("{p} (permanent)"))?;
     let failed = credentials::revoke_all(ctx, bc, &creds).await;
-    match failed.first() {
-        None => Ok(()),
-        Some((_, e)) => {
-            let ids: Vec<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
-            let permanent = if e.is_permanent() { " (permanent)" } else { "" };
-            Err(format!("credentials {ids:?}: {e}{permanent}"))
-        }
+    if let Some((_, e)) = failed.first() {
+        let ids: Vec<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
+        let permanent = if e.is_permanent() { " (permanent)" } else { "" };
+        return Err(format!("credentials {ids:?}: {e}{permanent}"));
     }
+    // The connector goes only once no credential of it is left valid.
+    super::onboarding::delete_created(ctx, bc, &creds).await
 }
 
 fn remove_ops(index: usize) -> serde_json::Value {

@@ -9,6 +9,7 @@ pub mod events;
 mod finalizer;
 pub mod index;
 mod invalid;
+mod onboarding;
 mod oneshot;
 mod polling;
 mod reconcile;

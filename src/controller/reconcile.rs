@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use super::{
     Context, actions, credentials,
     events::{self, Note},
-    finalizer, oneshot, polling, runs,
+    finalizer, onboarding, oneshot, polling, runs,
     status::{self, Observation, Problem},
 };
 use crate::{
@@ -54,11 +54,17 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
 
     let mut notes = Vec::new();
     let mut outcome = Converged::default();
+    // Suspended: nothing is created in ConductorOne either.
+    let onboarded = match bc.spec.suspend {
+        true => onboarding::Onboarded::default(),
+        false => onboarding::converge(&ctx, &mut bc, &secrets, &mut notes).await?,
+    };
     if oneshot {
         // Suspended too: the CronJob is what takes `suspend`.
         outcome = oneshot::converge(&ctx, &bc, &secrets, &mut live, &mut cronjob, &mut notes).await?;
     } else if !bc.spec.suspend {
-        outcome = converge(&ctx, &mut bc, &mut secrets, &deployments, &mut live, &mut notes).await?;
+        let ids = onboarded.ids.as_ref();
+        outcome = converge(&ctx, &mut bc, ids, &mut secrets, &deployments, &mut live, &mut notes).await?;
         if outcome.applied_current {
             oneshot::remove_cronjob(&ctx, &bc, &mut cronjob, &mut notes).await?;
         }
@@ -73,10 +79,9 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
     };
     let acted = actions::act(&ctx, &bc, &secrets, &mut notes).await;
     let Converged { mut problem, config_hash, applied_current, mut wait, revoked, handled_sync } = outcome;
-    if problem.is_none() {
-        problem = acted.problem;
-    }
-    if acted.busy {
+    // What keeps onboarding from finishing explains the rest.
+    problem = onboarded.problem.or(problem).or(acted.problem);
+    if acted.busy || onboarded.busy {
         wait = Some(wait.map_or(super::C1_BUSY_RETRY, |w| w.min(super::C1_BUSY_RETRY)));
     }
     let handled_sync = handled_sync.or(acted.handled_sync);
@@ -137,6 +142,7 @@ pub(super) struct Converged {
 async fn converge(
     ctx: &Context,
     bc: &mut BatonConnector,
+    ids: Option<&crate::onboarding::Ids>,
     secrets: &mut SecretData,
     deployments: &Api<Deployment>,
     live: &mut Option<Deployment>,
@@ -144,7 +150,7 @@ async fn converge(
 ) -> Result<Converged> {
     let name = bc.name_any();
     let mut out = Converged::default();
-    let rotation = match managed_rotation(bc, secrets) {
+    let rotation = match managed_rotation(bc, secrets, ids) {
         Ok(r) => r,
         Err(p) => {
             out.problem = Some(p);
@@ -223,7 +229,7 @@ pub(super) async fn revoke_unused_credentials(
 
 /// What the rotation of managed credentials needs, or why it cannot run.
 struct ManagedRotation {
-    c1: crate::api::ConductorOneSpec,
+    ids: crate::onboarding::Ids,
     api: crate::conductorone::ApiCredentials,
     interval: std::time::Duration,
     grace: std::time::Duration,
@@ -240,7 +246,7 @@ impl ManagedRotation {
     ) -> Result<()> {
         let mut driver = credentials::Driver {
             ctx,
-            c1: &self.c1,
+            ids: &self.ids,
             api: &self.api,
             interval: self.interval,
             grace: self.grace,
@@ -254,14 +260,20 @@ impl ManagedRotation {
     }
 }
 
-fn managed_rotation(bc: &BatonConnector, secrets: &SecretData) -> Result<Option<ManagedRotation>, Problem> {
+fn managed_rotation(
+    bc: &BatonConnector,
+    secrets: &SecretData,
+    ids: Option<&crate::onboarding::Ids>,
+) -> Result<Option<ManagedRotation>, Problem> {
     let Some(m) = &bc.spec.credentials.managed else { return Ok(None) };
+    // Onboarding reports why the connector is not there yet.
+    let Some(ids) = ids else { return Ok(None) };
     let Some(c1) = &bc.spec.conductor_one else {
         return Err(Problem::Rejected { message: "credentials.managed needs spec.conductorOne".into() });
     };
     let (interval, grace) = credentials::rotation_settings(m)?;
     let api = credentials::api_credentials(bc, c1, secrets).map_err(Problem::Input)?;
-    Ok(Some(ManagedRotation { c1: c1.clone(), api, interval, grace }))
+    Ok(Some(ManagedRotation { ids: ids.clone(), api, interval, grace }))
 }
 
 /// The credentials to report in status, and, for managed ones not issued yet, what is awaited.

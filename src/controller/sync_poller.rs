@@ -27,7 +27,7 @@ use tracing::{debug, info};
 use super::{Context, PollResult, SyncPoll, cache::Key, credentials};
 use crate::{
     api::BatonConnector,
-    conductorone::SyncState,
+    conductorone::{ErrorKind, SyncState},
     sync::{self, Observed},
 };
 
@@ -45,6 +45,8 @@ struct Target {
     api_secret: String,
     app_id: String,
     connector_id: String,
+    /// The operator created the connector: if it disappears, someone deleted it.
+    created: bool,
 }
 
 impl Target {
@@ -269,16 +271,24 @@ impl SyncPoller {
         };
         self.pace.until_ready().await;
         let results: Vec<(Key, PollResult)> = if group.len() == 1 {
-            let answer = ctx.conductorone.get_connector(&api, &first.app_id, &first.connector_id).await;
-            let r = answer.map(|i| Observed::from_connector(&i)).map_err(failure);
+            let r = match ctx.conductorone.get_connector(&api, &first.app_id, &first.connector_id).await {
+                Ok(i) if i.deleted_at.is_some() => Err(deleted(&first)),
+                Ok(i) => Ok(Observed::from_connector(&i)),
+                Err(e) if e.kind() == ErrorKind::NotFound && first.created => Err(deleted(&first)),
+                Err(e) => Err(failure(e)),
+            };
             vec![(group[0].0.clone(), r)]
         } else {
             match ctx.conductorone.list_connectors(&api, &first.app_id).await {
                 Ok(list) => group
                     .iter()
                     .map(|(k, t)| {
-                        let found = list.iter().find(|i| i.id == t.connector_id);
-                        let r = found.map(Observed::from_connector).ok_or_else(|| not_listed(t));
+                        let r = match list.iter().find(|i| i.id == t.connector_id) {
+                            Some(i) if i.deleted_at.is_some() => Err(deleted(t)),
+                            Some(i) => Ok(Observed::from_connector(i)),
+                            None if t.created => Err(deleted(t)),
+                            None => Err(not_listed(t)),
+                        };
                         (k.clone(), r)
                     })
                     .collect(),
@@ -329,13 +339,16 @@ fn key(bc: &BatonConnector) -> Option<Key> {
     Some((bc.namespace()?, bc.name_any()))
 }
 
+/// What to poll for a resource; nothing until onboarding knows its connector.
 fn target(bc: &BatonConnector) -> Option<Target> {
     let c1 = bc.spec.conductor_one.as_ref()?;
+    let ids = crate::onboarding::ids(bc)?;
     Some(Target {
         namespace: bc.namespace()?,
         api_secret: c1.api_credentials_secret_ref.name.clone(),
-        app_id: c1.app_id.clone(),
-        connector_id: c1.connector_id.clone(),
+        app_id: ids.app,
+        connector_id: ids.connector,
+        created: ids.created_connector,
     })
 }
 
@@ -351,6 +364,23 @@ fn failure(e: crate::conductorone::Error) -> (&'static str, String, bool) {
 fn not_listed(t: &Target) -> (&'static str, String, bool) {
     let message = format!("connector {} is not among the connectors of app {}", t.connector_id, t.app_id);
     ("NotFound", message, true)
+}
+
+/// A connector gone from ConductorOne. One the operator created is never created again: a person
+/// decides what replaces it.
+fn deleted(t: &Target) -> (&'static str, String, bool) {
+    if t.created {
+        let message = format!(
+            "connector {} (app {}), which the operator created, was deleted in ConductorOne; it is not created again: delete and re-create this BatonConnector, or set conductorOne.connectorId",
+            t.connector_id, t.app_id
+        );
+        return ("ConnectorDeleted", message, true);
+    }
+    (
+        "NotFound",
+        format!("connector {} of app {} was deleted in ConductorOne", t.connector_id, t.app_id),
+        true,
+    )
 }
 
 /// Where in the interval a connector's first poll after a restart falls: fixed per connector, so
@@ -425,6 +455,7 @@ mod tests {
             api_secret: "api".into(),
             app_id: "app".into(),
             connector_id: c.into(),
+            created: false,
         };
         let now = Instant::now();
         s.insert(("ns".into(), "a".into()), Entry { target: t("1"), due: now, unchanged: 0 });

@@ -169,8 +169,10 @@ mod tests {
     fn with_c1(mut bc: BatonConnector, freshness: &str, last_completed: Option<i64>) -> BatonConnector {
         bc.spec.conductor_one = Some(ConductorOneSpec {
             api_credentials_secret_ref: SecretRef { name: "api".into() },
-            app_id: "app".into(),
-            connector_id: "conn".into(),
+            app_id: Some("app".into()),
+            app: None,
+            connector_id: Some("conn".into()),
+            connector: None,
             sync_freshness: freshness.into(),
             pause_when_suspended: true,
         });

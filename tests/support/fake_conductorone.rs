@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use state::{Fault, FaultRule, RecordedCall, StoredCredential};
+pub use state::{Fault, FaultRule, RecordedCall, StoredApp, StoredCredential};
 
 use handlers::ConnectionKill;
 use jws::mint_secret;
@@ -166,14 +166,47 @@ impl FakeConductorOne {
     }
 
     pub fn add_connector(&self, app_id: &str, connector_id: &str, display_name: &str) {
-        self.state.lock().connectors.push(StoredConnector {
+        let mut inner = self.state.lock();
+        inner.ensure_app(app_id);
+        inner.connectors.push(StoredConnector {
             app_id: app_id.to_owned(),
             id: connector_id.to_owned(),
             display_name: display_name.to_owned(),
+            description: String::new(),
+            catalog_id: String::new(),
+            user_ids: Vec::new(),
             status: Value::Null,
             extra: Default::default(),
             created_at: Timestamp::now(),
         });
+    }
+
+    /// Every app ever created or used, deleted ones included (`deleted_at`).
+    pub fn apps(&self) -> Vec<StoredApp> {
+        self.state.lock().apps.clone()
+    }
+
+    /// The live app with this id.
+    pub fn app(&self, id: &str) -> Option<StoredApp> {
+        self.state.lock().app(id).cloned()
+    }
+
+    /// Ids of the app's connectors.
+    pub fn connector_ids(&self, app_id: &str) -> Vec<String> {
+        self.state.lock().connectors.iter().filter(|c| c.app_id == app_id).map(|c| c.id.clone()).collect()
+    }
+
+    /// `(description, catalogId, userIds)` of a connector.
+    pub fn connector_details(&self, app_id: &str, id: &str) -> Option<(String, String, Vec<String>)> {
+        let mut inner = self.state.lock();
+        inner
+            .connector_mut(app_id, id)
+            .map(|c| (c.description.clone(), c.catalog_id.clone(), c.user_ids.clone()))
+    }
+
+    /// Deletes a connector as a person in the UI would.
+    pub fn remove_connector(&self, app_id: &str, id: &str) {
+        self.state.lock().connectors.retain(|c| !(c.app_id == app_id && c.id == id));
     }
 
     /// Sets `connector.status` verbatim (a `ConnectorStatus` object, or `null`).

@@ -7,3 +7,4 @@ pub mod fake_conductorone;
 pub mod fake_kube;
 pub mod harness;
 pub mod kstatus;
+pub mod world;

@@ -1,5 +1,6 @@
 //! HTTP routes of the fake, following the contract in `shared/reference/conductorone-api.md`:
-//! the token endpoint, the three connector-credential operations and Connector.Get. Errors
+//! the token endpoint, the three connector-credential operations, connectors (get, list, create,
+//! delete, force sync, pause, resume) and apps (list, create, delete). Errors
 //! are gRPC-status JSON `{code, message}` with the usual HTTP mapping, except the token
 //! endpoint, which answers OAuth-style `{error, error_description}`.
 
@@ -11,14 +12,16 @@ use axum::extract::{Extension, Path, Request, State as AxumState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::jws::{mint_secret, verify_assertion};
-use super::state::{Fault, IssuedToken, Principal, RecordedCall, State, StoredCredential, new_id};
+use super::state::{
+    Fault, IssuedToken, Principal, RecordedCall, State, StoredApp, StoredConnector, StoredCredential, new_id,
+};
 
 type AppState = AxumState<Arc<State>>;
 
@@ -34,11 +37,13 @@ pub fn router(state: Arc<State>) -> Router {
             "/api/v1/apps/{app_id}/connectors/{connector_id}/credentials/{id}",
             get(get_credential).post(revoke_credential),
         )
-        .route("/api/v1/apps/{app_id}/connectors", get(list_connectors))
+        .route("/api/v1/apps", get(list_apps).post(create_app))
+        .route("/api/v1/apps/{id}", delete(delete_app))
+        .route("/api/v1/apps/{app_id}/connectors", get(list_connectors).post(create_connector))
         .route("/api/v1/apps/{app_id}/connectors/{connector_id}/force_sync", post(force_sync))
         .route("/api/v1/apps/{app_id}/connectors/{connector_id}/pause", post(pause_sync))
         .route("/api/v1/apps/{app_id}/connectors/{connector_id}/resume", post(resume_sync))
-        .route("/api/v1/apps/{app_id}/connectors/{id}", get(get_connector))
+        .route("/api/v1/apps/{app_id}/connectors/{id}", get(get_connector).delete(delete_connector))
         .fallback(|| async { grpc_error(StatusCode::NOT_FOUND, 5, "Not Found") })
         .method_not_allowed_fallback(|| async {
             grpc_error(StatusCode::METHOD_NOT_ALLOWED, 12, "Method Not Allowed")
@@ -71,6 +76,13 @@ async fn record_and_inject(
     }
     let response = match fault {
         Some(Fault::Drop) => {
+            kill.0.notify_one();
+            std::future::pending::<()>().await;
+            unreachable!("the connection task is dropped first")
+        }
+        Some(Fault::LoseReply) => {
+            let _ = next.run(request).await;
+            state.lock().calls[index].status = None;
             kill.0.notify_one();
             std::future::pending::<()>().await;
             unreachable!("the connection task is dropped first")
@@ -318,17 +330,16 @@ async fn list_connectors(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    let query: std::collections::HashMap<String, String> =
-        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
     if let Some(denied) = refuse(&state, &headers) {
         return denied;
     }
-    let size =
-        query.get("page_size").and_then(|s| s.parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(10).min(10);
-    let Ok(start) = query.get("page_token").map_or(Ok(0), |t| t.parse::<usize>()) else {
+    let Some((start, size)) = page_of(&uri) else {
         return grpc_error(StatusCode::BAD_REQUEST, 3, "invalid page token");
     };
     let inner = state.lock();
+    if inner.apps.iter().any(|a| a.id == app_id && a.deleted_at.is_some()) {
+        return grpc_error(StatusCode::NOT_FOUND, 5, "app not found (request-id: fake)");
+    }
     let all: Vec<_> = inner.connectors.iter().filter(|c| c.app_id == app_id).collect();
     let page: Vec<Value> = all
         .iter()
@@ -395,4 +406,191 @@ fn connector_action(
         }
         None => grpc_error(StatusCode::NOT_FOUND, 5, "not found (request-id: fake)"),
     }
+}
+
+/// A request body as a JSON object whose keys all come from `allowed`, or `None`.
+fn strict_body(body: &[u8], allowed: &[&str]) -> Option<serde_json::Map<String, Value>> {
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else { return None };
+    fields.keys().all(|k| allowed.contains(&k.as_str())).then_some(fields)
+}
+
+fn text_field(fields: &serde_json::Map<String, Value>, name: &str) -> Option<String> {
+    match fields.get(name) {
+        None => Some(String::new()),
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => None,
+    }
+}
+
+/// Apps.Create: a manual app. `displayName` is required.
+async fn create_app(AxumState(state): AppState, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(denied) = refuse(&state, &headers) {
+        return denied;
+    }
+    const ALLOWED: &[&str] = &[
+        "displayName",
+        "description",
+        "annotations",
+        "owners",
+        "appEntitlementOwnerRefs",
+        "certifyPolicyId",
+        "grantPolicyId",
+        "revokePolicyId",
+        "identityMatching",
+        "instructions",
+        "monthlyCostUsd",
+        "strictAccessEntitlementProvisioning",
+        "matchBatonRef",
+    ];
+    let fields = strict_body(&body, ALLOWED);
+    let (Some(name), Some(description)) = (
+        fields.as_ref().and_then(|f| text_field(f, "displayName")).filter(|n| !n.is_empty()),
+        fields.as_ref().and_then(|f| text_field(f, "description")),
+    ) else {
+        return grpc_error(
+            StatusCode::BAD_REQUEST,
+            3,
+            "invalid argument: CreateAppRequest.displayName is required",
+        );
+    };
+    let app = StoredApp {
+        id: new_id(),
+        display_name: name,
+        description,
+        created_at: Timestamp::now(),
+        deleted_at: None,
+    };
+    let body = json!({"app": app.to_json()});
+    state.lock().apps.push(app);
+    json_response(StatusCode::OK, body)
+}
+
+/// Apps.List: pages of at most ten, like Connector.List.
+async fn list_apps(AxumState(state): AppState, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    if let Some(denied) = refuse(&state, &headers) {
+        return denied;
+    }
+    let Some((start, size)) = page_of(&uri) else {
+        return grpc_error(StatusCode::BAD_REQUEST, 3, "invalid page token");
+    };
+    let inner = state.lock();
+    let all: Vec<&StoredApp> = inner.apps.iter().filter(|a| a.deleted_at.is_none()).collect();
+    let page: Vec<Value> = all.iter().skip(start).take(size).map(|a| a.to_json()).collect();
+    let next = if start + size < all.len() { (start + size).to_string() } else { String::new() };
+    json_response(StatusCode::OK, json!({"list": page, "nextPageToken": next}))
+}
+
+/// `(offset, size)` from `page_token` and `page_size`; pages hold at most ten.
+fn page_of(uri: &axum::http::Uri) -> Option<(usize, usize)> {
+    let query: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
+    let size =
+        query.get("page_size").and_then(|s| s.parse::<usize>().ok()).filter(|n| *n > 0).unwrap_or(10).min(10);
+    let start = query.get("page_token").map_or(Ok(0), |t| t.parse::<usize>()).ok()?;
+    Some((start, size))
+}
+
+/// Apps.Delete. The fake refuses to delete an app that still has connectors (FAILED_PRECONDITION),
+/// so a client must remove its connector first.
+async fn delete_app(AxumState(state): AppState, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(denied) = refuse(&state, &headers) {
+        return denied;
+    }
+    let mut inner = state.lock();
+    if inner.app(&id).is_none() {
+        return grpc_error(StatusCode::NOT_FOUND, 5, "app not found (request-id: fake)");
+    }
+    if inner.connectors.iter().any(|c| c.app_id == id) {
+        return grpc_error(StatusCode::BAD_REQUEST, 9, "failed precondition: the app still has connectors");
+    }
+    if let Some(app) = inner.apps.iter_mut().find(|a| a.id == id) {
+        app.deleted_at = Some(Timestamp::now());
+    }
+    json_response(StatusCode::OK, json!({}))
+}
+
+/// Connector.CreateDelegated: a connector pending its config, in an existing app.
+async fn create_connector(
+    AxumState(state): AppState,
+    Path(app_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(denied) = refuse(&state, &headers) {
+        return denied;
+    }
+    const ALLOWED: &[&str] =
+        &["catalogId", "description", "displayName", "userIds", "appEntitlementOwnerRefs", "expandMask"];
+    let Some(fields) = strict_body(&body, ALLOWED) else {
+        return grpc_error(StatusCode::BAD_REQUEST, 3, "invalid argument: unknown field in the request");
+    };
+    let user_ids = match fields.get("userIds") {
+        None | Some(Value::Null) => Some(Vec::new()),
+        Some(Value::Array(ids)) => ids.iter().map(|v| v.as_str().map(str::to_owned)).collect(),
+        Some(_) => None,
+    };
+    let (Some(catalog_id), Some(display_name), Some(description), Some(user_ids)) = (
+        text_field(&fields, "catalogId"),
+        text_field(&fields, "displayName"),
+        text_field(&fields, "description"),
+        user_ids,
+    ) else {
+        return grpc_error(StatusCode::BAD_REQUEST, 3, "invalid argument: malformed field");
+    };
+    if catalog_id.is_empty() {
+        return grpc_error(StatusCode::BAD_REQUEST, 3, "invalid argument: catalogId is required");
+    }
+    let mut inner = state.lock();
+    if inner.app(&app_id).is_none() {
+        return grpc_error(StatusCode::NOT_FOUND, 5, "app not found (request-id: fake)");
+    }
+    let connector = StoredConnector {
+        app_id,
+        id: new_id(),
+        display_name,
+        description,
+        catalog_id,
+        user_ids,
+        status: Value::Null,
+        extra: Default::default(),
+        created_at: Timestamp::now(),
+    };
+    let body = json!({
+        "connectorView": {"connector": connector.to_json(), "appPath": "", "capabilitiesPath": "", "usersPath": ""},
+        "expanded": [],
+    });
+    inner.connectors.push(connector);
+    json_response(StatusCode::OK, body)
+}
+
+/// Connector.Delete. Credentials of the connector stop working with it.
+async fn delete_connector(
+    AxumState(state): AppState,
+    Path((app_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(denied) = refuse(&state, &headers) {
+        return denied;
+    }
+    let mut inner = state.lock();
+    if inner.connector_mut(&app_id, &id).is_none() {
+        return grpc_error(StatusCode::NOT_FOUND, 5, "connector not found (request-id: fake)");
+    }
+    inner.connectors.retain(|c| !(c.app_id == app_id && c.id == id));
+    let now = Timestamp::now();
+    let gone: Vec<String> = inner
+        .credentials
+        .iter_mut()
+        .filter(|c| c.app_id == app_id && c.connector_id == id && !c.is_revoked())
+        .map(|c| {
+            c.revoked_at = Some(now);
+            c.client_id.clone()
+        })
+        .collect();
+    for client_id in gone {
+        if let Some(p) = inner.principals.get_mut(&client_id) {
+            p.disabled = true;
+        }
+    }
+    json_response(StatusCode::OK, json!({}))
 }

@@ -64,10 +64,39 @@ impl StoredCredential {
     }
 }
 
+/// An app. Deleting one marks it, so tests can check what was deleted.
+#[derive(Clone, Debug)]
+pub struct StoredApp {
+    pub id: String,
+    pub display_name: String,
+    pub description: String,
+    pub created_at: Timestamp,
+    pub deleted_at: Option<Timestamp>,
+}
+
+impl StoredApp {
+    /// `c1.api.app.v1.App`, the fields the contract lists, every one present (EmitUnpopulated).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id, "displayName": self.display_name, "description": self.description,
+            "appAccountId": "", "appAccountName": "", "appOwners": [], "annotations": {},
+            "certifyPolicyId": "", "grantPolicyId": "", "revokePolicyId": "", "connectorVersion": 0,
+            "defaultRequestCatalogId": "", "iconUrl": "", "logoUri": "", "instructions": "",
+            "identityMatching": "APP_USER_IDENTITY_MATCHING_UNSPECIFIED", "isDirectory": false,
+            "isManuallyManaged": true, "monthlyCostUsd": 0, "parentAppId": "", "userCount": "0",
+            "createdAt": self.created_at.to_string(), "updatedAt": self.created_at.to_string(),
+            "deletedAt": self.deleted_at.map(|t| t.to_string()),
+        })
+    }
+}
+
 pub struct StoredConnector {
     pub app_id: String,
     pub id: String,
     pub display_name: String,
+    pub description: String,
+    pub catalog_id: String,
+    pub user_ids: Vec<String>,
     /// Raw `ConnectorStatus` JSON (or `null`), so tests can send values a client does not know.
     pub status: Value,
     /// Merged over the connector object last: unknown fields, or overrides of known ones.
@@ -79,13 +108,14 @@ impl StoredConnector {
     /// `c1.api.app.v1.Connector` with every field present (EmitUnpopulated).
     pub fn to_json(&self) -> Value {
         let mut connector = json!({
-            "id": self.id, "appId": self.app_id, "catalogId": "", "displayName": self.display_name,
-            "description": "", "config": null, "status": self.status,
+            "id": self.id, "appId": self.app_id, "catalogId": self.catalog_id,
+            "displayName": self.display_name, "description": self.description, "config": null,
+            "status": self.status,
             "syncDisabledAt": null, "syncDisabledReason": "", "syncDisabledCategory": "",
             "canResumeSync": false, "disableCheckBadSync": false,
             "connectorSyncCronSchedule": null, "syncConfig": null, "oauthAuthorizedAs": null,
             "downloadUrl": "", "connectorApiVersion": 0, "parallelSyncWorkerCount": null,
-            "profileAllowList": [], "profileIgnoreList": [], "userIds": [],
+            "profileAllowList": [], "profileIgnoreList": [], "userIds": self.user_ids,
             "createdAt": self.created_at.to_string(), "updatedAt": self.created_at.to_string(),
             "deletedAt": null, "configUpdatedAt": null,
         });
@@ -105,6 +135,9 @@ pub enum Fault {
     Delay(Duration),
     /// Close the connection without answering.
     Drop,
+    /// Handle the request, then close the connection without answering: the server acted, the
+    /// client never learns of it.
+    LoseReply,
 }
 
 impl Fault {
@@ -184,6 +217,7 @@ pub struct Inner {
     pub tokens: HashMap<String, IssuedToken>,
     pub credentials: Vec<StoredCredential>,
     pub connectors: Vec<StoredConnector>,
+    pub apps: Vec<StoredApp>,
     pub faults: Vec<FaultRule>,
     pub calls: Vec<RecordedCall>,
     pub token_ttl: Duration,
@@ -207,6 +241,7 @@ impl State {
                 tokens: HashMap::new(),
                 credentials: Vec::new(),
                 connectors: Vec::new(),
+                apps: Vec::new(),
                 faults: Vec::new(),
                 calls: Vec::new(),
                 token_ttl: Duration::from_secs(600),
@@ -236,6 +271,25 @@ impl Inner {
         let fault = rule.fault.clone();
         self.faults.retain(|r| r.times > 0);
         Some(fault)
+    }
+
+    /// The app, unless it does not exist or was deleted.
+    pub fn app(&self, id: &str) -> Option<&StoredApp> {
+        self.apps.iter().find(|a| a.id == id && a.deleted_at.is_none())
+    }
+
+    /// Records an app that connectors were added to directly, as if made in the UI.
+    pub fn ensure_app(&mut self, id: &str) {
+        if !self.apps.iter().any(|a| a.id == id) {
+            let app = StoredApp {
+                id: id.to_owned(),
+                display_name: id.to_owned(),
+                description: String::new(),
+                created_at: Timestamp::now(),
+                deleted_at: None,
+            };
+            self.apps.push(app);
+        }
     }
 
     pub fn connector_mut(&mut self, app_id: &str, id: &str) -> Option<&mut StoredConnector> {
