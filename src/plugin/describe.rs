@@ -125,6 +125,22 @@ pub fn render(
     rows[0][0] = "  TYPE".into();
     table(out, &rows)?;
 
+    if let Some(c1) = &bc.spec.conductor_one {
+        writeln!(out, "\nConductorOne:")?;
+        let created = status.conductor_one.clone().unwrap_or_default();
+        let by = |operator: bool| if operator { " (created by the operator)" } else { "" };
+        match crate::onboarding::ids(bc) {
+            Some(ids) => {
+                let app_created = c1.app_id.is_none() && created.created_app;
+                writeln!(out, "  App:            {}{}", ids.app, by(app_created))?;
+                writeln!(out, "  Connector:      {}{}", ids.connector, by(ids.created_connector))?;
+            }
+            None => writeln!(out, "  Onboarding:     the app or connector is still being created")?,
+        }
+        if let Some(at) = &created.paused_at {
+            writeln!(out, "  Paused:         since {} (spec.suspend)", at.0)?;
+        }
+    }
     if let Some(sync) = &status.sync {
         writeln!(out, "\nSync (ConductorOne):")?;
         writeln!(out, "  State:          {}", sync.state.as_deref().unwrap_or("unknown"))?;

@@ -15,6 +15,7 @@ mod handover;
 mod helm;
 mod install;
 mod managed;
+mod onboarding;
 mod oneshot;
 mod plugin;
 mod scale;
@@ -96,6 +97,8 @@ async fn main() -> ExitCode {
         sync::sync_status_shows_in_status_columns_events_and_metrics,
         sync::kstatus_reads_progress_current_and_failed,
         sync::sync_now_and_suspend_reach_conductorone,
+        onboarding::zero_click_example_onboards_and_cleans_up,
+        onboarding::zero_click_with_orphan_keeps_app_and_connector,
         fleet::unreadable_resource_does_not_block_the_fleet,
         fleet::operator_restart_writes_nothing,
         fleet::delete_garbage_collects_children,
