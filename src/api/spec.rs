@@ -520,7 +520,8 @@ pub struct ConductorOneSpec {
     pub pause_when_suspended: bool,
 }
 
-/// An app the operator creates in ConductorOne.
+/// An app the operator creates in ConductorOne. Read only when it creates the app: later edits do
+/// not change the app in ConductorOne.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct AppTemplate {
@@ -535,7 +536,8 @@ pub struct AppTemplate {
     pub description: Option<String>,
 }
 
-/// A connector the operator creates in ConductorOne.
+/// A connector the operator creates in ConductorOne. Read only when it creates the connector: later
+/// edits do not change the connector in ConductorOne.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectorTemplate {
