@@ -34,6 +34,16 @@ pub(crate) async fn invalid_resources_are_refused(env: &mut Env) -> anyhow::Resu
         ),
         (json!({"connector": "Okta!", "credentials": {"secretRef": {"name": "a"}}}), "spec.connector"),
         (
+            json!({"connector": "okta", "credentials": {"managed": {}}, "conductorOne": {"apiCredentialsSecretRef": {"name": "api"},
+                   "appId": "a", "app": {"displayName": "Okta"}}}),
+            "set exactly one of conductorOne.appId (an existing app) or conductorOne.app",
+        ),
+        (
+            json!({"connector": "okta", "credentials": {"managed": {}}, "conductorOne": {"apiCredentialsSecretRef": {"name": "api"},
+                   "app": {"displayName": "Okta"}, "connectorId": "c"}}),
+            "conductorOne.connectorId needs conductorOne.appId",
+        ),
+        (
             json!({"connector": "okta", "mode": "OneShot", "output": {"s3": {"bucket": "uploads"}}}),
             "mode OneShot needs spec.schedule",
         ),
