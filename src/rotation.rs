@@ -10,7 +10,9 @@ use std::time::Duration;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use sha2::{Digest, Sha256};
 
-use crate::api::{CredentialsStatus, PreviousCredential, RotationPhase, RotationStatus};
+use crate::api::{
+    ConnectorRef, CredentialsStatus, PreviousCredential, RotationPhase, RotationStatus, SupersededCredential,
+};
 
 /// Why a rotation starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub enum Trigger {
     Interval,
     /// The `rotate-requested-at` annotation has a new value.
     Requested,
+    /// The resource uses another ConductorOne connector than the credential was minted for.
+    ConnectorChanged,
 }
 
 impl Trigger {
@@ -29,6 +33,7 @@ impl Trigger {
             Self::Initial => "Initial",
             Self::Interval => "Interval",
             Self::Requested => "Requested",
+            Self::ConnectorChanged => "ConnectorChanged",
         }
     }
 }
@@ -57,6 +62,8 @@ pub struct Input<'a> {
     pub rolled_out: bool,
     /// Seeds the interval jitter, so it is stable for one resource and differs across a fleet.
     pub jitter_seed: &'a str,
+    /// The connector the resource uses now.
+    pub connector: &'a ConnectorRef,
 }
 
 /// The next step.
@@ -81,6 +88,10 @@ pub enum Step {
     RevokePrevious(PreviousCredential),
     /// Revoke credentials minted but never used.
     RevokePending(String),
+    /// The connector changed: record the credentials minted so far as superseded, then issue anew.
+    Supersede,
+    /// The pod runs on a credential of the current connector: revoke one of the old connector's.
+    RevokeSuperseded(SupersededCredential),
     /// Nothing to do until the next rotation.
     Idle(Option<Timestamp>),
 }
@@ -89,12 +100,21 @@ pub enum Step {
 /// a restart never starts a rotation or a rollout by itself.
 pub fn decide(input: &Input<'_>) -> Step {
     let state = input.state;
+    // Records from before `mintedFor` existed are taken to be for the current connector.
+    if state.minted_for.as_ref().is_some_and(|m| m != input.connector) {
+        return Step::Supersede;
+    }
     let Some(rotation) = &state.rotation else {
         if let Some(id) = state.pending_revocations.first() {
             return Step::RevokePending(id.clone());
         }
         if state.credential_id.is_none() {
-            return Step::Start(Trigger::Initial);
+            let trigger =
+                if state.superseded.is_empty() { Trigger::Initial } else { Trigger::ConnectorChanged };
+            return Step::Start(trigger);
+        }
+        if let (Some(old), true) = (state.superseded.first(), input.rolled_out) {
+            return Step::RevokeSuperseded(old.clone());
         }
         if let Some(request) = input.rotate_request
             && input.handled_rotate != Some(request)
@@ -160,7 +180,12 @@ pub fn secret_name(base: &str, revision: i64) -> String {
 // ---------------------------------------------------------------------------------------------
 // What to record for each step.
 
-pub fn start(state: &CredentialsStatus, trigger: Trigger, now: Timestamp) -> CredentialsStatus {
+pub fn start(
+    state: &CredentialsStatus,
+    trigger: Trigger,
+    connector: &ConnectorRef,
+    now: Timestamp,
+) -> CredentialsStatus {
     let previous = match (&state.credential_id, &state.secret_name) {
         (Some(id), Some(secret)) => {
             Some(PreviousCredential { credential_id: id.clone(), secret_name: secret.clone() })
@@ -179,8 +204,62 @@ pub fn start(state: &CredentialsStatus, trigger: Trigger, now: Timestamp) -> Cre
             previous,
             grace_until: None,
         }),
+        minted_for: Some(connector.clone()),
         ..state.clone()
     }
+}
+
+/// The connector changed: everything minted so far becomes superseded (revoked once the pod runs on
+/// a credential of the new connector) and the next rotation issues for the new one. The pod keeps
+/// the Secret it reads until then, and revision numbers go on, so no old Secret is ever reused.
+pub fn supersede(state: &CredentialsStatus, base: &str, connector: &ConnectorRef) -> CredentialsStatus {
+    let Some(old) = state.minted_for.clone() else { return state.clone() };
+    let mut superseded = state.superseded.clone();
+    let mut add = |id: &str, secret: Option<String>| {
+        if !superseded.iter().any(|s| s.credential_id == id) {
+            let entry = SupersededCredential {
+                credential_id: id.into(),
+                connector: old.clone(),
+                secret_name: secret,
+            };
+            superseded.push(entry);
+        }
+    };
+    if let Some(id) = &state.credential_id {
+        add(id, state.secret_name.clone());
+    }
+    if let Some(r) = &state.rotation {
+        if let Some(id) = &r.new_credential_id {
+            add(id, Some(secret_name(base, r.revision)));
+        }
+        if let Some(p) = &r.previous {
+            add(&p.credential_id, Some(p.secret_name.clone()));
+        }
+    }
+    for id in &state.pending_revocations {
+        add(id, None);
+    }
+    let revision = state.revision.max(state.rotation.as_ref().map(|r| r.revision));
+    CredentialsStatus {
+        secret_name: workload_secret(state, base),
+        client_id: None,
+        credential_id: None,
+        revision,
+        issued_at: None,
+        expires_at: None,
+        next_rotation_at: None,
+        rotation: None,
+        pending_revocations: Vec::new(),
+        minted_for: Some(connector.clone()),
+        superseded,
+    }
+}
+
+/// One superseded credential is revoked (and its Secret deleted).
+pub fn remove_superseded(state: &CredentialsStatus, credential_id: &str) -> CredentialsStatus {
+    let mut next = state.clone();
+    next.superseded.retain(|s| s.credential_id != credential_id);
+    next
 }
 
 /// Recorded right before the call to ConductorOne.
@@ -273,9 +352,24 @@ pub fn minted(state: &CredentialsStatus) -> Vec<String> {
         ids.extend(r.previous.iter().map(|p| p.credential_id.clone()));
     }
     ids.extend(state.pending_revocations.iter().cloned());
+    ids.extend(state.superseded.iter().map(|s| s.credential_id.clone()));
     ids.sort();
     ids.dedup();
     ids
+}
+
+/// Every credential the operator minted and has not revoked, with the connector it belongs to
+/// (`current` for records from before that was kept).
+pub fn minted_by_connector(state: &CredentialsStatus, current: &ConnectorRef) -> Vec<(ConnectorRef, String)> {
+    let own = state.minted_for.clone().unwrap_or_else(|| current.clone());
+    let mut out: Vec<(ConnectorRef, String)> =
+        state.superseded.iter().map(|s| (s.connector.clone(), s.credential_id.clone())).collect();
+    for id in minted(state) {
+        if !out.iter().any(|(_, known)| *known == id) {
+            out.push((own.clone(), id));
+        }
+    }
+    out
 }
 
 fn with_rotation(state: &CredentialsStatus, f: impl FnOnce(&mut RotationStatus)) -> CredentialsStatus {

@@ -279,3 +279,28 @@ async fn a_created_connector_deleted_in_conductorone_is_reported_not_recreated()
     assert_eq!(w.c1.count("POST", &format!("{APPS}/{app}/connectors")), 1);
     assert_eq!(recorded(&w), (app, connector));
 }
+
+#[tokio::test]
+async fn switching_to_another_connector_mints_for_it_and_revokes_the_old_credential_after_the_rollout() {
+    let w = from_scratch().await;
+    converge(&w).await;
+    let (app, connector) = recorded(&w);
+    let old = w.status()["credentials"]["credentialId"].as_str().unwrap().to_string();
+    w.kube.edit(BC, |bc| {
+        bc["spec"]["conductorOne"] =
+            json!({"apiCredentialsSecretRef": {"name": "c1-api"}, "appId": APP, "connectorId": CONNECTOR});
+    });
+    // Until the new pod is available, the old credential stays valid.
+    w.reconcile().await.unwrap();
+    assert!(w.live_credentials().contains(&old), "{}", w.status());
+    assert!(w.events().iter().any(|e| e.contains("ConnectorChanged")));
+    converge(&w).await;
+    let s = w.status();
+    let new = s["credentials"]["credentialId"].as_str().unwrap().to_string();
+    let minted = w.c1.credential(&new).unwrap();
+    assert_eq!((minted.app_id.as_str(), minted.connector_id.as_str()), (APP, CONNECTOR));
+    assert_eq!(w.live_credentials(), vec![new], "the old connector's credential is revoked: {s}");
+    assert!(s["credentials"]["superseded"].is_null(), "{s}");
+    let revoked = w.c1.credential(&old).unwrap();
+    assert_eq!((revoked.app_id, revoked.connector_id), (app, connector));
+}

@@ -206,6 +206,38 @@ pub struct CredentialsStatus {
     /// Ids of credentials the operator minted but could not use; it revokes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_revocations: Vec<String>,
+    /// The ConductorOne connector the credentials above were minted for. When the resource's
+    /// connector changes, they are superseded: the operator issues a credential for the new one,
+    /// rolls the pod onto it, then revokes the old ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minted_for: Option<ConnectorRef>,
+    /// Credentials of a connector the resource no longer uses, revoked once the pod runs on a
+    /// credential of the new one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<SupersededCredential>,
+}
+
+/// A connector in ConductorOne.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorRef {
+    /// The app's id.
+    pub app_id: String,
+    /// The connector's id.
+    pub connector_id: String,
+}
+
+/// A credential of a connector the resource no longer uses.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SupersededCredential {
+    /// ConductorOne's id of the credential.
+    pub credential_id: String,
+    /// The connector it was minted for.
+    pub connector: ConnectorRef,
+    /// The Secret revision that holds it, deleted with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
 }
 
 /// Where a rotation stands.

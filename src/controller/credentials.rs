@@ -110,6 +110,8 @@ impl Driver<'_> {
         let ns = bc.namespace().ok_or(Error::NotNamespaced)?;
         let base = bc.name_any();
         let ids = self.ids.clone();
+        let connector =
+            crate::api::ConnectorRef { app_id: ids.app.clone(), connector_id: ids.connector.clone() };
         let secrets: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &ns);
         for _ in 0..MAX_STEPS {
             let state = bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
@@ -144,21 +146,23 @@ impl Driver<'_> {
                 stored: stored.clone(),
                 rolled_out,
                 jitter_seed: &seed,
+                connector: &connector,
             });
             // A step that calls ConductorOne needs one of the few slots for that; without one it
             // comes back shortly rather than hold a worker the rest of the fleet needs.
             let _slot = match step {
-                Step::Issue | Step::RevokePrevious(_) | Step::RevokePending(_) => {
-                    match self.ctx.c1_slots.try_acquire() {
-                        Ok(permit) => Some(permit),
-                        Err(_) => return Ok(Outcome::Wait(Some(super::C1_BUSY_RETRY))),
-                    }
-                }
+                Step::Issue
+                | Step::RevokePrevious(_)
+                | Step::RevokePending(_)
+                | Step::RevokeSuperseded(_) => match self.ctx.c1_slots.try_acquire() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => return Ok(Outcome::Wait(Some(super::C1_BUSY_RETRY))),
+                },
                 _ => None,
             };
             match step {
                 Step::Start(trigger) => {
-                    let next = rotation::start(&state, trigger, now);
+                    let next = rotation::start(&state, trigger, &connector, now);
                     let handled = request.clone().or(handled);
                     self.persist(bc, &next, handled.as_deref()).await?;
                     info!(namespace = %ns, name = %base, trigger = trigger.as_str(), "credential rotation started");
@@ -287,6 +291,47 @@ impl Driver<'_> {
                     }
                     self.persist(bc, &rotation::remove_pending_revocation(&state, &id), None).await?;
                     self.note(false, "CredentialRevoked", format!("revoked unused credential {id}"));
+                }
+                Step::Supersede => {
+                    let old = state.minted_for.clone().unwrap_or_default();
+                    self.persist(bc, &rotation::supersede(&state, &base, &connector), None).await?;
+                    info!(namespace = %ns, name = %base, old_connector = %old.connector_id, connector = %ids.connector, "the connector changed; issuing a credential for the new one");
+                    self.note(
+                        false,
+                        "ConnectorChanged",
+                        format!(
+                            "the resource now uses connector {} of app {} (was {} of app {}): issuing a credential for it; the old connector's credentials are revoked once the pod runs on the new one",
+                            ids.connector, ids.app, old.connector_id, old.app_id
+                        ),
+                    );
+                }
+                Step::RevokeSuperseded(old) => {
+                    let (app, id) = (&old.connector.app_id, &old.connector.connector_id);
+                    if let Err(e) = self.revoke(app, id, &old.credential_id).await {
+                        self.note(
+                            true,
+                            "RevokeFailed",
+                            format!("could not revoke credential {}: {e}", old.credential_id),
+                        );
+                        return Ok(Outcome::Blocked(c1_problem(&e)));
+                    }
+                    let in_use = rotation::workload_secret(&state, &base);
+                    if let Some(secret) = old.secret_name.as_ref().filter(|s| Some(*s) != in_use.as_ref()) {
+                        match secrets.delete(secret, &DeleteParams::default()).await {
+                            Ok(_) => {}
+                            Err(kube::Error::Api(s)) if s.code == 404 => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    self.persist(bc, &rotation::remove_superseded(&state, &old.credential_id), None).await?;
+                    self.note(
+                        false,
+                        "CredentialRevoked",
+                        format!(
+                            "revoked credential {} of connector {}, which the resource no longer uses",
+                            old.credential_id, id
+                        ),
+                    );
                 }
                 Step::AwaitRollout => return Ok(Outcome::Wait(None)),
                 Step::AwaitGrace(until) => return Ok(Outcome::Wait(Some(until_from(now, until)))),
@@ -457,9 +502,10 @@ pub async fn revoke_all(
 ) -> Vec<(String, crate::conductorone::Error)> {
     let Some(ids) = crate::onboarding::ids(bc) else { return Vec::new() };
     let state = bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
+    let current = crate::api::ConnectorRef { app_id: ids.app, connector_id: ids.connector };
     let mut failed = Vec::new();
-    for id in rotation::minted(&state) {
-        match ctx.conductorone.revoke_credential(api, &ids.app, &ids.connector, &id).await {
+    for (connector, id) in rotation::minted_by_connector(&state, &current) {
+        match ctx.conductorone.revoke_credential(api, &connector.app_id, &connector.connector_id, &id).await {
             Ok(()) => info!(credential_id = %id, "revoked credential on deletion"),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => failed.push((id, e)),
@@ -513,10 +559,12 @@ pub async fn revoke_leftovers(
         Err(p) => return Ok(Err(Problem::Input(p))),
     };
     let mut revoked = Vec::new();
-    for id in &leftovers {
-        match ctx.conductorone.revoke_credential(&api, &ids.app, &ids.connector, id).await {
-            Ok(()) => revoked.push(id.clone()),
-            Err(e) if e.kind() == ErrorKind::NotFound => revoked.push(id.clone()),
+    let current = crate::api::ConnectorRef { app_id: ids.app, connector_id: ids.connector };
+    for (connector, id) in rotation::minted_by_connector(&state, &current) {
+        match ctx.conductorone.revoke_credential(&api, &connector.app_id, &connector.connector_id, &id).await
+        {
+            Ok(()) => revoked.push(id),
+            Err(e) if e.kind() == ErrorKind::NotFound => revoked.push(id),
             Err(e) => return Ok(Err(c1_problem(&e))),
         }
     }
