@@ -34,7 +34,7 @@ enum Content {
     /// The object as packed JSON, and what the per-resource metrics report of it.
     Readable { json: Packed, sample: Sample },
     /// One the operator cannot read: what it could read of its metadata, and why.
-    Unreadable(InvalidObject),
+    Unreadable(Box<InvalidObject>),
 }
 
 impl From<Guarded> for Stored {
@@ -54,14 +54,15 @@ impl From<Guarded> for Stored {
                         json: PACKER.pack(&json, bc.status.is_some()),
                         sample: Sample::of(&bc),
                     },
-                    Err(e) => {
-                        Content::Unreadable(InvalidObject { error: e.to_string(), metadata: bc.metadata })
-                    }
+                    Err(e) => Content::Unreadable(Box::new(InvalidObject {
+                        error: e.to_string(),
+                        metadata: bc.metadata,
+                    })),
                 };
                 Self { metadata, content }
             }
             Err(invalid) => {
-                Self { metadata: header(&invalid.metadata), content: Content::Unreadable(invalid) }
+                Self { metadata: header(&invalid.metadata), content: Content::Unreadable(Box::new(invalid)) }
             }
         }
     }
@@ -69,10 +70,11 @@ impl From<Guarded> for Stored {
 
 impl Stored {
     /// The BatonConnector, or why the operator cannot read it.
-    pub fn decode(&self) -> Result<BatonConnector, InvalidObject> {
+    pub fn decode(&self) -> Result<BatonConnector, Box<InvalidObject>> {
         match &self.content {
             Content::Readable { json, .. } => {
-                let invalid = |error: String| InvalidObject { error, metadata: self.metadata.clone() };
+                let invalid =
+                    |error: String| Box::new(InvalidObject { error, metadata: self.metadata.clone() });
                 let json = PACKER.unpack(json).map_err(|e| invalid(e.to_string()))?;
                 serde_json::from_slice(&json).map_err(|e| invalid(e.to_string()))
             }
