@@ -1,7 +1,7 @@
 //! Publishes Kubernetes events, folding a repeat of the same event within a few minutes into a series
 //! on the first one, as kube's `Recorder` does. kube's keeps a full copy of every event it published
-//! for that (about 4.5 KB each: 45 MB for a fleet of 5,000 created within the window); this keeps a
-//! digest of what makes two events the same, and the name and count needed to patch the series.
+//! for that (about 3.6 KB each: 36 MB for a fleet of 5,000 created within the window); this keeps a
+//! digest of what makes two events the same, and what the first one's name was made of and its count.
 
 use std::{
     collections::HashMap,
@@ -31,8 +31,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 type Key = [u8; 16];
 
 struct Published {
-    namespace: String,
-    name: String,
+    /// The first event's name is the regarded object's name (part of the key) and this.
+    stamp: i128,
     count: i32,
     last: Instant,
 }
@@ -66,26 +66,25 @@ impl Recorder {
                 .events
                 .get(&key)
                 .filter(|p| now.duration_since(p.last) < SERIES_WINDOW)
-                .map(|p| (p.namespace.clone(), p.name.clone(), p.count + 1))
+                .map(|p| (p.stamp, p.count + 1))
         };
+        let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".into());
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
         let published = match repeat {
-            Some((namespace, name, count)) => {
+            Some((stamp, count)) => {
                 let series = json!({"series": {
                     "count": count,
                     "lastObservedTime": MicroTime(Timestamp::now()),
                 }});
-                let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
-                api.patch(&name, &PatchParams::default(), &Patch::Merge(&series)).await?;
-                Published { namespace, name, count, last: now }
+                api.patch(&self.name(regarding, stamp), &PatchParams::default(), &Patch::Merge(&series))
+                    .await?;
+                Published { stamp, count, last: now }
             }
             None => {
-                let event = self.event(ev, regarding);
-                let namespace = event.metadata.namespace.clone().unwrap_or_default();
-                let name = event.metadata.name.clone().unwrap_or_default();
-                let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
-                api.create(&PostParams::default(), &event).await?;
+                let stamp = Timestamp::now().as_nanosecond();
+                api.create(&PostParams::default(), &self.event(ev, regarding, &namespace, stamp)).await?;
                 // A series starts at 2: the event itself was the first.
-                Published { namespace, name, count: 1, last: now }
+                Published { stamp, count: 1, last: now }
             }
         };
         self.cache.lock().expect("event cache poisoned").events.insert(key, published);
@@ -121,22 +120,24 @@ impl Recorder {
         key
     }
 
+    /// An event's name, as kube's `Recorder` makes it: the regarded object's name and the time.
+    fn name(&self, regarding: &ObjectReference, stamp: i128) -> String {
+        format!("{}.{stamp:x}", regarding.name.as_ref().unwrap_or(&self.reporter.controller))
+    }
+
     /// The event as kube's `Recorder` builds it.
-    fn event(&self, ev: &Event, regarding: &ObjectReference) -> K8sEvent {
-        let now = Timestamp::now();
+    fn event(&self, ev: &Event, regarding: &ObjectReference, namespace: &str, stamp: i128) -> K8sEvent {
         K8sEvent {
             action: Some(ev.action.clone()),
             reason: Some(ev.reason.clone()),
-            event_time: Some(MicroTime(now)),
+            event_time: Some(MicroTime(
+                Timestamp::from_nanosecond(stamp).unwrap_or_else(|_| Timestamp::now()),
+            )),
             regarding: Some(regarding.clone()),
             note: ev.note.clone(),
             metadata: ObjectMeta {
-                namespace: Some(regarding.namespace.clone().unwrap_or_else(|| "default".into())),
-                name: Some(format!(
-                    "{}.{:x}",
-                    regarding.name.as_ref().unwrap_or(&self.reporter.controller),
-                    now.as_nanosecond()
-                )),
+                namespace: Some(namespace.into()),
+                name: Some(self.name(regarding, stamp)),
                 ..Default::default()
             },
             reporting_controller: Some(self.reporter.controller.clone()),
@@ -263,7 +264,7 @@ mod tests {
     #[test]
     fn entries_past_the_window_are_swept() {
         let start = Instant::now();
-        let entry = |last: Instant| Published { namespace: "ns".into(), name: "e".into(), count: 1, last };
+        let entry = |last: Instant| Published { stamp: 1, count: 1, last };
         let mut cache = Cache::default();
         cache.events.insert([1; 16], entry(start));
         cache.events.insert([2; 16], entry(start + SERIES_WINDOW));
