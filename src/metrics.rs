@@ -139,7 +139,7 @@ impl Metrics {
 /// at scrape time, so a deleted resource's series disappear with it and nothing is kept twice.
 #[derive(Clone, Default)]
 pub struct Fleet(
-    std::sync::Arc<std::sync::RwLock<Vec<kube::runtime::reflector::Store<crate::controller::Guarded>>>>,
+    std::sync::Arc<std::sync::RwLock<Vec<kube::runtime::reflector::Store<crate::controller::Stored>>>>,
 );
 
 impl std::fmt::Debug for Fleet {
@@ -149,12 +149,56 @@ impl std::fmt::Debug for Fleet {
 }
 
 impl Fleet {
-    pub fn add(&self, store: kube::runtime::reflector::Store<crate::controller::Guarded>) {
+    pub fn add(&self, store: kube::runtime::reflector::Store<crate::controller::Stored>) {
         self.0.write().expect("fleet lock poisoned").push(store);
     }
 
-    fn objects(&self) -> Vec<std::sync::Arc<crate::controller::Guarded>> {
+    fn objects(&self) -> Vec<std::sync::Arc<crate::controller::Stored>> {
         self.0.read().expect("fleet lock poisoned").iter().flat_map(|s| s.state()).collect()
+    }
+}
+
+/// The per-resource series with their help, in the order of [`Sample`]'s values.
+const SERIES: [(&str, &str); 5] = [
+    ("baton_connector_ready", "1 when the connector's Ready condition is True"),
+    ("baton_connector_suspended", "1 when spec.suspend is true"),
+    ("baton_connector_last_sync_timestamp_seconds", "When ConductorOne last completed a sync"),
+    ("baton_connector_credential_issued_timestamp_seconds", "When the managed credential in use was issued"),
+    ("baton_connector_next_rotation_timestamp_seconds", "When the managed credential rotates next"),
+];
+
+/// What the per-resource metrics report of one BatonConnector, taken when the watch delivers it: the
+/// controller keeps the object itself only as JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    connector: String,
+    /// One per [`SERIES`]; `None`: no series rather than a made-up value.
+    values: [Option<f64>; 5],
+    /// The reason of the Ready condition, `Unobserved` before the first report.
+    ready_reason: String,
+}
+
+impl Sample {
+    pub fn of(bc: &crate::api::BatonConnector) -> Self {
+        use crate::api::conditions::{READY, find};
+        let status = bc.status.as_ref();
+        let seconds = |t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+            t.map(|t| t.0.as_second() as f64)
+        };
+        let credentials = status.and_then(|s| s.credentials.as_ref());
+        Self {
+            connector: bc.spec.connector.clone(),
+            values: [
+                Some(f64::from(u8::from(conditions_true(bc, READY)))),
+                Some(f64::from(u8::from(bc.spec.suspend))),
+                seconds(status.and_then(|s| s.sync.as_ref()?.last_completed_at.as_ref())),
+                seconds(credentials.and_then(|c| c.issued_at.as_ref())),
+                seconds(credentials.and_then(|c| c.next_rotation_at.as_ref())),
+            ],
+            ready_reason: status
+                .and_then(|s| find(&s.conditions, READY))
+                .map_or_else(|| "Unobserved".to_string(), |c| c.reason.clone()),
+        }
     }
 }
 
@@ -172,65 +216,18 @@ impl prometheus_client::collector::Collector for Fleet {
     ) -> Result<(), std::fmt::Error> {
         use kube::ResourceExt;
         use prometheus_client::{encoding::EncodeMetric, metrics::gauge::ConstGauge};
-        type Value = fn(&crate::api::BatonConnector) -> Option<f64>;
-        let series: [(&str, &str, Value); 5] = [
-            ("baton_connector_ready", "1 when the connector's Ready condition is True", |bc| {
-                Some(f64::from(u8::from(conditions_true(bc, crate::api::conditions::READY))))
-            }),
-            ("baton_connector_suspended", "1 when spec.suspend is true", |bc| {
-                Some(f64::from(u8::from(bc.spec.suspend)))
-            }),
-            (
-                "baton_connector_last_sync_timestamp_seconds",
-                "When ConductorOne last completed a sync",
-                |bc| {
-                    bc.status
-                        .as_ref()?
-                        .sync
-                        .as_ref()?
-                        .last_completed_at
-                        .as_ref()
-                        .map(|t| t.0.as_second() as f64)
-                },
-            ),
-            (
-                "baton_connector_credential_issued_timestamp_seconds",
-                "When the managed credential in use was issued",
-                |bc| {
-                    bc.status
-                        .as_ref()?
-                        .credentials
-                        .as_ref()?
-                        .issued_at
-                        .as_ref()
-                        .map(|t| t.0.as_second() as f64)
-                },
-            ),
-            (
-                "baton_connector_next_rotation_timestamp_seconds",
-                "When the managed credential rotates next",
-                |bc| {
-                    bc.status
-                        .as_ref()?
-                        .credentials
-                        .as_ref()?
-                        .next_rotation_at
-                        .as_ref()
-                        .map(|t| t.0.as_second() as f64)
-                },
-            ),
-        ];
         let objects = self.objects();
-        for (name, help, value) in series {
+        // Unreadable resources have no sample: they are reported on themselves instead.
+        let samples = || objects.iter().filter_map(|o| Some((o.as_ref(), o.sample()?)));
+        for (i, (name, help)) in SERIES.into_iter().enumerate() {
             let mut family =
                 encoder.encode_descriptor(name, help, None, ConstGauge::new(0.0f64).metric_type())?;
-            // Unreadable resources are reported on themselves instead.
-            for bc in objects.iter().filter_map(|g| g.0.as_ref().ok()) {
-                let Some(v) = value(bc) else { continue };
+            for (o, sample) in samples() {
+                let Some(v) = sample.values[i] else { continue };
                 let labels = ResourceLabels {
-                    namespace: bc.namespace().unwrap_or_default(),
-                    name: bc.name_any(),
-                    connector: bc.spec.connector.clone(),
+                    namespace: o.namespace().unwrap_or_default(),
+                    name: o.name_any(),
+                    connector: sample.connector.clone(),
                 };
                 ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
             }
@@ -243,17 +240,12 @@ impl prometheus_client::collector::Collector for Fleet {
             None,
             ConstGauge::new(0.0f64).metric_type(),
         )?;
-        for bc in objects.iter().filter_map(|g| g.0.as_ref().ok()) {
-            let reason = bc
-                .status
-                .as_ref()
-                .and_then(|s| crate::api::conditions::find(&s.conditions, crate::api::conditions::READY))
-                .map_or_else(|| "Unobserved".to_string(), |c| c.reason.clone());
+        for (o, sample) in samples() {
             let labels = ReasonResourceLabels {
-                namespace: bc.namespace().unwrap_or_default(),
-                name: bc.name_any(),
-                connector: bc.spec.connector.clone(),
-                reason,
+                namespace: o.namespace().unwrap_or_default(),
+                name: o.name_any(),
+                connector: sample.connector.clone(),
+                reason: sample.ready_reason.clone(),
             };
             ConstGauge::new(1.0f64).encode(family.encode_family(&labels)?)?;
         }
@@ -304,9 +296,10 @@ mod tests {
 
     #[test]
     fn per_resource_series_come_from_the_cache() {
-        let (store, mut writer) = reflector::store::<crate::controller::Guarded>();
+        let (store, mut writer) = reflector::store::<crate::controller::Stored>();
         for bc in [connector("a", true, false), connector("b", false, true)] {
-            writer.apply_watcher_event(&watcher::Event::Apply(kube::core::DeserializeGuard(Ok(bc))));
+            let stored = kube::core::DeserializeGuard(Ok(bc)).into();
+            writer.apply_watcher_event(&watcher::Event::Apply(stored));
         }
         let fleet = Fleet::default();
         fleet.add(store);

@@ -259,14 +259,14 @@ async fn unreadable_resource_is_reported_once_and_skipped() {
     fake.edit(BC, |bc| bc["spec"]["mode"] = json!("Batch"));
     let guard: controller::Guarded = serde_json::from_value(fake.get(BC).unwrap()).unwrap();
     assert!(guard.0.is_err());
-    let guard = Arc::new(guard);
-    controller::reconcile_guarded(guard.clone(), ctx.clone()).await.unwrap();
+    let stored = Arc::new(controller::Stored::from(guard));
+    controller::reconcile_stored(stored.clone(), ctx.clone()).await.unwrap();
     assert!(fake.get(DEPLOY).is_none());
     assert_eq!(condition(&fake, "Stalled"), ("True".into(), "InvalidSpec".into()));
     let message = fake.get(BC).unwrap()["status"]["conditions"][0]["message"].as_str().unwrap().to_string();
     assert!(message.contains("Batch"), "{message}");
     assert!(fake.writes().iter().any(|c| c.path.contains("/events") && c.body.contains("InvalidSpec")));
     fake.clear_calls();
-    controller::reconcile_guarded(guard, ctx).await.unwrap();
+    controller::reconcile_stored(stored, ctx).await.unwrap();
     assert!(fake.writes().is_empty(), "reported once: {:?}", fake.writes());
 }

@@ -1,21 +1,24 @@
 //! A ConductorOne brownout: connectors that report sync status through `spec.conductorOne`, the fake
-//! ConductorOne made calm, slow, or unreachable, the operator restarted each time (and once calm without
-//! a restart, for reference), and then new connectors without any ConductorOne settings created: how
-//! long until their Deployment exists.
+//! ConductorOne made calm, slow, rate-limiting or unreachable, the operator restarted each time (and
+//! once calm without a restart, for reference), and then new connectors without any ConductorOne
+//! settings created: how long until their Deployment exists.
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::{
-    Args, log, manifests, probe::Latency, scenario::Cluster, support::fake_conductorone::FakeConductorOne,
+    Args, log, manifests,
+    probe::Latency,
+    scenario::Cluster,
+    support::fake_conductorone::{FakeConductorOne, Fault, FaultRule},
 };
 
 const PER_NAMESPACE: usize = 50;
 
 pub struct BrownoutResult {
     pub connectors: usize,
-    /// Per case (calm, slow, unreachable): one latency per new connector.
+    /// Per case (steady, calm, slow, rate-limited, unreachable): one latency per new connector.
     pub cases: Vec<(&'static str, Vec<Latency>)>,
 }
 
@@ -23,7 +26,10 @@ pub struct BrownoutResult {
 pub const STEADY: &str = "steady";
 pub const CALM: &str = "calm";
 pub const SLOW: &str = "slow";
+pub const RATE_LIMITED: &str = "rate-limited";
 pub const UNREACHABLE: &str = "unreachable";
+/// What the rate-limiting ConductorOne asks for in `Retry-After` on every call, in seconds.
+pub const RETRY_AFTER: &str = "2";
 
 pub async fn run(args: &Args) -> anyhow::Result<BrownoutResult> {
     let work = tempfile::Builder::new().prefix("baton-bench-brownout-").tempdir()?;
@@ -55,7 +61,7 @@ pub async fn run(args: &Args) -> anyhow::Result<BrownoutResult> {
             );
         }
     }
-    let cases = [STEADY, CALM, SLOW, UNREACHABLE];
+    let cases = [STEADY, CALM, SLOW, RATE_LIMITED, UNREACHABLE];
     yaml += "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: plain\n---\n";
     for case in cases {
         for i in 0..args.brownout_creates {
@@ -79,10 +85,16 @@ pub async fn run(args: &Args) -> anyhow::Result<BrownoutResult> {
 
     let mut out = BrownoutResult { connectors: synced, cases: Vec::new() };
     for case in cases {
+        let calls_before = c1.calls().len();
         match case {
             SLOW => c1.set_latency(Some(Duration::from_secs(10))),
-            UNREACHABLE => {
+            RATE_LIMITED => {
                 c1.set_latency(None);
+                // 429 with Retry-After on every request, token requests included, until cleared.
+                c1.inject(FaultRule::new(Fault::rate_limited(RETRY_AFTER)).times(usize::MAX));
+            }
+            UNREACHABLE => {
+                c1.clear_faults();
                 c1.go_offline();
             }
             _ => {}
@@ -106,6 +118,16 @@ pub async fn run(args: &Args) -> anyhow::Result<BrownoutResult> {
             started.iter().map(|(k, at)| s.deployments.get(k).map(|d| d.duration_since(*at))).collect()
         });
         out.cases.push((case, latencies));
+        // That the fault was felt: what the operator asked of ConductorOne during the case.
+        let calls = c1.calls();
+        let answered =
+            |status: u16| calls[calls_before..].iter().filter(|c| c.status == Some(status)).count();
+        log(&format!(
+            "brownout: {case}: {} ConductorOne requests, {} answered 200, {} answered 429",
+            calls.len() - calls_before,
+            answered(200),
+            answered(429)
+        ));
     }
     c1.go_online().await;
     c.operator.stop().await;

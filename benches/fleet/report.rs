@@ -233,6 +233,10 @@ pub fn table(
                 STEADY => "… ConductorOne calm, operator not restarted (reference)".to_string(),
                 CALM => "… ConductorOne calm, operator restarted: create → Deployment p50 / p99".to_string(),
                 crate::brownout::SLOW => "… every ConductorOne call slowed to 10 s".to_string(),
+                crate::brownout::RATE_LIMITED => format!(
+                    "… every ConductorOne call answered 429 (rate limited, `Retry-After: {}`)",
+                    crate::brownout::RETRY_AFTER
+                ),
                 _ => "… ConductorOne unreachable (connection refused)".to_string(),
             };
             let mut cell = p50_p99(samples, brownout_deadline);

@@ -2,7 +2,7 @@
 //! finds its readers without scanning the fleet.
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
+    collections::{HashMap, HashSet},
     sync::RwLock,
 };
 
@@ -16,8 +16,9 @@ pub struct SecretIndex(RwLock<Inner>);
 
 #[derive(Default)]
 struct Inner {
-    /// (namespace, Secret) to the names of the resources that read it.
-    readers: HashMap<Key, BTreeSet<String>>,
+    /// (namespace, Secret) to the names of the resources that read it, sorted. A Vec, not a set: a
+    /// Secret usually has one reader, and a one-element BTreeSet allocates a node for eleven.
+    readers: HashMap<Key, Vec<String>>,
     /// (namespace, resource) to the Secrets it reads.
     reads: HashMap<Key, Vec<String>>,
     /// Per scope being re-listed, the resources seen so far.
@@ -37,7 +38,10 @@ impl SecretIndex {
         }
         inner.unlink(&key);
         for s in &secrets {
-            inner.readers.entry((ns.to_string(), s.clone())).or_default().insert(name.to_string());
+            let names = inner.readers.entry((ns.to_string(), s.clone())).or_default();
+            if let Err(at) = names.binary_search_by(|n| n.as_str().cmp(name)) {
+                names.insert(at, name.to_string());
+            }
         }
         inner.reads.insert(key, secrets);
     }
@@ -96,7 +100,7 @@ impl Inner {
         for s in self.reads.remove(key).unwrap_or_default() {
             let secret = (key.0.clone(), s);
             if let Some(set) = self.readers.get_mut(&secret) {
-                set.remove(&key.1);
+                set.retain(|n| *n != key.1);
                 if set.is_empty() {
                     self.readers.remove(&secret);
                 }

@@ -11,12 +11,15 @@ pub mod index;
 mod invalid;
 mod onboarding;
 mod oneshot;
+mod packed;
 mod polling;
 mod reconcile;
+pub mod recorder;
 pub mod runs;
 pub mod status;
 #[cfg(test)]
 mod status_tests;
+mod stored;
 pub mod sync_poller;
 mod watches;
 
@@ -26,16 +29,13 @@ use futures::future::join_all;
 use kube::{
     Client,
     core::DeserializeGuard,
-    runtime::{
-        controller::Action,
-        events::{Recorder, Reporter},
-        reflector::ObjectRef,
-    },
+    runtime::{controller::Action, events::Reporter, reflector::ObjectRef},
 };
 use rand::Rng;
 use tracing::{info, warn};
 
 pub use reconcile::{FIELD_MANAGER, reconcile};
+pub use stored::Stored;
 
 use crate::{Error, api::BatonConnector, metrics::Metrics};
 
@@ -91,7 +91,7 @@ pub struct Context {
     /// One ConductorOne client for the whole operator: it holds the global rate limiter and the
     /// token cache.
     pub conductorone: crate::conductorone::ConductorOneClient,
-    pub recorder: Recorder,
+    pub recorder: recorder::Recorder,
     pub metrics: Arc<Metrics>,
     pub backoff: backoff::Backoff,
     pub config: Config,
@@ -129,7 +129,7 @@ impl Context {
         let reporter =
             Reporter { controller: "baton-operator".into(), instance: std::env::var("POD_NAME").ok() };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: recorder::Recorder::new(client.clone(), reporter),
             backoff: backoff::Backoff::new(config.backoff_base, config.backoff_max),
             caches: Default::default(),
             sync_poller: Arc::new(sync_poller::SyncPoller::new(
@@ -168,37 +168,37 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
 pub type Guarded = DeserializeGuard<BatonConnector>;
 
 /// The backoff key of a resource, readable or not.
-fn key(guard: &Guarded) -> ObjectRef<BatonConnector> {
-    let meta = kube::Resource::meta(guard);
+fn key(stored: &Stored) -> ObjectRef<BatonConnector> {
+    let meta = kube::Resource::meta(stored);
     ObjectRef::new(meta.name.as_deref().unwrap_or_default())
         .within(meta.namespace.as_deref().unwrap_or_default())
 }
 
 /// Reconciles a readable resource; reports an unreadable one on itself and leaves it alone.
-pub async fn reconcile_guarded(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
-    match &guard.0 {
-        Ok(bc) => reconcile(Arc::new(bc.clone()), ctx).await,
-        Err(invalid) => invalid::report(&ctx, invalid).await,
+pub async fn reconcile_stored(stored: Arc<Stored>, ctx: Arc<Context>) -> Result<Action, Error> {
+    match stored.decode() {
+        Ok(bc) => reconcile(Arc::new(bc), ctx).await,
+        Err(invalid) => invalid::report(&ctx, &invalid).await,
     }
 }
 
-async fn reconcile_measured(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_measured(stored: Arc<Stored>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let result = reconcile_guarded(guard.clone(), ctx.clone()).await;
+    let result = reconcile_stored(stored.clone(), ctx.clone()).await;
     ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
     let outcome =
         if result.is_ok() { crate::metrics::Outcome::success } else { crate::metrics::Outcome::error };
     ctx.metrics.reconciliations.get_or_create(&crate::metrics::OutcomeLabels { outcome }).inc();
     if result.is_ok() {
-        ctx.backoff.succeeded(&key(&guard));
+        ctx.backoff.succeeded(&key(&stored));
         ctx.metrics.objects_in_backoff.set(ctx.backoff.len() as i64);
     }
     result
 }
 
-fn error_policy(guard: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
-    let bc = kube::Resource::meta(guard.as_ref());
-    let delay = ctx.backoff.failed(&key(&guard));
+fn error_policy(stored: Arc<Stored>, error: &Error, ctx: Arc<Context>) -> Action {
+    let bc = kube::Resource::meta(stored.as_ref());
+    let delay = ctx.backoff.failed(&key(&stored));
     ctx.metrics.objects_in_backoff.set(ctx.backoff.len() as i64);
     ctx.metrics
         .reconcile_errors

@@ -21,7 +21,7 @@ use kube::{
 };
 use tracing::{info, warn};
 
-use super::{Context, Guarded, cache::Caches, error_policy, reconcile_measured};
+use super::{Context, Guarded, Stored, cache::Caches, error_policy, reconcile_measured, stored};
 use crate::resources::labels;
 
 pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<AtomicBool>) {
@@ -29,7 +29,7 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
     let connectors: Api<Guarded> = scoped(&client, scope.as_deref());
     let secrets: Api<Secret> = scoped(&client, scope.as_deref());
 
-    let mut config = watcher::Config::default();
+    let mut config = paged();
     if let Some(selector) = &ctx.config.selector {
         config = config.labels(selector);
     }
@@ -40,7 +40,7 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
         .modify(|g: &mut Guarded| trim(kube::Resource::meta_mut(g)))
         .map_ok(move |event| {
             follow_connectors(&c, s.as_deref(), &event);
-            event
+            stored::event(event)
         })
         .reflect(writer)
         .touched_objects();
@@ -56,7 +56,7 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
     let secret_events = futures::stream::once(async move { listed(&r).await })
         .flat_map(move |()| {
             let (c, s) = (c.clone(), s.clone());
-            watcher(secrets.clone(), watcher::Config::default())
+            watcher(secrets.clone(), paged())
                 .default_backoff()
                 .map_ok(move |event| {
                     c.caches.observe_secret(s.as_deref(), &event);
@@ -79,7 +79,7 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
         }
     })
     .filter(move |r| future::ready(s.is_none() || r.namespace == s))
-    .map(|r| ObjectRef::<Guarded>::new(&r.name).within(r.namespace.as_deref().unwrap_or_default()));
+    .map(|r| ObjectRef::<Stored>::new(&r.name).within(r.namespace.as_deref().unwrap_or_default()));
 
     ctx.fleet.add(reader.clone());
     spawn_readiness(reader.clone(), ready);
@@ -166,16 +166,26 @@ fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>)
 
 /// Children carry the operator's labels; nothing else is watched.
 fn managed() -> watcher::Config {
-    watcher::Config::default().labels(&labels::managed_selector())
+    paged().labels(&labels::managed_selector())
 }
 
-fn instance_of(job: &Job) -> Option<ObjectRef<Guarded>> {
+/// Objects per page of a watch's (re-)list. A page is decoded whole, `managedFields` and all, before
+/// the first of its objects is trimmed: at kube's default of 500, the pages of the concurrent first
+/// lists were the operator's peak memory (a typed Deployment with its field records takes some 30 KB).
+/// Smaller pages cost more list requests (one per 100 objects), none per connector.
+const PAGE_SIZE: u32 = 100;
+
+fn paged() -> watcher::Config {
+    watcher::Config::default().page_size(PAGE_SIZE)
+}
+
+fn instance_of(job: &Job) -> Option<ObjectRef<Stored>> {
     let instance = job.labels().get(labels::INSTANCE_LABEL)?;
     Some(ObjectRef::new(instance).within(&job.namespace()?))
 }
 
 /// The resources that read a Secret, from the index.
-fn readers(ctx: &Context, secret: &Secret) -> Vec<ObjectRef<Guarded>> {
+fn readers(ctx: &Context, secret: &Secret) -> Vec<ObjectRef<Stored>> {
     let Some(ns) = secret.namespace() else { return Vec::new() };
     ctx.caches.index.readers(&ns, &secret.name_any()).iter().map(|n| ObjectRef::new(n).within(&ns)).collect()
 }
@@ -191,7 +201,7 @@ fn trim(meta: &mut ObjectMeta) {
 
 /// Resolves once the store has listed everything. The store's own readiness future wakes only its
 /// latest poller, and the controller polls it too; asking again every second avoids a lost wake-up.
-async fn listed(store: &Store<Guarded>) {
+async fn listed(store: &Store<Stored>) {
     loop {
         match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
             Ok(Ok(())) => return,
@@ -204,7 +214,7 @@ async fn listed(store: &Store<Guarded>) {
     }
 }
 
-fn spawn_readiness(store: Store<Guarded>, ready: Arc<AtomicBool>) {
+fn spawn_readiness(store: Store<Stored>, ready: Arc<AtomicBool>) {
     tokio::spawn(async move {
         listed(&store).await;
         info!(resources = store.len(), "BatonConnector cache synced");
