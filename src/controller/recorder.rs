@@ -1,6 +1,6 @@
 //! Publishes Kubernetes events, folding a repeat of the same event within a few minutes into a series
 //! on the first one, as kube's `Recorder` does. kube's keeps a full copy of every event it published
-//! for that (about 3.6 KB each: 36 MB for a fleet of 5,000 created within the window); this keeps a
+//! for that (about 3.8 KB each: 36 MiB for a fleet of 5,000 created within the window); this keeps a
 //! digest of what makes two events the same, and what the first one's name was made of and its count.
 
 use std::{
