@@ -116,8 +116,7 @@ async fn clean_up(ctx: &Context, bc: &BatonConnector) -> std::result::Result<Vec
     let failed = credentials::revoke_all(ctx, bc, &creds).await;
     if let Some((_, e)) = failed.first() {
         let ids: Vec<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
-        let permanent = if e.is_permanent() { " (permanent)" } else { "" };
-        return Err(format!("credentials {ids:?}: {e}{permanent}"));
+        return Err(super::onboarding::with_permanence(format!("credentials {ids:?}: {e}"), e));
     }
     // The connector goes only once no credential of it is left valid.
     super::onboarding::delete_created(ctx, bc, &creds).await

@@ -139,12 +139,10 @@ async fn release(
         (Some(a), None) => format!("app {a}"),
         _ => "other ids".into(),
     };
+    let them = if let_go.len() > 1 { "them" } else { "it" };
     let message = format!(
-        "spec.conductorOne names {named}: the operator no longer manages the {} it created and will not delete {}; delete {} in ConductorOne if nothing uses {}",
+        "spec.conductorOne names {named}: the operator no longer manages the {} it created and will not delete {them}; delete {them} in ConductorOne if nothing uses {them}",
         let_go.join(" and "),
-        if let_go.len() > 1 { "them" } else { "it" },
-        if let_go.len() > 1 { "them" } else { "it" },
-        if let_go.len() > 1 { "them" } else { "it" },
     );
     info!(namespace = ?bc.namespace(), name = %bc.name_any(), released = ?let_go, "explicit ConductorOne ids win over created ones");
     notes.push(Note { warning: true, reason: "StoppedManaging", action: "Onboard", message });
@@ -163,8 +161,7 @@ async fn find_app(
         Err(e) => return Ok(Err(c1_problem("finding the app created before a lost reply", &e))),
     };
     let uid = uid(bc);
-    let found =
-        apps.into_iter().find(|a| a.deleted_at.is_none() && onboarding::has_marker(&a.description, &uid));
+    let found = marked(apps, &uid, |a| (&a.description, a.deleted_at.is_some()));
     let mut next = ConductorOneStatus { creating_app_since: None, ..recorded };
     if let Some(app) = &found {
         next.app_id = Some(app.id.clone());
@@ -233,9 +230,7 @@ async fn find_connector(
         }
     };
     let uid = uid(bc);
-    let found = connectors
-        .into_iter()
-        .find(|c| c.deleted_at.is_none() && onboarding::has_marker(&c.description, &uid));
+    let found = marked(connectors, &uid, |c| (&c.description, c.deleted_at.is_some()));
     let mut next = ConductorOneStatus { creating_connector_since: None, ..recorded };
     if let Some(connector) = &found {
         next.app_id = Some(app.to_string());
@@ -374,10 +369,7 @@ pub(super) async fn delete_created(
     let mut app = rec.app_id.clone().filter(|_| rec.created_app);
     if app.is_none() && rec.creating_app_since.is_some() {
         let apps = ctx.conductorone.list_apps(api).await.map_err(|e| format!("listing apps: {e}"))?;
-        app = apps
-            .into_iter()
-            .find(|a| a.deleted_at.is_none() && onboarding::has_marker(&a.description, &uid))
-            .map(|a| a.id);
+        app = marked(apps, &uid, |a| (&a.description, a.deleted_at.is_some())).map(|a| a.id);
     }
     let connector_app = rec.app_id.clone().or(bc.spec.conductor_one.as_ref().and_then(|c| c.app_id.clone()));
     let mut connector = rec.connector_id.clone().filter(|_| rec.created_connector).zip(connector_app.clone());
@@ -387,10 +379,8 @@ pub(super) async fn delete_created(
     {
         match ctx.conductorone.list_connectors(api, &in_app).await {
             Ok(list) => {
-                connector = list
-                    .into_iter()
-                    .find(|c| c.deleted_at.is_none() && onboarding::has_marker(&c.description, &uid))
-                    .map(|c| (c.id, in_app));
+                connector =
+                    marked(list, &uid, |c| (&c.description, c.deleted_at.is_some())).map(|c| (c.id, in_app));
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(format!("listing the connectors of app {in_app}: {e}")),
@@ -425,6 +415,15 @@ pub(super) async fn delete_created(
     Ok(deleted)
 }
 
-fn with_permanence(message: String, e: &C1Error) -> String {
+/// The live object (app or connector) that carries this resource's marker: what a lost reply created.
+fn marked<T>(items: Vec<T>, uid: &str, described: impl Fn(&T) -> (&String, bool)) -> Option<T> {
+    items.into_iter().find(|item| {
+        let (description, deleted) = described(item);
+        !deleted && onboarding::has_marker(description, uid)
+    })
+}
+
+/// Marks a failure that retrying will not cure, so deletion gives up on it at once.
+pub(super) fn with_permanence(message: String, e: &C1Error) -> String {
     if e.is_permanent() { format!("{message} (permanent)") } else { message }
 }

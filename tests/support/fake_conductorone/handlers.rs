@@ -290,11 +290,8 @@ async fn revoke_credential(
     else {
         return grpc_error(StatusCode::NOT_FOUND, 5, "not found");
     };
-    credential.revoked_at = Some(Timestamp::now());
-    let client_id = credential.client_id.clone();
-    if let Some(principal) = inner.principals.get_mut(&client_id) {
-        principal.disabled = true;
-    }
+    let id = credential.id.clone();
+    inner.revoke_where(|c| c.id == id);
     json_response(StatusCode::OK, json!({}))
 }
 
@@ -577,20 +574,6 @@ async fn delete_connector(
         return grpc_error(StatusCode::NOT_FOUND, 5, "connector not found (request-id: fake)");
     }
     inner.connectors.retain(|c| !(c.app_id == app_id && c.id == id));
-    let now = Timestamp::now();
-    let gone: Vec<String> = inner
-        .credentials
-        .iter_mut()
-        .filter(|c| c.app_id == app_id && c.connector_id == id && !c.is_revoked())
-        .map(|c| {
-            c.revoked_at = Some(now);
-            c.client_id.clone()
-        })
-        .collect();
-    for client_id in gone {
-        if let Some(p) = inner.principals.get_mut(&client_id) {
-            p.disabled = true;
-        }
-    }
+    inner.revoke_where(|c| c.app_id == app_id && c.connector_id == id);
     json_response(StatusCode::OK, json!({}))
 }

@@ -273,6 +273,17 @@ impl Inner {
         Some(fault)
     }
 
+    /// Revokes the live credentials that match, and the principals they authenticate as.
+    pub fn revoke_where(&mut self, matches: impl Fn(&StoredCredential) -> bool) {
+        let now = Timestamp::now();
+        for credential in self.credentials.iter_mut().filter(|c| !c.is_revoked() && matches(c)) {
+            credential.revoked_at = Some(now);
+            if let Some(principal) = self.principals.get_mut(&credential.client_id) {
+                principal.disabled = true;
+            }
+        }
+    }
+
     /// The app, unless it does not exist or was deleted.
     pub fn app(&self, id: &str) -> Option<&StoredApp> {
         self.apps.iter().find(|a| a.id == id && a.deleted_at.is_none())
