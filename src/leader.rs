@@ -12,7 +12,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::Context as _;
@@ -24,7 +24,8 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use tokio::{sync::watch, task::JoinHandle};
+// tokio's clock: the same monotonic clock, and one tests can pause.
+use tokio::{sync::watch, task::JoinHandle, time::Instant};
 use tracing::{debug, info, warn};
 
 const FIELD_MANAGER: &str = "baton-operator/leader";
@@ -74,19 +75,26 @@ pub async fn acquire(
     ready.store(true, Ordering::Relaxed);
     info!(identity = %config.identity, lease = %config.lease_name, "waiting to lead");
     let mut seen = Observed::default();
-    loop {
-        match try_acquire(&api, config, &mut seen).await {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => warn!(error = %format!("{e:#}"), "could not read or take the leader-election lease"),
+    let acquired_at = loop {
+        // The lease counts from before the request that took it: the write may have been applied
+        // long before its answer arrived, and a standby's clock starts when it sees that write.
+        let attempt = Instant::now();
+        // An API server that hangs must not hold the standby in one attempt.
+        match tokio::time::timeout(config.duration, try_acquire(&api, config, &mut seen)).await {
+            Ok(Ok(true)) => break attempt,
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                warn!(error = %format!("{e:#}"), "could not read or take the leader-election lease")
+            }
+            Err(_) => warn!("reading or taking the leader-election lease timed out"),
         }
         tokio::time::sleep(config.retry_period).await;
-    }
+    };
     ready.store(false, Ordering::Relaxed);
     info!(identity = %config.identity, "leading");
     let (lost_tx, lost) = watch::channel(false);
     let (stop, stop_rx) = watch::channel(false);
-    let renewal = tokio::spawn(renew(api.clone(), config.clone(), lost_tx, stop_rx));
+    let renewal = tokio::spawn(renew(api.clone(), config.clone(), lost_tx, stop_rx, acquired_at));
     Ok(Leadership { lost, stop, renewal, api, config: config.clone() })
 }
 
@@ -196,52 +204,81 @@ async fn conditional_patch(
 
 /// Renews the lease until told to stop; reports a loss (another holder, or no renewal within the
 /// deadline) on `lost` and returns.
+///
+/// The deadline is kept by the clock, not by the answers: a renewal that hangs (an API server that
+/// accepts connections but cannot reach etcd, a network that drops packets) is abandoned when the
+/// deadline comes, so this replica stops a third of the lease duration before a standby may take
+/// over, whatever the API server does. Each renewal counts from before its request was sent.
 async fn renew(
     api: Api<Lease>,
     config: LeaderConfig,
     lost: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
+    acquired_at: Instant,
 ) {
-    let mut renewed = Instant::now();
+    let mut renewed = acquired_at;
     let mut wait = config.renew_every();
     loop {
+        let deadline = renewed + config.renew_deadline();
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             () = tokio::time::sleep(wait) => {}
         }
-        let outcome = match api.get(&config.lease_name).await {
-            Ok(lease) if holder(&lease) != Some(config.identity.as_str()) => {
-                warn!(
-                    holder = holder(&lease).unwrap_or_default(),
-                    "another replica holds the leader-election lease"
-                );
+        let attempt = Instant::now();
+        let left = deadline.saturating_duration_since(attempt);
+        let outcome = match tokio::time::timeout(left, renew_once(&api, &config)).await {
+            Ok(Ok(Renewal::Renewed)) => Ok(true),
+            Ok(Ok(Renewal::Conflict)) => Ok(false),
+            Ok(Ok(Renewal::TakenBy(holder))) => {
+                warn!(%holder, "another replica holds the leader-election lease");
                 let _ = lost.send(true);
                 return;
             }
-            Ok(lease) => {
-                let spec = json!({"renewTime": now(), "leaseDurationSeconds": duration_secs(&config)});
-                conditional_patch(&api, &config, lease.metadata.resource_version, spec).await
-            }
-            Err(e) => Err(e.into()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(anyhow::anyhow!("no answer from the API server before the renewal deadline")),
         };
         match outcome {
             Ok(true) => {
                 debug!("lease renewed");
-                renewed = Instant::now();
+                renewed = attempt;
                 wait = config.renew_every();
             }
             Ok(false) => wait = Duration::ZERO,
             Err(e) => {
                 warn!(error = %format!("{e:#}"), "could not renew the leader-election lease");
-                wait = config.retry_period;
+                wait = config.retry_period.min(deadline.saturating_duration_since(Instant::now()));
             }
         }
-        if renewed.elapsed() > config.renew_deadline() {
-            warn!("no renewal of the leader-election lease within the deadline");
+        if Instant::now() >= renewed + config.renew_deadline() {
+            warn!(
+                deadline = ?config.renew_deadline(),
+                "no renewal of the leader-election lease within the deadline; stopping before a standby may take over"
+            );
             let _ = lost.send(true);
             return;
         }
     }
+}
+
+/// What one renewal found.
+enum Renewal {
+    Renewed,
+    /// The Lease changed between the read and the write; try again at once.
+    Conflict,
+    TakenBy(String),
+}
+
+async fn renew_once(api: &Api<Lease>, config: &LeaderConfig) -> anyhow::Result<Renewal> {
+    let lease = api.get(&config.lease_name).await?;
+    if holder(&lease) != Some(config.identity.as_str()) {
+        return Ok(Renewal::TakenBy(holder(&lease).unwrap_or_default().to_string()));
+    }
+    let spec = json!({"renewTime": now(), "leaseDurationSeconds": duration_secs(config)});
+    Ok(if conditional_patch(api, config, lease.metadata.resource_version, spec).await? {
+        Renewal::Renewed
+    } else {
+        Renewal::Conflict
+    })
 }
 
 /// Empties the holder when it is still this replica. `Ok(false)`: someone else holds it.
@@ -257,4 +294,85 @@ async fn clear_holder(api: &Api<Lease>, config: &LeaderConfig) -> anyhow::Result
         }
     }
     anyhow::bail!("the Lease kept changing")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> LeaderConfig {
+        LeaderConfig {
+            namespace: "baton-system".into(),
+            lease_name: "lease".into(),
+            identity: "me".into(),
+            duration: Duration::from_secs(15),
+            retry_period: Duration::from_secs(1),
+        }
+    }
+
+    /// An API server that accepts every request and never answers.
+    fn hanging() -> (
+        Api<Lease>,
+        tower_test::mock::Handle<http::Request<kube::client::Body>, http::Response<kube::client::Body>>,
+    ) {
+        let (service, handle) =
+            tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+        (Api::namespaced(Client::new(service, "default"), "baton-system"), handle)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_whose_renewals_hang_stops_at_its_deadline_not_when_they_answer() {
+        let (api, mut handle) = hanging();
+        // Requests are taken and never answered.
+        let sink = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Some(request) = handle.next_request().await {
+                held.push(request);
+            }
+        });
+        let config = config();
+        let (lost_tx, mut lost) = watch::channel(false);
+        let (_stop, stop_rx) = watch::channel(false);
+        let acquired = Instant::now();
+        tokio::spawn(renew(api, config.clone(), lost_tx, stop_rx, acquired));
+        lost.wait_for(|l| *l).await.unwrap();
+        let stopped_after = acquired.elapsed();
+        assert!(stopped_after <= config.renew_deadline(), "stopped after {stopped_after:?}");
+        assert!(stopped_after >= config.renew_deadline() - Duration::from_millis(10), "{stopped_after:?}");
+        // A standby takes over no earlier than a whole lease duration after it saw the last renewal.
+        assert!(config.duration - stopped_after >= config.duration / 3 - Duration::from_millis(10));
+        sink.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_renewal_is_retried_until_the_deadline() {
+        let (service, mut handle) =
+            tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+        let api: Api<Lease> = Api::namespaced(Client::new(service, "default"), "baton-system");
+        let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = attempts.clone();
+        let server = tokio::spawn(async move {
+            while let Some((_, send)) = handle.next_request().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let body =
+                    serde_json::to_vec(&json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "message": "unavailable", "reason": "ServiceUnavailable", "code": 503}))
+                    .unwrap();
+                send.send_response(
+                    http::Response::builder().status(503).body(kube::client::Body::from(body)).unwrap(),
+                );
+            }
+        });
+        let config = config();
+        let (lost_tx, mut lost) = watch::channel(false);
+        let (_stop, stop_rx) = watch::channel(false);
+        let acquired = Instant::now();
+        tokio::spawn(renew(api, config.clone(), lost_tx, stop_rx, acquired));
+        lost.wait_for(|l| *l).await.unwrap();
+        assert!(acquired.elapsed() <= config.renew_deadline());
+        // First try after renew_every (5 s), then every retry_period (1 s) until 10 s.
+        let n = attempts.load(Ordering::SeqCst);
+        assert!((4..=7).contains(&n), "{n} attempts");
+        server.abort();
+    }
 }

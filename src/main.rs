@@ -182,8 +182,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ctx = Arc::new(controller::Context::new(client, conductorone, metrics, config));
     // Per-resource series are computed from the controller's cache at scrape time.
     registry.register_collector(Box::new(ctx.fleet.clone()));
+    registry.register_collector(Box::new(controller::watch_health::WatchMetrics(ctx.watch_health.clone())));
     let ready = Arc::new(AtomicBool::new(false));
-    let http = tokio::spawn(server::serve(listener, Arc::new(registry), ready.clone()));
+    let readiness = server::Readiness { listed: ready.clone(), watches: ctx.watch_health.clone() };
+    let http = tokio::spawn(server::serve(listener, Arc::new(registry), readiness));
     tracing::info!(addr = %args.http_addr, "starting baton-operator");
     let leadership = if args.leader_election {
         let config = leader::LeaderConfig {

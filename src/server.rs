@@ -13,14 +13,25 @@ use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, rou
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
+use crate::controller::watch_health::WatchHealth;
+
+/// What `/readyz` answers from.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    /// The BatonConnector cache has been filled (or, with leader election, this replica is a standby).
+    pub listed: Arc<AtomicBool>,
+    /// The watches: not ready while one is down (the API server is away, say).
+    pub watches: Arc<WatchHealth>,
+}
+
 #[derive(Clone)]
 struct AppState {
     registry: Arc<Registry>,
-    ready: Arc<AtomicBool>,
+    ready: Readiness,
 }
 
 /// The router, separate from the listener so tests can drive it.
-pub fn router(registry: Arc<Registry>, ready: Arc<AtomicBool>) -> Router {
+pub fn router(registry: Arc<Registry>, ready: Readiness) -> Router {
     Router::new()
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -35,21 +46,22 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 /// Serves until the process ends.
-pub async fn serve(
-    listener: TcpListener,
-    registry: Arc<Registry>,
-    ready: Arc<AtomicBool>,
-) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, registry: Arc<Registry>, ready: Readiness) -> std::io::Result<()> {
     axum::serve(listener, router(registry, ready)).await
 }
 
 /// Ready once the controller's cache of BatonConnectors has been filled, so a probe does not route
-/// traffic (or a rollout does not continue) before the operator knows its fleet.
+/// traffic (or a rollout does not continue) before the operator knows its fleet; not ready while a
+/// watch is down, so that a person and the kubelet see an operator that cannot see its cluster.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
+    if !state.ready.listed.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "cache not synced".to_string());
+    }
+    let down = state.ready.watches.down_kinds();
+    if down.is_empty() {
+        (StatusCode::OK, "ok".to_string())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "cache not synced")
+        (StatusCode::SERVICE_UNAVAILABLE, format!("watches down, listing again: {down:?}"))
     }
 }
 
@@ -88,12 +100,16 @@ mod tests {
     async fn readyz_follows_the_cache_and_livez_is_always_ok() {
         let mut registry = Registry::default();
         crate::metrics::Metrics::register(&mut registry);
-        let ready = Arc::new(AtomicBool::new(false));
+        let ready = Readiness::default();
         let router = router(Arc::new(registry), ready.clone());
         assert_eq!(get(router.clone(), "/livez").await.0, StatusCode::OK);
         assert_eq!(get(router.clone(), "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
-        ready.store(true, Ordering::Relaxed);
-        assert_eq!(get(router, "/readyz").await.0, StatusCode::OK);
+        ready.listed.store(true, Ordering::Relaxed);
+        assert_eq!(get(router.clone(), "/readyz").await.0, StatusCode::OK);
+        ready.watches.mark_failed_for_test(crate::controller::watch_health::WatchKind::Deployment);
+        let (status, _, body) = get(router.clone(), "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("Deployment"), "{body}");
     }
 
     #[tokio::test]
@@ -101,7 +117,8 @@ mod tests {
         let mut registry = Registry::default();
         let metrics = crate::metrics::Metrics::register(&mut registry);
         metrics.status_writes.inc();
-        let (status, content_type, body) = get(router(Arc::new(registry), Arc::default()), "/metrics").await;
+        let (status, content_type, body) =
+            get(router(Arc::new(registry), Readiness::default()), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(content_type.starts_with("application/openmetrics-text"));
         assert!(body.contains("baton_operator_status_writes_total 1"), "{body}");

@@ -59,6 +59,9 @@ fn exposed() -> BTreeSet<String> {
     metrics.reconcile_errors.get_or_create(&ReasonLabels { reason: "SecretNotFound" }).inc();
     metrics.applies.get_or_create(&ApplyLabels { kind: "Deployment", cause: "create" }).inc();
     registry.register_collector(Box::new(Fleet::default()));
+    registry.register_collector(Box::new(baton_operator::controller::watch_health::WatchMetrics(
+        Default::default(),
+    )));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     let mut names = BTreeSet::new();
@@ -179,4 +182,27 @@ fn metric_names_are_read_from_promql() {
         ["baton_connector_last_sync_timestamp_seconds"]
     );
     assert_eq!(metric_names("baton_nope_total"), ["baton_nope_total"]);
+}
+
+/// The example alerts and the chart's PrometheusRule query only metrics the operator exposes, and
+/// both alert on a watch that does not recover.
+#[test]
+fn every_alerted_metric_is_exposed_by_the_operator() {
+    let exposed = exposed();
+    for path in ["deploy/prometheus/alerts.yaml", "charts/baton-operator/templates/prometheusrule.yaml"] {
+        let text = read(path);
+        let exprs: Vec<String> = text
+            .split("expr:")
+            .skip(1)
+            .map(|rest| rest.split("for:").next().unwrap_or_default().to_string())
+            .collect();
+        assert!(exprs.len() >= 5, "{path}: expected its alert expressions, found {}", exprs.len());
+        let queried: BTreeSet<String> = exprs.iter().flat_map(|e| metric_names(e)).collect();
+        let unknown: Vec<_> = queried.difference(&exposed).collect();
+        assert!(unknown.is_empty(), "{path} alerts on metrics the operator does not expose: {unknown:?}");
+        assert!(
+            queried.contains("baton_operator_watch_up"),
+            "{path} has no alert for a watch that does not recover"
+        );
+    }
 }

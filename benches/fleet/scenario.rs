@@ -64,14 +64,9 @@ impl Drop for Cluster {
 impl Cluster {
     pub async fn start(args: &Args, work: &Path) -> anyhow::Result<Self> {
         let (etcd, apiserver, controller_manager) = &args.binaries;
-        // Room for kubectl, the controller manager and the operator at once on a small machine, and
-        // no 60 s stalls from a list cost estimate etcd 3.4 cannot answer.
-        let apiserver_args = [
-            "--max-requests-inflight=1000",
-            "--max-mutating-requests-inflight=500",
-            "--feature-gates=SizeBasedListCostEstimate=false",
-        ]
-        .map(String::from);
+        // Room for kubectl, the controller manager and the operator at once on a small machine.
+        let apiserver_args =
+            ["--max-requests-inflight=1000", "--max-mutating-requests-inflight=500"].map(String::from);
         // At its default 20 requests/s, the controller manager needs over 10 min to give 5,000
         // Deployments their ReplicaSets and pods, and the fleet never settles within the run.
         let controller_manager_args = ["--kube-api-qps=300", "--kube-api-burst=600"].map(String::from);

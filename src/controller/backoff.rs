@@ -37,6 +37,11 @@ impl Backoff {
         self.failures.lock().expect("backoff lock poisoned").remove(obj);
     }
 
+    /// Forgets every object's failures (the API server is back after an outage).
+    pub fn clear(&self) {
+        self.failures.lock().expect("backoff lock poisoned").clear();
+    }
+
     /// Consecutive failures of one object so far.
     pub fn failures(&self, obj: &ObjectRef<BatonConnector>) -> u32 {
         self.failures.lock().expect("backoff lock poisoned").get(obj).copied().unwrap_or(0)

@@ -23,8 +23,11 @@ use k8s_openapi::{
         core::v1::Secret,
     },
 };
-use kube::{Api, Client, Resource, ResourceExt, runtime::watcher::Event};
-use tokio::sync::watch;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    runtime::{reflector::ObjectRef, watcher::Event},
+};
+use tokio::sync::{broadcast, watch};
 
 use super::{
     index::SecretIndex,
@@ -32,6 +35,7 @@ use super::{
 };
 use crate::{
     Result,
+    api::BatonConnector,
     resources::{SecretData, labels},
 };
 
@@ -59,9 +63,26 @@ pub struct Caches {
     /// `None`: the Secret exists, but no resource read it when it was last seen.
     secrets: RwLock<Listed<Option<Data>>>,
     pub index: SecretIndex,
-    /// Watches that have not finished their first list; `None` while no watch feeds the caches.
-    pending: watch::Sender<Option<usize>>,
+    /// Watches that have not finished their first list (`None` while no watch feeds the caches),
+    /// and lists under way (a first one, or one after a watch failed).
+    pending: watch::Sender<Pending>,
     waited_out: AtomicBool,
+    /// Resources whose child a re-list found gone: deleted while the watch was down, so no event
+    /// said so and nothing else would reconcile them.
+    relisted: broadcast::Sender<ObjectRef<BatonConnector>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Pending {
+    unlisted: Option<usize>,
+    listing: usize,
+}
+
+impl Pending {
+    /// Every watch has listed once and none is listing again: the caches are complete and current.
+    fn settled(&self) -> bool {
+        self.unlisted.is_none_or(|n| n == 0) && self.listing == 0
+    }
 }
 
 impl Default for Caches {
@@ -73,8 +94,9 @@ impl Default for Caches {
             packers: Default::default(),
             secrets: Default::default(),
             index: Default::default(),
-            pending: watch::channel(None).0,
+            pending: watch::channel(Pending::default()).0,
             waited_out: AtomicBool::new(false),
+            relisted: broadcast::channel(1024).0,
         }
     }
 }
@@ -83,51 +105,84 @@ impl Caches {
     /// Declares how many watches (Deployments and Secrets, per watched namespace) will feed the
     /// caches; reads wait for their first lists from now on.
     pub fn expect_watches(&self, count: usize) {
-        self.pending.send_replace(Some(count));
+        self.pending.send_modify(|p| p.unlisted = Some(count));
+    }
+
+    /// Resources to reconcile because a re-list found one of their children gone.
+    pub fn relisted(&self) -> broadcast::Receiver<ObjectRef<BatonConnector>> {
+        self.relisted.subscribe()
     }
 
     pub fn observe_deployment(&self, scope: Option<&str>, event: &Event<Deployment>) {
         let packer = &self.packers[0];
         let mut store = self.deployments.write().expect("deployment cache poisoned");
-        self.observe(&mut store, scope, event, |d| {
+        let dropped = self.observe(&mut store, scope, event, |d| {
             serde_json::to_vec(d).ok().map(|json| packer.pack(&json, d.status.is_some()))
         });
+        drop(store);
+        // A Deployment is named after its resource.
+        self.reconcile_owners(dropped.into_iter().map(|(key, _)| key));
     }
 
     pub fn observe_cronjob(&self, scope: Option<&str>, event: &Event<CronJob>) {
         let packer = &self.packers[1];
         let mut store = self.cronjobs.write().expect("cronjob cache poisoned");
-        self.observe(&mut store, scope, event, |c| {
+        let dropped = self.observe(&mut store, scope, event, |c| {
             serde_json::to_vec(c).ok().map(|json| packer.pack(&json, c.status.is_some()))
         });
+        drop(store);
+        // So is a CronJob.
+        self.reconcile_owners(dropped.into_iter().map(|(key, _)| key));
     }
 
     pub fn observe_job(&self, scope: Option<&str>, event: &Event<Job>) {
         let packer = &self.packers[2];
         let mut store = self.jobs.write().expect("job cache poisoned");
-        self.observe(&mut store, scope, event, |j| {
+        let dropped = self.observe(&mut store, scope, event, |j| {
             let instance = j.labels().get(labels::INSTANCE_LABEL)?.clone();
             serde_json::to_vec(j).ok().map(|json| (instance, packer.pack(&json, j.status.is_some())))
         });
+        drop(store);
+        // A Job is its resource's by the instance label.
+        self.reconcile_owners(dropped.into_iter().map(|((ns, _), (instance, _))| (ns, instance)));
     }
 
     pub fn observe_secret(&self, scope: Option<&str>, event: &Event<Secret>) {
         let mut store = self.secrets.write().expect("secret cache poisoned");
-        self.observe(&mut store, scope, event, |s| {
+        let dropped = self.observe(&mut store, scope, event, |s| {
             let key = key_of(s)?;
             Some(self.index.is_read(&key.0, &key.1).then(|| data_of(s)))
         });
+        drop(store);
+        // A Secret is its readers'.
+        let readers = dropped.into_iter().flat_map(|((ns, name), _)| {
+            self.index.readers(&ns, &name).into_iter().map(move |r| (ns.clone(), r))
+        });
+        self.reconcile_owners(readers.collect::<Vec<_>>());
     }
 
+    fn reconcile_owners(&self, owners: impl IntoIterator<Item = Key>) {
+        for (ns, name) in owners {
+            tracing::debug!(namespace = %ns, %name, "a child was deleted while its watch was down");
+            // No receiver: no controller runs (tests that drive the caches alone).
+            let _ = self.relisted.send(ObjectRef::new(&name).within(&ns));
+        }
+    }
+
+    /// Applies one watch event; returns what a re-list that ended with it found gone.
     fn observe<K: Resource, V: Clone>(
         &self,
         store: &mut Listed<V>,
         scope: Option<&str>,
         event: &Event<K>,
         keep: impl Fn(&K) -> Option<V>,
-    ) {
+    ) -> Vec<(Key, V)> {
         match event {
-            Event::Init => store.begin(scope),
+            Event::Init => {
+                if store.begin(scope) {
+                    self.pending.send_modify(|p| p.listing += 1);
+                }
+            }
             Event::InitApply(o) | Event::Apply(o) => {
                 if let (Some(key), Some(value)) = (key_of(o), keep(o)) {
                     store.put(key, version_of(o), value);
@@ -139,31 +194,41 @@ impl Caches {
                 }
             }
             Event::InitDone => {
-                if store.end(scope) {
-                    self.pending.send_modify(|p| {
-                        if let Some(n) = p {
-                            *n = n.saturating_sub(1);
-                        }
-                    });
+                let (first, dropped) = store.end(scope);
+                self.pending.send_modify(|p| {
+                    p.listing = p.listing.saturating_sub(1);
+                    if first && let Some(n) = &mut p.unlisted {
+                        *n = n.saturating_sub(1);
+                    }
+                });
+                if self.pending.borrow().settled() {
+                    // Complete again: the next gap in the watches gets its own bounded wait.
+                    self.waited_out.store(false, Ordering::Relaxed);
                 }
+                return dropped;
             }
         }
+        Vec::new()
     }
 
-    /// Waits (boundedly) for the first lists; false when reads must go to the API server. After one
-    /// wait has run out (a watch that cannot list, say for want of permission), nobody waits again.
+    /// Waits (boundedly) for the lists under way: the first ones, or those after a watch failed (the
+    /// API server restarted, say), so that a reconcile never acts on what the cache held before an
+    /// outage. False when reads must go to the API server. Once a wait has run out (a watch that
+    /// cannot list, for want of permission or while the API server is down), nobody waits again
+    /// until the caches are complete once more.
     pub(crate) async fn synced(&self) -> bool {
         let mut rx = self.pending.subscribe();
-        let done = |p: &Option<usize>| p.is_none_or(|n| n == 0);
+        let fed = |p: &Pending| p.unlisted.is_some();
         if self.waited_out.load(Ordering::Relaxed) {
-            return rx.borrow().is_some_and(|n| n == 0);
+            let p = *rx.borrow();
+            return fed(&p) && p.settled();
         }
-        if tokio::time::timeout(SYNC_WAIT, rx.wait_for(done)).await.is_err() {
+        if tokio::time::timeout(SYNC_WAIT, rx.wait_for(Pending::settled)).await.is_err() {
             tracing::warn!("the watches have not listed everything yet; reading from the API server");
             self.waited_out.store(true, Ordering::Relaxed);
             return false;
         }
-        rx.borrow().is_some()
+        fed(&rx.borrow())
     }
 
     /// The live Deployment, from the cache once it is synced.
@@ -320,8 +385,10 @@ impl<V> Default for Listed<V> {
 }
 
 impl<V> Listed<V> {
-    fn begin(&mut self, scope: Option<&str>) {
-        self.relisting.insert(scope.map(str::to_string), HashSet::new());
+    /// Starts a (re-)list of a scope; true unless one was under way already (its list failed and a
+    /// fresh watcher starts over).
+    fn begin(&mut self, scope: Option<&str>) -> bool {
+        self.relisting.insert(scope.map(str::to_string), HashSet::new()).is_none()
     }
 
     fn put(&mut self, key: Key, version: Option<u64>, value: V) {
@@ -342,13 +409,25 @@ impl<V> Listed<V> {
         self.items.remove(key);
     }
 
-    /// Ends a re-list; true when it was the scope's first.
-    fn end(&mut self, scope: Option<&str>) -> bool {
+    /// Ends a re-list: whether it was the scope's first, and what it found gone (deleted while the
+    /// watch was down), which leaves the cache.
+    fn end(&mut self, scope: Option<&str>) -> (bool, Vec<(Key, V)>) {
         let scope = scope.map(str::to_string);
+        let mut dropped = Vec::new();
         if let Some(seen) = self.relisting.remove(&scope) {
-            self.items.retain(|k, _| scope.as_ref().is_some_and(|ns| *ns != k.0) || seen.contains(k));
+            let gone: Vec<Key> = self
+                .items
+                .keys()
+                .filter(|k| scope.as_ref().is_none_or(|ns| *ns == k.0) && !seen.contains(*k))
+                .cloned()
+                .collect();
+            for key in gone {
+                if let Some((_, value)) = self.items.remove(&key) {
+                    dropped.push((key, value));
+                }
+            }
         }
-        self.listed.insert(scope)
+        (self.listed.insert(scope), dropped)
     }
 }
 
@@ -404,11 +483,11 @@ mod tests {
         assert!(held(&c, "a", "x").is_some());
         assert!(held(&c, "a", "y").is_none(), "deleted while the watch was down");
         assert!(held(&c, "b", "z").is_some(), "another namespace's watch owns it");
-        assert_eq!(*c.pending.borrow(), Some(1));
+        assert_eq!(c.pending.borrow().unlisted, Some(1));
         // A second re-list of the same scope is not a first list.
         c.observe_secret(Some("a"), &Event::Init);
         c.observe_secret(Some("a"), &Event::InitDone);
-        assert_eq!(*c.pending.borrow(), Some(1));
+        assert_eq!(c.pending.borrow().unlisted, Some(1));
     }
 
     #[tokio::test]
@@ -449,5 +528,108 @@ mod tests {
         assert_eq!(held(&c, "ns", "s"), Some(Some("new".into())));
         c.observe_secret(None, &Event::Delete(secret("ns", "s", 6, "new")));
         assert_eq!(held(&c, "ns", "s"), None);
+    }
+
+    fn labelled<K: Resource>(mut o: K, ns: &str, name: &str, rv: u64, instance: &str) -> K {
+        let m = o.meta_mut();
+        m.name = Some(name.into());
+        m.namespace = Some(ns.into());
+        m.resource_version = Some(rv.to_string());
+        m.labels = Some([(labels::INSTANCE_LABEL.to_string(), instance.to_string())].into());
+        o
+    }
+
+    /// The relist after an outage, for one cache: `changed` comes back with a newer version, `gone`
+    /// does not come back. Returns the resources the cache asked to reconcile.
+    fn outage<K: Resource + Clone>(
+        c: &Caches,
+        observe: fn(&Caches, Option<&str>, &Event<K>),
+        changed: K,
+        gone: K,
+        changed_again: K,
+    ) -> Vec<ObjectRef<BatonConnector>> {
+        let mut triggers = c.relisted();
+        c.expect_watches(1);
+        observe(c, None, &Event::Init);
+        observe(c, None, &Event::InitApply(changed));
+        observe(c, None, &Event::InitApply(gone));
+        observe(c, None, &Event::InitDone);
+        assert!(triggers.try_recv().is_err(), "a first list finds nothing gone");
+        // The watch fails; a fresh watcher lists again. Init twice: the first list attempt failed.
+        observe(c, None, &Event::Init);
+        observe(c, None, &Event::Init);
+        assert_eq!(c.pending.borrow().listing, 1, "one list under way, however often it starts");
+        observe(c, None, &Event::InitApply(changed_again));
+        observe(c, None, &Event::InitDone);
+        assert!(c.pending.borrow().settled());
+        std::iter::from_fn(|| triggers.try_recv().ok()).collect()
+    }
+
+    #[test]
+    fn a_relist_after_an_outage_updates_changed_children_and_reconciles_the_owners_of_deleted_ones() {
+        let d = |name: &str, rv, instance: &str| labelled(Deployment::default(), "ns", name, rv, instance);
+        let c = Caches::default();
+        let triggered =
+            outage(&c, Caches::observe_deployment, d("a", 1, "a"), d("b", 1, "b"), d("a", 5, "a"));
+        assert_eq!(triggered, vec![ObjectRef::new("b").within("ns")]);
+        let store = c.deployments.read().unwrap();
+        assert_eq!(store.items.get(&("ns".into(), "a".into())).map(|(v, _)| *v), Some(Some(5)));
+        assert!(!store.items.contains_key(&("ns".into(), "b".into())));
+        drop(store);
+
+        let cj = |name: &str, rv, instance: &str| labelled(CronJob::default(), "ns", name, rv, instance);
+        let c = Caches::default();
+        let triggered =
+            outage(&c, Caches::observe_cronjob, cj("a", 1, "a"), cj("b", 1, "b"), cj("a", 5, "a"));
+        assert_eq!(triggered, vec![ObjectRef::new("b").within("ns")]);
+        assert_eq!(c.cronjobs.read().unwrap().items.len(), 1);
+
+        // A Job is its resource's by label, whatever its own name.
+        let j = |name: &str, rv, instance: &str| labelled(Job::default(), "ns", name, rv, instance);
+        let c = Caches::default();
+        let triggered = outage(&c, Caches::observe_job, j("a-1", 1, "a"), j("b-7", 1, "b"), j("a-1", 5, "a"));
+        assert_eq!(triggered, vec![ObjectRef::new("b").within("ns")]);
+        assert_eq!(c.jobs.read().unwrap().items.len(), 1);
+
+        // A Secret is its readers'; a changed one carries its new data.
+        let c = Caches::default();
+        c.index.set("ns", "reader-of-a", vec!["a".into()]);
+        c.index.set("ns", "reader-of-b", vec!["b".into()]);
+        let triggered = outage(
+            &c,
+            Caches::observe_secret,
+            secret("ns", "a", 1, "old"),
+            secret("ns", "b", 1, "x"),
+            secret("ns", "a", 5, "new"),
+        );
+        assert_eq!(triggered, vec![ObjectRef::new("reader-of-b").within("ns")]);
+        assert_eq!(held(&c, "ns", "a"), Some(Some("new".into())));
+        assert_eq!(held(&c, "ns", "b"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_wait_for_a_relist_under_way_and_not_for_ever() {
+        let c = std::sync::Arc::new(Caches::default());
+        c.expect_watches(1);
+        c.observe_secret(None, &Event::Init);
+        c.observe_secret(None, &Event::InitDone);
+        assert!(c.synced().await, "listed: the cache answers");
+        // The watch failed and lists again: a read waits until the list is done.
+        c.observe_secret(None, &Event::Init);
+        let reader = {
+            let c = c.clone();
+            tokio::spawn(async move { c.synced().await })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!reader.is_finished(), "a read during a relist waits");
+        c.observe_secret(None, &Event::InitDone);
+        assert!(reader.await.unwrap(), "and then reads the cache");
+        // A relist that never ends (the API server stays away): one bounded wait, then the API
+        // server answers reads, until the caches are complete again.
+        c.observe_secret(None, &Event::Init);
+        assert!(!c.synced().await, "after SYNC_WAIT, reads go to the API server");
+        assert!(!c.synced().await, "without waiting again");
+        c.observe_secret(None, &Event::InitDone);
+        assert!(c.synced().await);
     }
 }

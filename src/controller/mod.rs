@@ -21,6 +21,7 @@ pub mod status;
 mod status_tests;
 mod stored;
 pub mod sync_poller;
+pub mod watch_health;
 mod watches;
 
 use std::{sync::Arc, time::Duration};
@@ -106,6 +107,8 @@ pub struct Context {
     /// Reconciles that may wait on ConductorOne at once (rotation steps, revocations), so that a slow
     /// ConductorOne can never take every worker: the rest stay free for Kubernetes work.
     pub c1_slots: tokio::sync::Semaphore,
+    /// How each watch is doing: `/readyz`, its metrics and the log of outages.
+    pub watch_health: Arc<watch_health::WatchHealth>,
 }
 
 /// What one poll found, or the failure's reason, message and whether it needs a person.
@@ -143,6 +146,7 @@ impl Context {
             config,
             sync_polls: Default::default(),
             fleet: Default::default(),
+            watch_health: Default::default(),
         }
     }
 }
@@ -158,9 +162,24 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
     // Each scope feeds the caches from Deployment, CronJob, Job and Secret watches.
     ctx.caches.expect_watches(scopes.len() * 4);
     let poller = tokio::spawn(ctx.sync_poller.clone().run(ctx.clone()));
+    let recovery = tokio::spawn(retry_after_recovery(ctx.clone()));
     join_all(scopes.into_iter().map(|scope| watches::run_scope(ctx.clone(), scope, ready.clone()))).await;
     poller.abort();
+    recovery.abort();
     info!("controller stopped");
+}
+
+/// After an outage of the API server the reconciles that failed during it have backed off, some for
+/// minutes. The relists trigger every resource again; forgetting their failures makes one that fails
+/// once more (the API server still catching up) retry at the base delay, not at the long one.
+async fn retry_after_recovery(ctx: Arc<Context>) {
+    loop {
+        ctx.watch_health.recovered().await;
+        let waiting = ctx.backoff.len();
+        ctx.backoff.clear();
+        ctx.metrics.objects_in_backoff.set(0);
+        info!(waiting, "every watch works again; failed reconciles retry at the base delay");
+    }
 }
 
 /// A BatonConnector, or the metadata of one that does not deserialize: one unreadable object must

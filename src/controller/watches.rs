@@ -3,6 +3,7 @@
 //! reconcile started by an event always reads at least what that event brought.
 
 use std::{
+    collections::HashSet,
     sync::{Arc, atomic::AtomicBool},
     time::Duration,
 };
@@ -21,7 +22,12 @@ use kube::{
 };
 use tracing::{info, warn};
 
-use super::{Context, Guarded, Stored, cache::Caches, error_policy, reconcile_measured, stored};
+use super::{
+    Context, Guarded, Stored,
+    cache::{Caches, Key},
+    error_policy, reconcile_measured, stored,
+    watch_health::{WatchKind, resilient},
+};
 use crate::resources::labels;
 
 pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<AtomicBool>) {
@@ -35,20 +41,23 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
     }
     let (reader, writer) = reflector::store();
     let (c, s) = (ctx.clone(), scope.clone());
-    let connector_events = watcher(connectors, config)
-        .default_backoff()
+    let mut relist = Relist::default();
+    let connector_events =
+        resilient(ctx.watch_health.clone(), WatchKind::BatonConnector, scope.clone(), move || {
+            watcher(connectors.clone(), config.clone())
+        })
         .modify(|g: &mut Guarded| trim(kube::Resource::meta_mut(g)))
         .map_ok(move |event| {
-            follow_connectors(&c, s.as_deref(), &event);
+            follow_connectors(&c, s.as_deref(), &event, &mut relist);
             stored::event(event)
         })
         .reflect(writer)
         .touched_objects();
 
-    let deployment_events = children(&ctx, scope.clone(), Caches::observe_deployment);
-    let cronjob_events = children(&ctx, scope.clone(), Caches::observe_cronjob);
+    let deployment_events = children(&ctx, scope.clone(), WatchKind::Deployment, Caches::observe_deployment);
+    let cronjob_events = children(&ctx, scope.clone(), WatchKind::CronJob, Caches::observe_cronjob);
     // A Job belongs to its CronJob, not to the BatonConnector: its instance label says whose it is.
-    let job_events = children(&ctx, scope.clone(), Caches::observe_job);
+    let job_events = children(&ctx, scope.clone(), WatchKind::Job, Caches::observe_job);
 
     // The Secret watch starts once the index knows every resource, so its first list keeps the data
     // of every Secret that is read and a restart needs no read per connector.
@@ -56,30 +65,25 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
     let secret_events = futures::stream::once(async move { listed(&r).await })
         .flat_map(move |()| {
             let (c, s) = (c.clone(), s.clone());
-            watcher(secrets.clone(), paged())
-                .default_backoff()
-                .map_ok(move |event| {
-                    c.caches.observe_secret(s.as_deref(), &event);
-                    event
-                })
-                .boxed()
+            let secrets = secrets.clone();
+            resilient(c.watch_health.clone(), WatchKind::Secret, s.clone(), move || {
+                watcher(secrets.clone(), paged())
+            })
+            .map_ok(move |event| {
+                c.caches.observe_secret(s.as_deref(), &event);
+                event
+            })
+            .boxed()
         })
         .touched_objects();
 
     let s = scope.clone();
-    let polled = futures::stream::unfold(ctx.sync_poller.triggers(), |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(r) => return Some((r, rx)),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    warn!(missed = n, "sync status triggers lagged; the resync catches up");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    })
-    .filter(move |r| future::ready(s.is_none() || r.namespace == s))
-    .map(|r| ObjectRef::<Stored>::new(&r.name).within(r.namespace.as_deref().unwrap_or_default()));
+    let polled = broadcast_stream(ctx.sync_poller.triggers());
+    // Plus the owners of children that a relist found gone: no event says so.
+    let orphaned = broadcast_stream(ctx.caches.relisted());
+    let polled = futures::stream::select(polled, orphaned)
+        .filter(move |r| future::ready(s.is_none() || r.namespace == s))
+        .map(|r| ObjectRef::<Stored>::new(&r.name).within(r.namespace.as_deref().unwrap_or_default()));
 
     ctx.fleet.add(reader.clone());
     spawn_readiness(reader.clone(), ready);
@@ -105,11 +109,30 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
         .await;
 }
 
+/// Triggers from a broadcast channel; a receiver that fell behind says so and goes on (the resync
+/// catches up with what it missed).
+fn broadcast_stream(
+    rx: tokio::sync::broadcast::Receiver<ObjectRef<crate::api::BatonConnector>>,
+) -> impl futures::Stream<Item = ObjectRef<crate::api::BatonConnector>> + Send + 'static {
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(r) => return Some((r, rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(missed = n, "reconcile triggers lagged; the resync catches up");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
 /// The watch of one kind of the operator's children: trimmed, and fed to the caches before the
 /// controller sees it.
 fn children<K>(
     ctx: &Arc<Context>,
     scope: Option<String>,
+    kind: WatchKind,
     observe: fn(&Caches, Option<&str>, &Event<K>),
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
@@ -121,8 +144,8 @@ where
         + 'static,
 {
     let c = ctx.clone();
-    watcher(scoped::<K>(&ctx.client, scope.as_deref()), managed())
-        .default_backoff()
+    let api = scoped::<K>(&ctx.client, scope.as_deref());
+    resilient(ctx.watch_health.clone(), kind, scope.clone(), move || watcher(api.clone(), managed()))
         .modify(|o: &mut K| trim(o.meta_mut()))
         .map_ok(move |event| {
             observe(&c.caches, scope.as_deref(), &event);
@@ -141,27 +164,58 @@ where
     }
 }
 
+/// The resources a (re-)list of BatonConnectors has delivered so far, and those known before it.
+#[derive(Default)]
+struct Relist {
+    known: HashSet<Key>,
+    seen: Option<HashSet<Key>>,
+}
+
 /// Keeps the index and the poller in step with the BatonConnector watch.
-fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>) {
+fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>, relist: &mut Relist) {
     ctx.caches.index.observe(scope, event);
+    let key_of = |g: &Guarded| (g.namespace().unwrap_or_default(), g.name_any());
     let (object, listed) = match event {
-        Event::Apply(g) => (g, false),
-        Event::InitApply(g) => (g, true),
+        Event::Apply(g) => {
+            relist.known.insert(key_of(g));
+            (g, false)
+        }
+        Event::InitApply(g) => {
+            relist.known.insert(key_of(g));
+            relist.seen.get_or_insert_with(HashSet::new).insert(key_of(g));
+            (g, true)
+        }
         Event::Delete(g) => {
-            // Nothing is kept per resource once it is gone.
-            let key = (g.namespace().unwrap_or_default(), g.name_any());
-            let reference = ObjectRef::new(&key.1).within(&key.0);
-            ctx.sync_polls.lock().expect("sync poll lock poisoned").remove(&reference);
-            ctx.backoff.succeeded(&reference);
-            ctx.sync_poller.forget(&key);
+            relist.known.remove(&key_of(g));
+            forget(ctx, &key_of(g));
             return;
         }
-        Event::Init | Event::InitDone => return,
+        Event::Init => {
+            relist.seen = Some(HashSet::new());
+            return;
+        }
+        Event::InitDone => {
+            // Deleted while the watch was down: no Delete event came for them.
+            let seen = relist.seen.take().unwrap_or_default();
+            for gone in relist.known.difference(&seen) {
+                forget(ctx, gone);
+            }
+            relist.known = seen;
+            return;
+        }
     };
     match &object.0 {
         Ok(bc) if bc.metadata.deletion_timestamp.is_none() => ctx.sync_poller.track(bc, listed),
         _ => ctx.sync_poller.forget(&(object.namespace().unwrap_or_default(), object.name_any())),
     }
+}
+
+/// Nothing is kept per resource once it is gone.
+fn forget(ctx: &Context, key: &Key) {
+    let reference = ObjectRef::new(&key.1).within(&key.0);
+    ctx.sync_polls.lock().expect("sync poll lock poisoned").remove(&reference);
+    ctx.backoff.succeeded(&reference);
+    ctx.sync_poller.forget(key);
 }
 
 /// Children carry the operator's labels; nothing else is watched.
@@ -220,4 +274,52 @@ fn spawn_readiness(store: Store<Stored>, ready: Arc<AtomicBool>) {
         info!(resources = store.len(), "BatonConnector cache synced");
         ready.store(true, std::sync::atomic::Ordering::Relaxed);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::BatonConnector;
+    use kube::core::DeserializeGuard;
+
+    fn context() -> Context {
+        let (service, _) =
+            tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+        let client = kube::Client::new(service, "default");
+        let c1 = crate::conductorone::ConductorOneClient::new(Default::default()).unwrap();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = Arc::new(crate::metrics::Metrics::register(&mut registry));
+        Context::new(client, c1, metrics, Default::default())
+    }
+
+    fn polled(name: &str) -> Guarded {
+        let bc: BatonConnector = serde_json::from_value(serde_json::json!({
+            "apiVersion": "baton.conductorone.com/v1alpha1", "kind": "BatonConnector",
+            "metadata": {"name": name, "namespace": "ns"},
+            "spec": {"connector": "okta", "credentials": {"secretRef": {"name": "c1"}},
+                     "conductorOne": {"apiCredentialsSecretRef": {"name": "api"}, "appId": "app", "connectorId": name}},
+        }))
+        .unwrap();
+        DeserializeGuard(Ok(bc))
+    }
+
+    #[tokio::test]
+    async fn a_relist_forgets_what_was_deleted_while_the_watch_was_down() {
+        let ctx = context();
+        let mut relist = Relist::default();
+        for event in
+            [Event::Init, Event::InitApply(polled("a")), Event::InitApply(polled("b")), Event::InitDone]
+        {
+            follow_connectors(&ctx, None, &event, &mut relist);
+        }
+        assert_eq!(ctx.sync_poller.tracked(), 2);
+        ctx.backoff.failed(&ObjectRef::new("b").within("ns"));
+        // The watch fails; "b" is deleted meanwhile; the fresh watcher's list has only "a".
+        for event in [Event::Init, Event::Init, Event::InitApply(polled("a")), Event::InitDone] {
+            follow_connectors(&ctx, None, &event, &mut relist);
+        }
+        assert_eq!(ctx.sync_poller.tracked(), 1, "the deleted connector is no longer polled");
+        assert_eq!(ctx.backoff.len(), 0, "nor kept in backoff");
+        assert_eq!(ctx.caches.index.readers("ns", "c1"), ["a"], "nor indexed as a reader of its Secret");
+    }
 }

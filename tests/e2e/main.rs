@@ -17,6 +17,7 @@ mod install;
 mod managed;
 mod onboarding;
 mod oneshot;
+mod outage;
 mod plugin;
 mod scale;
 mod sync;
@@ -109,6 +110,9 @@ async fn main() -> ExitCode {
         install::readme_install_and_worked_example_run_as_written,
         install::namespaced_install_reads_no_secret_outside_its_namespaces,
         helm::chart_readme_runs_as_written_with_a_real_helm,
+        outage::changes_during_an_api_server_outage_are_acted_on_within_the_slo,
+        outage::rotations_onboarding_and_creates_survive_repeated_restarts,
+        outage::leader_steps_down_during_an_outage_longer_than_the_lease,
     ];
     // Like libtest: `cargo test --test e2e -- NAME...` runs the cases whose names contain one of them.
     let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();

@@ -130,7 +130,10 @@ pub fn spawn_kubelet(client: Client) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let pods: Api<Pod> = Api::all(client.clone());
         let config = watcher::Config::default().labels("app.kubernetes.io/managed-by=baton-operator");
-        let mut stream = watcher(pods, config).applied_objects().default_backoff().boxed();
+        // A real kubelet retries its watch at once when the API server comes back; kube's default
+        // back-off (up to a minute) would leave pods unready long after an outage case.
+        let stream = watcher(pods, config).applied_objects();
+        let mut stream = kube::runtime::utils::StreamBackoff::new(stream, QuickRetry).boxed();
         while let Some(event) = stream.next().await {
             let Ok(pod) = event else { continue };
             // A run's pod that a test marked finished stays finished.
@@ -151,6 +154,20 @@ pub fn spawn_kubelet(client: Client) -> tokio::task::JoinHandle<()> {
             let _ = api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await;
         }
     })
+}
+
+/// Half a second between watch retries, always.
+struct QuickRetry;
+
+impl Iterator for QuickRetry {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::from_millis(500))
+    }
+}
+
+impl kube::runtime::utils::Backoff for QuickRetry {
+    fn reset(&mut self) {}
 }
 
 /// The operator binary, run as a child process with its own kubeconfig.
@@ -212,6 +229,21 @@ impl Operator {
             }
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; its exit status if it did.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Some(status);
+            }
+            if start.elapsed() >= timeout {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

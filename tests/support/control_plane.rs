@@ -67,6 +67,9 @@ pub fn discover() -> Result<Source, String> {
 /// A running local control plane.
 pub struct ControlPlane {
     dir: tempfile::TempDir,
+    /// Each component's command line, kept so that it can be started again on the same data and
+    /// ports (an upgrade or a restart, as `restart` plays it).
+    components: Vec<Component>,
     children: Vec<(String, Child)>,
     pub server: String,
     pub admin_kubeconfig: PathBuf,
@@ -93,6 +96,7 @@ impl ControlPlane {
         let pki = Pki::generate(&d)?;
         let mut cp = Self {
             dir,
+            components: Vec::new(),
             children: Vec::new(),
             server: String::new(),
             admin_kubeconfig: d.join("admin.kubeconfig"),
@@ -105,7 +109,8 @@ impl ControlPlane {
         let peer_url = format!("http://127.0.0.1:{peer_port}");
         cp.spawn(
             "etcd",
-            Command::new(etcd).args([
+            etcd,
+            [
                 "--name=e2e",
                 &format!("--data-dir={}", d.join("etcd").display()),
                 &format!("--listen-client-urls={etcd_url}"),
@@ -114,7 +119,9 @@ impl ControlPlane {
                 &format!("--initial-advertise-peer-urls={peer_url}"),
                 &format!("--initial-cluster=e2e={peer_url}"),
                 "--unsafe-no-fsync=true",
-            ]),
+            ]
+            .map(String::from)
+            .to_vec(),
         )?;
         wait_for_tcp(client_port, Duration::from_secs(30)).context("etcd did not start")?;
 
@@ -122,9 +129,9 @@ impl ControlPlane {
         cp.server = format!("https://127.0.0.1:{port}");
         fs::write(d.join("audit-policy.yaml"), audit_policy())?;
         let p = |name: &str| d.join(name).display().to_string();
-        cp.spawn(
-            "kube-apiserver",
-            Command::new(apiserver).args(extra_apiserver_args).args([
+        let mut args = extra_apiserver_args.to_vec();
+        args.extend(
+            [
                 &format!("--etcd-servers={etcd_url}"),
                 "--bind-address=127.0.0.1",
                 &format!("--secure-port={port}"),
@@ -149,15 +156,20 @@ impl ControlPlane {
                 &format!("--audit-log-path={}", cp.audit_log.display()),
                 "--audit-log-maxage=0",
                 "--allow-privileged=false",
-            ]),
-        )?;
+                // etcd 3.4 cannot answer the size-based list cost estimate: with it on, the API server
+                // stalls for up to 60 s at a time ("Error getting keys"), worst right after a restart.
+                "--feature-gates=SizeBasedListCostEstimate=false",
+            ]
+            .map(String::from),
+        );
+        cp.spawn("kube-apiserver", apiserver, args)?;
         fs::write(&cp.admin_kubeconfig, cp.kubeconfig_with_cert(&pki.admin_crt, &pki.admin_key))?;
         // The controller manager exits when the API server does not answer yet.
         cp.wait_ready().await?;
 
-        cp.spawn(
-            "kube-controller-manager",
-            Command::new(controller_manager).args(extra_controller_manager_args).args([
+        let mut args = extra_controller_manager_args.to_vec();
+        args.extend(
+            [
                 &format!("--kubeconfig={}", cp.admin_kubeconfig.display()),
                 &format!("--authentication-kubeconfig={}", cp.admin_kubeconfig.display()),
                 &format!("--authorization-kubeconfig={}", cp.admin_kubeconfig.display()),
@@ -169,8 +181,10 @@ impl ControlPlane {
                 &format!("--secure-port={}", free_port()?),
                 // An OpenShift-derived tree adds a controller that writes a ConfigMap into every namespace.
                 "--controllers=*,-service-ca-certificate-publisher-controller",
-            ]),
-        )?;
+            ]
+            .map(String::from),
+        );
+        cp.spawn("kube-controller-manager", controller_manager, args)?;
         Ok(cp)
     }
 
@@ -208,13 +222,17 @@ impl ControlPlane {
 
     /// A kubeconfig for this cluster authenticating with a client certificate.
     fn kubeconfig_with_cert(&self, crt: &str, key: &str) -> String {
+        self.kubeconfig_for(&self.server, crt, key)
+    }
+
+    fn kubeconfig_for(&self, server: &str, crt: &str, key: &str) -> String {
         use base64::Engine;
         let b = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: e2e\n  cluster:\n    server: {}\n    certificate-authority-data: {}\n\
              users:\n- name: admin\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n\
              contexts:\n- name: e2e\n  context:\n    cluster: e2e\n    user: admin\ncurrent-context: e2e\n",
-            self.server,
+            server,
             b(&self.ca_pem),
             b(crt),
             b(key)
@@ -237,9 +255,24 @@ impl ControlPlane {
         self.dir.path()
     }
 
-    fn spawn(&mut self, name: &str, cmd: &mut Command) -> anyhow::Result<()> {
-        let log = fs::File::create(self.dir.path().join(format!("{name}.log")))?;
-        let child = cmd
+    fn spawn(&mut self, name: &str, binary: &Path, args: Vec<String>) -> anyhow::Result<()> {
+        self.components.push(Component { name: name.into(), binary: binary.into(), args });
+        self.launch(name)
+    }
+
+    /// Starts a component from its recorded command line, appending to its log.
+    fn launch(&mut self, name: &str) -> anyhow::Result<()> {
+        let component = self
+            .components
+            .iter()
+            .find(|c| c.name == name)
+            .with_context(|| format!("no component {name}"))?;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{name}.log")))?;
+        let child = Command::new(&component.binary)
+            .args(&component.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -281,6 +314,102 @@ impl ControlPlane {
             .collect()
     }
 
+    /// Restarts the control plane on the same data, as an upgrade or etcd maintenance does: the API
+    /// server (and the controller manager, which exits without it) and, with `etcd`, etcd too are
+    /// killed; after `outage` they start again on the same ports, and this returns once the API
+    /// server answers `/readyz`, with the moment it did.
+    pub async fn restart(&mut self, etcd: bool, outage: Duration) -> anyhow::Result<Instant> {
+        let down: &[&str] = if etcd {
+            &["kube-controller-manager", "kube-apiserver", "etcd"]
+        } else {
+            &["kube-controller-manager", "kube-apiserver"]
+        };
+        for name in down {
+            self.kill(name);
+        }
+        tokio::time::sleep(outage).await;
+        for name in down.iter().rev() {
+            self.launch(name)?;
+            match *name {
+                "etcd" => {
+                    let port = self.etcd_port()?;
+                    wait_for_tcp(port, Duration::from_secs(30)).context("etcd did not start again")?;
+                }
+                "kube-apiserver" => self.wait_ready().await?,
+                _ => {}
+            }
+        }
+        Ok(Instant::now())
+    }
+
+    /// A second API server on the same etcd, as in a highly available control plane: the operator
+    /// keeps talking to the first, so a test can change the cluster while the operator's API server
+    /// is down. Returns an admin client of the second one.
+    pub async fn add_apiserver(&mut self) -> anyhow::Result<kube::Client> {
+        let first = self.components.iter().find(|c| c.name == "kube-apiserver").context("no API server")?;
+        let port = free_port()?;
+        let second = self.dir.path().join("audit-second.log");
+        let args = first
+            .args
+            .iter()
+            .map(|a| {
+                if a.starts_with("--secure-port=") {
+                    format!("--secure-port={port}")
+                } else if a.starts_with("--audit-log-path=") {
+                    format!("--audit-log-path={}", second.display())
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        let binary = first.binary.clone();
+        self.spawn("kube-apiserver-second", &binary, args)?;
+        let kubeconfig = self.dir.path().join("admin-second.kubeconfig");
+        let (crt, key) = (
+            fs::read_to_string(self.dir.path().join("admin.crt"))?,
+            fs::read_to_string(self.dir.path().join("admin.key"))?,
+        );
+        fs::write(&kubeconfig, self.kubeconfig_for(&format!("https://127.0.0.1:{port}"), &crt, &key))?;
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&kubeconfig)?,
+            &Default::default(),
+        )
+        .await?;
+        let client = kube::Client::try_from(config)?;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            self.check_alive()?;
+            let req = http::Request::get("/readyz").body(Vec::new())?;
+            if client.request_text(req).await.is_ok_and(|t| t.trim() == "ok") {
+                return Ok(client);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        bail!(
+            "the second kube-apiserver was not ready after 60 s\n{}",
+            self.log_tail("kube-apiserver-second", 30)
+        )
+    }
+
+    /// Kills one component (SIGKILL: the harshest stop, as a node losing power) and waits for it.
+    fn kill(&mut self, name: &str) {
+        if let Some(i) = self.children.iter().position(|(n, _)| n == name) {
+            let (_, mut child) = self.children.remove(i);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn etcd_port(&self) -> anyhow::Result<u16> {
+        let etcd = self.components.iter().find(|c| c.name == "etcd").context("no etcd")?;
+        let url = etcd
+            .args
+            .iter()
+            .find_map(|a| a.strip_prefix("--listen-client-urls="))
+            .context("etcd without a client URL")?;
+        Ok(url.rsplit(':').next().unwrap_or_default().parse()?)
+    }
+
     /// Keeps the directory (logs, certificates) for a post-mortem.
     pub fn keep(self) -> PathBuf {
         let mut this = self;
@@ -304,6 +433,13 @@ impl Drop for ControlPlane {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A component's command line.
+struct Component {
+    name: String,
+    binary: PathBuf,
+    args: Vec<String>,
 }
 
 /// The verbs that change something, as the audit log spells them.
@@ -359,6 +495,8 @@ impl Pki {
         write("apiserver.key", &key)?;
 
         let (admin_crt, admin_key) = leaf(client_params("e2e-admin", Some("system:masters"))?, &ca)?;
+        write("admin.crt", &admin_crt)?;
+        write("admin.key", &admin_key)?;
         let (crt, key) = leaf(client_params("front-proxy-client", None)?, &fp)?;
         write("front-proxy-client.crt", &crt)?;
         write("front-proxy-client.key", &key)?;
