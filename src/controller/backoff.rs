@@ -37,6 +37,11 @@ impl Backoff {
         self.failures.lock().expect("backoff lock poisoned").remove(obj);
     }
 
+    /// Forgets the failures of every object `keep` says no to.
+    pub fn retain(&self, keep: impl Fn(&ObjectRef<BatonConnector>) -> bool) {
+        self.failures.lock().expect("backoff lock poisoned").retain(|o, _| keep(o));
+    }
+
     /// Forgets every object's failures (the API server is back after an outage).
     pub fn clear(&self) {
         self.failures.lock().expect("backoff lock poisoned").clear();

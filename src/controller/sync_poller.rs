@@ -188,6 +188,16 @@ impl SyncPoller {
         self.schedule.lock().expect("poll schedule poisoned").remove(key);
     }
 
+    /// Forgets every connector `keep` says no to (a relist did not find them: deleted while the
+    /// watch was down).
+    pub fn retain(&self, keep: impl Fn(&Key) -> bool) {
+        let mut s = self.schedule.lock().expect("poll schedule poisoned");
+        let gone: Vec<Key> = s.entries.keys().filter(|k| !keep(k)).cloned().collect();
+        for key in gone {
+            s.remove(&key);
+        }
+    }
+
     /// Polls until the process stops.
     pub async fn run(self: Arc<Self>, ctx: Arc<Context>) {
         // The first lists track every connector; the interval said at start is then the real one.

@@ -164,10 +164,9 @@ where
     }
 }
 
-/// The resources a (re-)list of BatonConnectors has delivered so far, and those known before it.
+/// The resources a (re-)list of BatonConnectors has delivered so far: kept only while it runs.
 #[derive(Default)]
 struct Relist {
-    known: HashSet<Key>,
     seen: Option<HashSet<Key>>,
 }
 
@@ -176,17 +175,12 @@ fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>,
     ctx.caches.index.observe(scope, event);
     let key_of = |g: &Guarded| (g.namespace().unwrap_or_default(), g.name_any());
     let (object, listed) = match event {
-        Event::Apply(g) => {
-            relist.known.insert(key_of(g));
-            (g, false)
-        }
+        Event::Apply(g) => (g, false),
         Event::InitApply(g) => {
-            relist.known.insert(key_of(g));
             relist.seen.get_or_insert_with(HashSet::new).insert(key_of(g));
             (g, true)
         }
         Event::Delete(g) => {
-            relist.known.remove(&key_of(g));
             forget(ctx, &key_of(g));
             return;
         }
@@ -195,12 +189,17 @@ fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>,
             return;
         }
         Event::InitDone => {
-            // Deleted while the watch was down: no Delete event came for them.
+            // Deleted while the watch was down: no Delete event came for them. What is kept per
+            // resource is kept for those the list found (in this scope) only.
             let seen = relist.seen.take().unwrap_or_default();
-            for gone in relist.known.difference(&seen) {
-                forget(ctx, gone);
-            }
-            relist.known = seen;
+            let in_scope = |ns: &str| scope.is_none_or(|s| s == ns);
+            let keep = |key: &Key| !in_scope(&key.0) || seen.contains(key);
+            ctx.sync_poller.retain(keep);
+            ctx.backoff.retain(|r| keep(&(r.namespace.clone().unwrap_or_default(), r.name.clone())));
+            ctx.sync_polls
+                .lock()
+                .expect("sync poll lock poisoned")
+                .retain(|r, _| keep(&(r.namespace.clone().unwrap_or_default(), r.name.clone())));
             return;
         }
     };
