@@ -70,7 +70,7 @@ struct RunArgs {
     /// rotations). The poll interval stretches when this budget cannot cover the fleet.
     #[arg(long, env = "C1_POLL_SHARE", default_value_t = 0.5, value_parser = parse_share)]
     c1_poll_share: f64,
-    /// Log format.
+    /// Log format: JSON lines, or text (coloured on a terminal only, never with NO_COLOR set).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     log_format: telemetry::LogFormat,
     /// Timeout of one ConductorOne API request, e.g. `15s`.

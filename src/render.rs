@@ -1,14 +1,30 @@
 //! `render`: what `run` would apply for the resources in a file, without a cluster. Secrets in the
 //! same file stand in for the cluster's, so the config hash is the one `run` computes.
+//!
+//! Managed credentials exist only once the running operator has minted them: for those, render
+//! shows the Secret revision the operator would create, named, labelled and owned as the operator
+//! does it, with [`MINTED`] in place of every value it cannot know, and never a real secret.
 
-use k8s_openapi::api::core::v1::Secret;
+use std::collections::BTreeMap;
+
+use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
 use kube::ResourceExt;
 use serde::Deserialize;
 
 use crate::{
-    api::BatonConnector,
-    resources::{self, SecretData, compare},
+    api::{BatonConnector, ConnectorRef, CredentialsStatus, RotationPhase},
+    resources::{
+        self, SecretData, compare,
+        credentials::{self, CREDENTIAL_ID_ANNOTATION, ISSUED_AT_ANNOTATION},
+        deployment, inputs,
+    },
+    rotation::{self, StoredCredential, Trigger},
 };
+
+/// Stands for a value the operator gets from ConductorOne when it mints a credential.
+pub const MINTED: &str = "<minted by the operator at run time>";
+/// Stands for a hash over minted values: render cannot compute the one the operator will write.
+pub const HASHED_AT_RUN_TIME: &str = "<hash of the minted credential, computed by the operator at run time>";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -63,15 +79,161 @@ pub fn render(input: &str, default_namespace: &str) -> Result<String, RenderErro
             out.push(serde_yaml::to_string(&cronjob).expect("a CronJob always serializes"));
             continue;
         }
-        let Some(credentials) = bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.clone()) else {
-            return Err(invalid(
-                "managed credentials are minted by the running operator; render shows secretRef connectors only".into(),
-            ));
+        let managed = bc.spec.credentials.managed.is_some().then(|| managed_secret(&bc));
+        let credentials = match (&managed, &bc.spec.credentials.secret_ref) {
+            (Some(secret), _) => {
+                data.insert_secret(secret);
+                secret.name_any()
+            }
+            (None, Some(r)) => r.name.clone(),
+            // validate_cel refuses a Service connector with neither.
+            (None, None) => return Err(invalid("set credentials.secretRef or credentials.managed".into())),
         };
         let plan = resources::plan(&bc, &data, &credentials).map_err(missing)?;
         let mut deployment = plan.deployment;
-        compare::stamp(&mut deployment);
+        if let Some(secret) = managed {
+            // Both hashes cover the minted values; one computed over the placeholders would look
+            // real and never match the cluster's.
+            let template = deployment.spec.template.metadata.as_mut();
+            if let Some(annotations) = template.and_then(|m| m.annotations.as_mut()) {
+                annotations.insert(deployment::CONFIG_HASH_ANNOTATION.into(), HASHED_AT_RUN_TIME.into());
+            }
+            deployment
+                .annotations_mut()
+                .insert(compare::APPLIED_HASH_ANNOTATION.into(), HASHED_AT_RUN_TIME.into());
+            out.push(serde_yaml::to_string(&secret).expect("a Secret always serializes"));
+        } else {
+            compare::stamp(&mut deployment);
+        }
         out.push(serde_yaml::to_string(&deployment).expect("a Deployment always serializes"));
     }
     Ok(out.join("---\n"))
+}
+
+/// The managed-credentials Secret revision the connector's pod would read, as the operator writes
+/// it (`controller::credentials`), its values replaced by [`MINTED`]. The revision comes from the
+/// resource's status when the input has one (`kubectl get bc -o yaml | baton-operator render -f -`),
+/// else it is the one the operator's first rotation stores.
+fn managed_secret(bc: &BatonConnector) -> Secret {
+    let recorded: CredentialsStatus =
+        bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
+    let placeholder = StoredCredential {
+        credential_id: MINTED.into(),
+        client_id: MINTED.into(),
+        issued_at: None,
+        expires_at: None,
+    };
+    let settled = recorded.rotation.as_ref().is_some_and(|r| r.phase != RotationPhase::Issuing);
+    let state = if settled || (recorded.rotation.is_none() && recorded.credential_id.is_some()) {
+        recorded
+    } else {
+        // No credential yet, or one being issued: the rotation that stores it, numbered as the
+        // operator numbers it. The connector it is minted for is recorded, not part of any name.
+        let connector = ConnectorRef { app_id: MINTED.into(), connector_id: MINTED.into() };
+        let started = rotation::start(&recorded, Trigger::Initial, &connector, Timestamp::UNIX_EPOCH);
+        rotation::record_stored(&started, &placeholder)
+    };
+    // The revision the pod reads (`rotation::workload_secret`): the one being rolled to, else the
+    // current one.
+    let revision = match &state.rotation {
+        Some(r) if r.phase == RotationPhase::Rolling => r.revision,
+        _ => state.revision.unwrap_or(1),
+    };
+    let mut metadata = credentials::secret_metadata(bc, revision);
+    metadata.annotations = Some(BTreeMap::from([
+        (CREDENTIAL_ID_ANNOTATION.to_string(), MINTED.to_string()),
+        (ISSUED_AT_ANNOTATION.to_string(), MINTED.to_string()),
+    ]));
+    Secret {
+        metadata,
+        type_: Some("Opaque".into()),
+        // `stringData`, so that the placeholders read as text; the operator writes the same keys
+        // under `data`.
+        string_data: Some(BTreeMap::from([
+            (inputs::CLIENT_ID_KEY.to_string(), MINTED.to_string()),
+            (inputs::CLIENT_SECRET_KEY.to_string(), MINTED.to_string()),
+        ])),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANAGED: &str = r#"
+apiVersion: baton.conductorone.com/v1alpha1
+kind: BatonConnector
+metadata: {name: okta, namespace: identity}
+spec:
+  connector: okta
+  credentials: {managed: {}}
+  conductorOne: {apiCredentialsSecretRef: {name: api}, appId: a, connectorId: c}
+"#;
+
+    fn docs(out: &str) -> Vec<serde_json::Value> {
+        serde_yaml::Deserializer::from_str(out).map(|d| serde_json::Value::deserialize(d).unwrap()).collect()
+    }
+
+    fn secret_read_by(deployment: &serde_json::Value) -> String {
+        let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
+        let id = env.iter().find(|e| e["name"] == inputs::CLIENT_SECRET_KEY).unwrap();
+        id["valueFrom"]["secretKeyRef"]["name"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn managed_credentials_render_the_first_revision_with_placeholders() {
+        let out = docs(&render(MANAGED, "default").unwrap());
+        assert_eq!(out.len(), 2, "the Secret, then the Deployment that reads it");
+        let (secret, deployment) = (&out[0], &out[1]);
+        assert_eq!(secret["kind"], "Secret");
+        assert_eq!(secret["metadata"]["name"], rotation::secret_name("okta", 1));
+        assert_eq!(secret["metadata"]["labels"][credentials::REVISION_LABEL], "1");
+        assert_eq!(secret_read_by(deployment), rotation::secret_name("okta", 1));
+        for key in [inputs::CLIENT_ID_KEY, inputs::CLIENT_SECRET_KEY] {
+            assert_eq!(secret["stringData"][key], MINTED);
+        }
+        assert!(secret.get("data").is_none());
+        let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(annotations[deployment::CONFIG_HASH_ANNOTATION], HASHED_AT_RUN_TIME);
+        assert_eq!(
+            deployment["metadata"]["annotations"][compare::APPLIED_HASH_ANNOTATION],
+            HASHED_AT_RUN_TIME
+        );
+    }
+
+    #[test]
+    fn a_status_names_the_revision_in_use_or_being_rolled_to() {
+        let with_status = |status: serde_json::Value| {
+            let mut doc: serde_json::Value = serde_yaml::from_str(MANAGED).unwrap();
+            doc["status"] = status;
+            let out = docs(&render(&serde_yaml::to_string(&doc).unwrap(), "default").unwrap());
+            (out[0]["metadata"]["name"].as_str().unwrap().to_string(), secret_read_by(&out[1]))
+        };
+        let settled = json_state(3, None);
+        let expected = rotation::secret_name("okta", 3);
+        assert_eq!(with_status(settled), (expected.clone(), expected));
+        let rolling = json_state(3, Some(("Rolling", 4)));
+        let expected = rotation::secret_name("okta", 4);
+        assert_eq!(with_status(rolling), (expected.clone(), expected));
+        // Issuing: the pod reads the current revision until the new one is stored; render shows
+        // the one the rotation stores next, which the next apply rolls to.
+        let issuing = json_state(3, Some(("Issuing", 4)));
+        let expected = rotation::secret_name("okta", 4);
+        assert_eq!(with_status(issuing), (expected.clone(), expected));
+    }
+
+    fn json_state(revision: i64, rotation: Option<(&str, i64)>) -> serde_json::Value {
+        let mut credentials = serde_json::json!({
+            "secretName": rotation::secret_name("okta", revision),
+            "credentialId": "cred-1",
+            "revision": revision,
+        });
+        if let Some((phase, r)) = rotation {
+            credentials["rotation"] = serde_json::json!({
+                "phase": phase, "trigger": "Requested", "revision": r, "startedAt": "2026-12-01T00:00:00Z",
+            });
+        }
+        serde_json::json!({"credentials": credentials})
+    }
 }

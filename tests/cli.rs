@@ -68,3 +68,97 @@ fn http_addr_in_use_is_named() {
     assert!(stderr.contains("in use"), "stderr does not say why: {stderr}");
     drop(busy);
 }
+
+/// A managed-credentials connector renders: the Secret the operator would mint, with placeholders,
+/// and the Deployment reading it; no value from the input's Secrets reaches the output.
+#[test]
+fn render_shows_managed_credentials_as_placeholders() {
+    let mut command = Command::new(BIN);
+    command
+        .args(["render", "-f", "examples/okta-zero-click.yaml", "-n", "identity"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped());
+    let out = output_within(command, Duration::from_secs(30));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("kind: Secret") && stdout.contains("kind: Deployment"), "{stdout}");
+    assert!(stdout.contains("name: okta-c1-credentials-1"), "{stdout}");
+    assert!(stdout.contains("BATON_CLIENT_SECRET: <minted by the operator at run time>"), "{stdout}");
+    assert!(!stdout.contains("REPLACE_ME") && !stdout.contains("secret-token:"), "{stdout}");
+}
+
+/// Runs `run --log-format text` against an unreachable API server until its first log line, with
+/// stderr a pipe, and returns what it wrote there.
+fn text_logs(envs: &[(&str, &str)], under_pty: bool) -> String {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n\
+         users: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let args = [BIN, "run", "--log-format", "text", "--http-addr", "127.0.0.1:0"];
+    let mut command = if under_pty {
+        // util-linux `script` gives the child a terminal; its output (the terminal's) comes on stdout.
+        let mut c = Command::new("script");
+        c.args(["-qefc", &format!("exec {}", args.join(" ")), "/dev/null"]);
+        c
+    } else {
+        let mut c = Command::new(args[0]);
+        c.args(&args[1..]);
+        c
+    };
+    command
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn (is util-linux `script` installed?)");
+    let mut stream: Box<dyn Read + Send> = if under_pty {
+        Box::new(child.stdout.take().unwrap())
+    } else {
+        Box::new(child.stderr.take().unwrap())
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !String::from_utf8_lossy(&seen).contains("starting baton-operator") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) => break,
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = String::from_utf8_lossy(&seen).to_string();
+    assert!(text.contains("starting baton-operator"), "no log line within 30 s: {text:?}");
+    text
+}
+
+const ESC: char = '\u{1b}';
+
+#[test]
+fn text_logs_have_no_colour_codes_in_a_pipe() {
+    assert!(!text_logs(&[], false).contains(ESC));
+}
+
+#[test]
+fn text_logs_are_coloured_on_a_terminal_unless_no_color() {
+    assert!(text_logs(&[], true).contains(ESC), "a terminal gets colour");
+    assert!(!text_logs(&[("NO_COLOR", "1")], true).contains(ESC), "NO_COLOR is honoured");
+}

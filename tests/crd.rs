@@ -271,3 +271,34 @@ fn onboarding_one_ofs_say_what_is_wrong() {
         assert!(err.contains(expected), "{c1}: got {err:?}, expected it to mention {expected:?}");
     }
 }
+
+#[test]
+fn work_dir_size_limit_is_a_quantity_of_at_least_64mi() {
+    let with = |limit: serde_json::Value| json!({"connector": "okta", "credentials": {"secretRef": {"name": "c1"}}, "workDir": {"sizeLimit": limit}});
+    for ok in ["2Gi", "64Mi", "500M", "1.5Gi", "10Gi"] {
+        assert_eq!(cel_error(with(json!(ok))), None, "{ok}");
+    }
+    assert_eq!(
+        cel_error(json!({"connector": "okta", "credentials": {"secretRef": {"name": "c1"}}, "workDir": {}})),
+        None
+    );
+    for bad in ["lots", "2 Gi", "1Mi", "2", "-5Gi"] {
+        let err = cel_error(with(json!(bad))).unwrap_or_else(|| panic!("accepted sizeLimit {bad:?}"));
+        assert!(err.contains("workDir.sizeLimit must be a quantity of at least 64Mi"), "{bad}: {err}");
+    }
+}
+
+/// A string with a length bound: the API server estimates a CEL rule's cost from the longest value
+/// the schema allows, and refuses to install a CRD whose rule could cost too much.
+#[test]
+fn work_dir_size_limit_schema_is_a_bounded_string_described_with_its_default() {
+    let crd: serde_json::Value = serde_yaml::from_str(COMMITTED).unwrap();
+    let nodes = committed_schema_nodes(&crd);
+    let limit =
+        nodes.iter().find(|(p, _)| p == "v1alpha1.spec.workDir.sizeLimit").expect("sizeLimit in schema").1;
+    assert_eq!(limit["type"], "string");
+    assert!(limit["maxLength"].as_u64().is_some_and(|n| n <= 64), "{limit}");
+    let default = baton_operator::resources::deployment::DEFAULT_WORK_DIR_SIZE_LIMIT;
+    let description = limit["description"].as_str().unwrap();
+    assert!(description.contains(&format!("Defaults to `{default}`")), "{description}");
+}

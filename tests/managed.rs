@@ -480,3 +480,32 @@ async fn a_pause_made_by_someone_else_is_left_alone() {
     w.reconcile().await.unwrap();
     assert_eq!((calls_to(&w, "pause"), calls_to(&w, "resume")), (0, 0));
 }
+
+/// `render` shows, for a managed-credentials connector, the Secret revision the controller creates
+/// and the Deployment reading it. The two build the Secret's identity separately (the controller
+/// module is being reworked); this pins them together: name, labels, annotation keys, owner, keys.
+#[tokio::test]
+async fn render_shows_the_secret_and_pod_the_controller_creates() {
+    let w = World::new("1s").await;
+    w.reconcile().await.unwrap();
+    let live_secret = w.kube.get(&format!("{SECRETS}/okta-c1-credentials-1")).unwrap();
+    let live_deploy = w.kube.get(DEPLOY).unwrap();
+    let mut bc = w.kube.get(BC).unwrap();
+    // The resource as a person writes it: no status, so render numbers the first revision itself.
+    bc.as_object_mut().unwrap().remove("status");
+    let out = baton_operator::render::render(&serde_yaml::to_string(&bc).unwrap(), "ns").unwrap();
+    let docs: Vec<serde_json::Value> = out.split("---\n").map(|d| serde_yaml::from_str(d).unwrap()).collect();
+    let (secret, deploy) = (&docs[0], &docs[1]);
+    for field in ["name", "namespace", "labels", "ownerReferences"] {
+        assert_eq!(secret["metadata"][field], live_secret["metadata"][field], "metadata.{field}");
+    }
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&secret["metadata"]["annotations"]).len(), 2);
+    for key in keys(&secret["metadata"]["annotations"]) {
+        assert!(live_secret["metadata"]["annotations"].get(&key).is_some(), "the controller writes no {key}");
+    }
+    assert_eq!(keys(&secret["stringData"]), keys(&live_secret["data"]));
+    assert_eq!(secret["type"], live_secret["type"]);
+    let pod = |d: &serde_json::Value| d["spec"]["template"]["spec"].clone();
+    assert_eq!(pod(deploy), pod(&live_deploy), "the rendered pod is the one the controller applied");
+}

@@ -5,7 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Affinity, LocalObjectReference, ResourceRequirements, Toleration};
+use k8s_openapi::{
+    api::core::v1::{Affinity, LocalObjectReference, ResourceRequirements, Toleration},
+    apimachinery::pkg::api::resource::Quantity,
+};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -179,6 +182,12 @@ pub struct BatonConnectorSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
+    /// The connector's writable working directory, `/work`: an `emptyDir` volume that also holds
+    /// `/tmp` (`TMPDIR`), so that everything the Baton SDK writes (`sync.c1z`, `debug.log`, its
+    /// temporary sync databases) lands there while the root filesystem stays read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_dir: Option<WorkDirSpec>,
+
     /// Node labels the connector pod must run on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
@@ -225,6 +234,30 @@ pub struct BatonConnectorSpec {
     /// `Revoke` (the default) revokes them, `Orphan` leaves them valid in ConductorOne.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+}
+
+/// The connector's working directory.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkDirSpec {
+    /// The most the connector may keep in its working directory and `/tmp` together, as a quantity
+    /// such as `2Gi` (at least `64Mi`). Defaults to `2Gi`. It is a cap on node disk, not a
+    /// reservation: the kubelet evicts a pod that writes more (a Service connector then gets a new
+    /// pod; a OneShot run fails). A sync needs about two to three times its largest c1z file; raise
+    /// it for very large tenants. Changing it restarts a Service connector once; OneShot mode uses
+    /// it from the next run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "quantity_string")]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).compareTo(quantity('64Mi')) >= 0")
+        .message("workDir.sizeLimit must be a quantity of at least 64Mi, such as 2Gi"))]
+    pub size_limit: Option<Quantity>,
+}
+
+/// A quantity written as a string, as `kubectl` and Helm write them. The upstream schema says
+/// int-or-string; a string with a length bound keeps the CEL rule above within the API server's
+/// cost budget (an unbounded string would make it too expensive to install).
+fn quantity_string(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "string", "maxLength": 32 })
 }
 
 /// Container image override.

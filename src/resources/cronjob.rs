@@ -126,6 +126,7 @@ fn connector(bc: &BatonConnector) -> Container {
     let plain =
         |name: &str, value: String| EnvVar { name: name.into(), value: Some(value), value_from: None };
     let mut env = vec![plain("BATON_HOST_ID", bc.name_any()), plain("BATON_FILE", SYNC_FILE.into())];
+    env.extend(deployment::work_env(bc));
     env.extend(bc.spec.env.iter().map(|e| plain(&e.name, e.value.clone())));
     let mut c = deployment::connector_container(bc);
     c.env = Some(env);
@@ -145,7 +146,9 @@ fn uploader(bc: &BatonConnector) -> Container {
         name: "upload".into(),
         resources: Some(deployment::default_resources()),
         security_context: Some(deployment::restricted_container()),
-        volume_mounts: Some(vec![mount("tmp", "/tmp"), mount("sync", "/data")]),
+        // `/tmp` on the work volume too: the AWS CLI keeps its cache there (HOME below). The
+        // connector has finished when the uploader starts, so they never compete for the space.
+        volume_mounts: Some(vec![deployment::tmp_mount(), mount("sync", "/data")]),
         ..Default::default()
     };
     if let Some(s3) = &output.s3 {
@@ -196,12 +199,15 @@ pub fn default_key(bc: &BatonConnector) -> String {
 }
 
 fn volumes(bc: &BatonConnector) -> Vec<Volume> {
-    let empty = |name: &str| Volume {
-        name: name.into(),
+    // The sync file waits in its own volume for the uploader, uncapped as before: evicting a run for
+    // the size of the file it exists to produce would only lose the sync. `workDir.sizeLimit` bounds
+    // the connector's scratch space, which is what grows without bound when something goes wrong.
+    let sync = Volume {
+        name: "sync".into(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Default::default()
     };
-    let mut v = vec![empty("tmp"), empty("sync")];
+    let mut v = vec![deployment::work_volume(bc), sync];
     if let Some(pvc) = bc.spec.output.as_ref().and_then(|o| o.persistent_volume_claim.as_ref()) {
         v.push(Volume {
             name: "output".into(),
@@ -226,6 +232,7 @@ mod tests {
         api::{Mode, PvcOutput, S3Output, SecretRef},
         resources::testing::connector,
     };
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
     fn oneshot(output: OutputSpec) -> BatonConnector {
         let mut bc = connector("okta", "okta");
@@ -274,6 +281,40 @@ mod tests {
         assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
         assert_eq!(c.spec.concurrency_policy.as_deref(), Some("Forbid"));
         assert_eq!(c.spec.schedule, "0 */6 * * *");
+    }
+
+    #[test]
+    fn the_sync_step_works_in_the_capped_work_volume() {
+        let mut bc = oneshot(s3());
+        bc.spec.work_dir = Some(crate::api::WorkDirSpec { size_limit: Some(Quantity("8Gi".into())) });
+        let pod = pod(&cronjob(&bc, "hash"));
+        let volumes = pod.volumes.clone().unwrap();
+        let work = volumes.iter().find(|v| v.name == deployment::WORK_VOLUME).unwrap();
+        assert_eq!(work.empty_dir.as_ref().unwrap().size_limit, Some(Quantity("8Gi".into())));
+        let connector = &pod.init_containers.as_ref().unwrap()[0];
+        assert_eq!(connector.working_dir.as_deref(), Some("/work"));
+        let tmpdir = connector.env.iter().flatten().find(|e| e.name == "TMPDIR").unwrap();
+        assert_eq!(tmpdir.value.as_deref(), Some("/tmp"));
+        let mounts = |c: &Container| -> Vec<(String, String, Option<String>)> {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .map(|m| (m.mount_path.clone(), m.name.clone(), m.sub_path.clone()))
+                .collect()
+        };
+        let m = |path: &str, name: &str, sub: Option<&str>| {
+            (path.to_string(), name.to_string(), sub.map(Into::into))
+        };
+        assert_eq!(
+            mounts(connector),
+            [m("/work", "work", None), m("/tmp", "work", Some("tmp")), m("/data", "sync", None)]
+        );
+        assert_eq!(mounts(&pod.containers[0]), [m("/tmp", "work", Some("tmp")), m("/data", "sync", None)]);
+        for c in pod.containers.iter().chain(pod.init_containers.iter().flatten()) {
+            for mount in c.volume_mounts.iter().flatten() {
+                assert!(volumes.iter().any(|v| v.name == mount.name), "{}: no volume {}", c.name, mount.name);
+            }
+        }
     }
 
     #[test]

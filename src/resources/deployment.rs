@@ -28,6 +28,26 @@ pub const CONFIG_HASH_ANNOTATION: &str = "baton.conductorone.com/config-hash";
 /// Pod-template annotation carrying the last restart request, so a new request rolls the pods once.
 pub const RESTARTED_AT_ANNOTATION: &str = "baton.conductorone.com/restarted-at";
 
+/// The connector's working directory, on the `work` volume. The images' own (`/home/nonroot` in
+/// the distroless images) is on the read-only root filesystem, where the SDK fails to write
+/// `debug.log` and, on older SDKs, `sync.c1z`.
+pub const WORK_DIR: &str = "/work";
+/// The `emptyDir` holding the working directory and, under [`TMP_SUBPATH`], `/tmp`.
+pub const WORK_VOLUME: &str = "work";
+/// `/tmp` is a subdirectory of the work volume rather than a volume of its own, so that one
+/// `sizeLimit` bounds everything a connector writes. The kubelet creates it before the container
+/// starts.
+pub const TMP_SUBPATH: &str = "tmp";
+/// Default cap of the work volume (`spec.workDir.sizeLimit`). In service mode a sync holds its
+/// working database (the c1z decompressed: a few times the file), the compressed c1z it uploads
+/// and, with `BATON_KEEP_PREVIOUS_SYNC_C1Z`, the previous one, plus `debug.log` when ConductorOne
+/// asks for it: the SDK's guidance is two to three times the largest c1z. A large sync stays within
+/// 250-500 MB of memory, and its files are of that order, so 2Gi holds it with room to spare.
+/// It is a cap, not a reservation (the volume is node disk, not memory, so it does not count
+/// against the memory limit): a larger one costs nothing until it is used, a smaller one evicts
+/// large syncs.
+pub const DEFAULT_WORK_DIR_SIZE_LIMIT: &str = "2Gi";
+
 /// The connector images run as the distroless `nonroot` user.
 pub const CONNECTOR_UID: i64 = 65532;
 pub const DEFAULT_HEALTH_PORT: i32 = 8081;
@@ -95,8 +115,8 @@ fn pod_spec(bc: &BatonConnector, inputs: &DeploymentInputs) -> PodSpec {
     PodSpec { containers: vec![container(bc, inputs)], ..base_pod_spec(bc) }
 }
 
-/// What every connector pod has, whatever its mode: the `restricted` security context, a writable
-/// `/tmp`, scheduling and identity from the spec.
+/// What every connector pod has, whatever its mode: the `restricted` security context, the work
+/// volume, scheduling and identity from the spec.
 pub(super) fn base_pod_spec(bc: &BatonConnector) -> PodSpec {
     let spec = &bc.spec;
     PodSpec {
@@ -108,11 +128,7 @@ pub(super) fn base_pod_spec(bc: &BatonConnector) -> PodSpec {
             seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
             ..Default::default()
         }),
-        volumes: Some(vec![Volume {
-            name: "tmp".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Default::default()
-        }]),
+        volumes: Some(vec![work_volume(bc)]),
         // Connectors talk to ConductorOne and their app, not to Kubernetes, unless a ServiceAccount is
         // named for them (baton-kubernetes).
         automount_service_account_token: Some(spec.service_account_name.is_some()),
@@ -143,7 +159,7 @@ fn container(bc: &BatonConnector, inputs: &DeploymentInputs) -> Container {
 }
 
 /// The connector container without its environment and probes: image, the app's Secrets, resources,
-/// a locked-down security context and a writable `/tmp`.
+/// a locked-down security context, and its working directory and `/tmp` on the work volume.
 pub(super) fn connector_container(bc: &BatonConnector) -> Container {
     let spec = &bc.spec;
     Container {
@@ -162,14 +178,64 @@ pub(super) fn connector_container(bc: &BatonConnector) -> Container {
         ),
         resources: Some(spec.resources.clone().unwrap_or_else(default_resources)),
         security_context: Some(restricted_container()),
-        // Baton writes its c1z working files to the temp dir; the root filesystem is read-only.
-        volume_mounts: Some(vec![VolumeMount {
-            name: "tmp".into(),
-            mount_path: "/tmp".into(),
-            ..Default::default()
-        }]),
+        // The root filesystem is read-only: the SDK writes `sync.c1z` and `debug.log` to the working
+        // directory and its temporary sync databases to the temp dir, both on the work volume.
+        working_dir: Some(WORK_DIR.into()),
+        volume_mounts: Some(work_mounts()),
         ..Default::default()
     }
+}
+
+/// The `emptyDir` behind the working directory and `/tmp`, capped at `spec.workDir.sizeLimit`.
+pub(super) fn work_volume(bc: &BatonConnector) -> Volume {
+    Volume {
+        name: WORK_VOLUME.into(),
+        // `medium` unset: node disk. `Memory` would count the files against the memory limit.
+        empty_dir: Some(EmptyDirVolumeSource {
+            size_limit: Some(work_dir_size_limit(bc)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The work volume's cap: the spec's, else [`DEFAULT_WORK_DIR_SIZE_LIMIT`]. Applied here rather than
+/// as a schema default so that the stored resource keeps what the person wrote, and a connector that
+/// spells out the default (or writes `workDir: {}`) gets exactly the pod one that does not.
+pub fn work_dir_size_limit(bc: &BatonConnector) -> Quantity {
+    bc.spec
+        .work_dir
+        .as_ref()
+        .and_then(|w| w.size_limit.clone())
+        .unwrap_or_else(|| Quantity(DEFAULT_WORK_DIR_SIZE_LIMIT.into()))
+}
+
+/// The working directory and `/tmp`, both on the work volume.
+pub(super) fn work_mounts() -> Vec<VolumeMount> {
+    vec![
+        VolumeMount { name: WORK_VOLUME.into(), mount_path: WORK_DIR.into(), ..Default::default() },
+        tmp_mount(),
+    ]
+}
+
+/// `/tmp`, a subdirectory of the work volume.
+pub(super) fn tmp_mount() -> VolumeMount {
+    VolumeMount {
+        name: WORK_VOLUME.into(),
+        mount_path: "/tmp".into(),
+        sub_path: Some(TMP_SUBPATH.into()),
+        ..Default::default()
+    }
+}
+
+/// `TMPDIR`, named explicitly so that the SDK's temp dir (`BATON_TMPDIR`, else `os.TempDir()`) is on
+/// the work volume whatever the image's environment says. Left out when `env` sets it: the person's
+/// value wins, and a second entry of one name would make the API server refuse the apply.
+pub(super) fn work_env(bc: &BatonConnector) -> Vec<EnvVar> {
+    if bc.spec.env.iter().any(|e| e.name == "TMPDIR") {
+        return Vec::new();
+    }
+    vec![EnvVar { name: "TMPDIR".into(), value: Some("/tmp".into()), value_from: None }]
 }
 
 pub(super) fn restricted_container() -> SecurityContext {
@@ -205,6 +271,7 @@ fn env(bc: &BatonConnector, inputs: &DeploymentInputs, health_port: Option<i32>)
         plain("BATON_PROVISIONING", bc.spec.provisioning.to_string()),
         plain("BATON_TICKETING", bc.spec.ticketing.to_string()),
     ];
+    env.extend(work_env(bc));
     if let Some(port) = health_port {
         env.push(plain("BATON_HEALTH_CHECK", "true".into()));
         env.push(plain("BATON_HEALTH_CHECK_PORT", port.to_string()));
@@ -229,6 +296,10 @@ fn probe(path: &str, port: i32, period: i32, failures: i32) -> Probe {
     }
 }
 
+/// Sized from the vendor's guidance: a connector stays under 100 MB of memory normally, so the
+/// 128Mi request is what it uses and what the scheduler reserves; a large sync takes 250-500 MB,
+/// and the 1Gi limit leaves twice that before an OOM kill. The work volume is disk, not memory
+/// (`medium` unset), so its files do not count against this limit.
 pub(super) fn default_resources() -> ResourceRequirements {
     let q = |s: &str| Quantity(s.into());
     ResourceRequirements {

@@ -6,7 +6,8 @@ use super::deployment::*;
 use super::inputs::{CLIENT_ID_KEY, CLIENT_SECRET_KEY};
 use super::testing::{connector, secret_data};
 use super::*;
-use crate::api::{EnvEntry, HealthCheckSpec, RESTART_REQUESTED_AT, SecretRef};
+use crate::api::{EnvEntry, HealthCheckSpec, RESTART_REQUESTED_AT, SecretRef, WorkDirSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 fn secrets() -> SecretData {
     let mut s = SecretData::default();
@@ -38,9 +39,6 @@ fn pod_meets_restricted_pod_security() {
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.read_only_root_filesystem, Some(true));
     assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_string()][..]));
-    let mount = &c.volume_mounts.as_ref().unwrap()[0];
-    assert_eq!(mount.mount_path, "/tmp");
-    assert!(spec.volumes.as_ref().unwrap()[0].empty_dir.is_some());
     let res = c.resources.as_ref().unwrap();
     assert!(res.requests.as_ref().unwrap().contains_key("memory"));
     assert!(res.limits.as_ref().unwrap().contains_key("memory"));
@@ -164,4 +162,88 @@ fn secret_values_never_reach_the_deployment() {
     let json = serde_json::to_string(&plan(&bc, &secrets(), "c1").unwrap().deployment).unwrap();
     assert!(!json.contains("s3cr3t"));
     assert!(!json.contains("\"tok\""));
+}
+
+/// Where each mount of the first container points: (path, volume, subPath), and the volume's
+/// `emptyDir` size limit.
+fn mounts(spec: &PodSpec) -> Vec<(String, String, Option<String>, Option<String>)> {
+    let volumes = spec.volumes.clone().unwrap_or_default();
+    spec.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| {
+            let volume =
+                volumes.iter().find(|v| v.name == m.name).unwrap_or_else(|| panic!("no volume {}", m.name));
+            let limit = volume.empty_dir.as_ref().and_then(|e| e.size_limit.clone()).map(|q| q.0);
+            (m.mount_path.clone(), m.name.clone(), m.sub_path.clone(), limit)
+        })
+        .collect()
+}
+
+fn with_size_limit(limit: Option<&str>) -> BatonConnector {
+    let mut bc = connector("okta", "okta");
+    bc.spec.work_dir = Some(WorkDirSpec { size_limit: limit.map(|l| Quantity(l.into())) });
+    bc
+}
+
+#[test]
+fn working_dir_and_tmp_are_one_capped_volume_under_a_read_only_root() {
+    let spec = pod(&connector("okta", "okta"));
+    let c = &spec.containers[0];
+    assert_eq!(c.working_dir.as_deref(), Some("/work"));
+    assert_eq!(c.security_context.as_ref().unwrap().read_only_root_filesystem, Some(true));
+    let work = |path: &str, sub: Option<&str>| {
+        (path.to_string(), "work".to_string(), sub.map(str::to_string), Some("2Gi".to_string()))
+    };
+    assert_eq!(mounts(&spec), [work("/work", None), work("/tmp", Some("tmp"))]);
+    assert_eq!(spec.volumes.as_ref().unwrap().len(), 1, "no volume without a cap");
+    let empty_dir = spec.volumes.as_ref().unwrap()[0].empty_dir.clone().unwrap();
+    assert_eq!(empty_dir.medium, None, "on disk: a memory medium would count against the memory limit");
+    assert_eq!(env_value(&spec, "TMPDIR").as_deref(), Some("/tmp"));
+}
+
+#[test]
+fn the_size_limit_comes_from_the_spec() {
+    let spec = pod(&with_size_limit(Some("10Gi")));
+    assert!(mounts(&spec).iter().all(|m| m.3.as_deref() == Some("10Gi")), "{:?}", mounts(&spec));
+}
+
+/// What decides a rollout is the desired Deployment's hash: a spec that says what the default says
+/// must give the same object, and only a real change may roll the pod.
+#[test]
+fn spelling_out_the_default_size_rolls_nothing_and_a_new_size_rolls() {
+    let hash = |bc: &BatonConnector| compare::desired_hash(&plan(bc, &secrets(), "c1").unwrap().deployment);
+    let default = hash(&connector("okta", "okta"));
+    assert_eq!(hash(&with_size_limit(None)), default, "workDir: {{}}");
+    assert_eq!(hash(&with_size_limit(Some(DEFAULT_WORK_DIR_SIZE_LIMIT))), default);
+    assert_ne!(hash(&with_size_limit(Some("4Gi"))), default);
+}
+
+/// The API server stores quantities in canonical form; the drift check must not see a hand edit in
+/// that, or every reconcile would apply again.
+#[test]
+fn a_canonicalised_size_limit_is_not_drift() {
+    let d = plan(&with_size_limit(Some("2048Mi")), &secrets(), "c1").unwrap().deployment;
+    let desired = serde_json::to_value(&d).unwrap();
+    let mut live = desired.clone();
+    live["spec"]["template"]["spec"]["volumes"][0]["emptyDir"]["sizeLimit"] = "2Gi".into();
+    assert!(compare::contains(&live, &desired));
+    live["spec"]["template"]["spec"]["volumes"][0]["emptyDir"]["sizeLimit"] = "1Gi".into();
+    assert!(!compare::contains(&live, &desired), "a hand edit of the cap is drift");
+}
+
+#[test]
+fn tmpdir_set_in_env_wins_without_a_second_entry() {
+    let mut bc = connector("okta", "okta");
+    bc.spec.env = vec![EnvEntry { name: "TMPDIR".into(), value: "/work/scratch".into() }];
+    let spec = pod(&bc);
+    let tmpdirs: Vec<_> = spec.containers[0]
+        .env
+        .iter()
+        .flatten()
+        .filter(|e| e.name == "TMPDIR")
+        .map(|e| e.value.clone())
+        .collect();
+    assert_eq!(tmpdirs, [Some("/work/scratch".to_string())]);
 }
