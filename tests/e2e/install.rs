@@ -72,7 +72,8 @@ impl Fresh {
                 .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
         )?;
         let helm_home = self.tools.path().join("helm-home");
-        // Documented waits have their own timeouts (at most 5 minutes); `timeout` bounds the rest.
+        // `timeout` bounds every block, documented waits included (the quickstart allows 30 minutes for
+        // a real first sync; against the fake it takes seconds).
         let mut cmd = std::process::Command::new("timeout");
         cmd.args(["400", "bash", "-e", "-o", "pipefail", "-x", "-c", block])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
