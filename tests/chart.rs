@@ -260,3 +260,72 @@ fn every_value_is_exercised() {
         .collect();
     assert!(missing.is_empty(), "values not turned on in {ALL}: {missing:?}");
 }
+
+/// The rows `(group, resource, verbs)` of the table in the chart README's RBAC section.
+fn readme_rbac_rows() -> Vec<(String, String, Vec<String>)> {
+    let readme =
+        std::fs::read_to_string(format!("{}/charts/baton-operator/README.md", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+    let section = readme.split("\n## RBAC\n").nth(1).expect("the chart README has no RBAC section");
+    let section = section.split("\n## ").next().unwrap();
+    let cell = |c: &str| c.trim().split('`').nth(1).map(str::to_owned).unwrap_or_default();
+    section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').collect();
+            let group = cell(cells[0]);
+            let group = if group == "\"\"" { String::new() } else { group };
+            let verbs = cells[2].split(',').map(|v| v.trim().to_owned()).collect();
+            (group, cell(cells[1]), verbs)
+        })
+        .collect()
+}
+
+/// The same rows from rendered rules, one per group and resource.
+fn rule_rows(rules: &Value) -> Vec<(String, String, Vec<String>)> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect()
+    };
+    let mut rows = Vec::new();
+    for rule in rules.as_array().unwrap() {
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                rows.push((group.clone(), resource, strings(&rule["verbs"])));
+            }
+        }
+    }
+    rows
+}
+
+#[test]
+fn the_readme_rbac_table_is_what_the_chart_renders() {
+    let Some(chart) = render("rbac-readme", &[]) else { return };
+    let documented = readme_rbac_rows();
+    assert!(documented.len() >= 5, "read only {} rows of the chart README's RBAC table", documented.len());
+    assert_eq!(
+        documented,
+        rule_rows(&one(&chart, "ClusterRole", None)["rules"]),
+        "charts/baton-operator/README.md's RBAC table differs from the rendered ClusterRole"
+    );
+    // With watchNamespaces the same rules, in a Role per namespace.
+    let Some(namespaced) = render("rbac-readme", &["--set", "watchNamespaces={identity}"]) else { return };
+    assert_eq!(documented, rule_rows(&one(&namespaced, "Role", Some("identity"))["rules"]));
+    // The leader-election Role as the README describes it.
+    let Some(leader) = render("rbac-readme", &["--set", "leaderElection.enabled=true"]) else { return };
+    assert_eq!(
+        rule_rows(&one(&leader, "Role", Some("baton-system"))["rules"]),
+        [(
+            "coordination.k8s.io".to_owned(),
+            "leases".to_owned(),
+            vec!["get".into(), "create".into(), "patch".into()]
+        )]
+    );
+    let readme =
+        std::fs::read_to_string(format!("{}/charts/baton-operator/README.md", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+    assert!(
+        readme.contains("allows get, create and patch on `coordination.k8s.io` `leases`"),
+        "the chart README no longer describes the leader-election Role's rules"
+    );
+}

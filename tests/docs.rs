@@ -273,3 +273,205 @@ fn readme_links_every_doc() {
         assert!(readme.contains(&format!("(docs/{name})")), "README.md does not link docs/{name}");
     }
 }
+
+#[path = "e2e/doc_blocks.rs"]
+mod doc_blocks;
+
+/// Every Markdown page a reader may run commands from.
+fn doc_files() -> Vec<String> {
+    let mut files = vec!["README.md".to_owned(), "charts/baton-operator/README.md".to_owned()];
+    for dir in ["docs", "deploy/argocd", "deploy/flux"] {
+        let mut names: Vec<String> = std::fs::read_dir(root().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".md"))
+            .map(|n| format!("{dir}/{n}"))
+            .collect();
+        names.sort();
+        files.extend(names);
+    }
+    files
+}
+
+#[test]
+fn every_shell_block_runs_in_the_e2e_suite_or_says_why_not() {
+    let mut problems = Vec::new();
+    let mut covered = vec![0; doc_blocks::RUN_BY_E2E.len()];
+    for file in doc_files() {
+        let text = read(&file);
+        // A marker that is not right above a fence marks nothing.
+        let markers = text.lines().filter(|l| doc_blocks::marker(l).is_some()).count();
+        let blocks = doc_blocks::sh_blocks(&text);
+        if markers != blocks.iter().filter(|b| b.skip.is_some()).count() {
+            problems.push(format!("{file}: a not-run marker is not on the line right above a ```sh fence"));
+        }
+        for block in &blocks {
+            let run_by =
+                doc_blocks::RUN_BY_E2E.iter().position(|(f, section)| *f == file && block.under(*section));
+            match (&block.skip, run_by) {
+                (Some(reason), _) if reason.is_empty() => {
+                    problems.push(format!("{file}:{}: marked as not run, without a reason", block.line))
+                }
+                (Some(_), _) => {}
+                (None, Some(i)) => covered[i] += 1,
+                (None, None) => problems.push(format!(
+                    "{file}:{}: no e2e case runs this block; run it or mark it `{} <why> -->`",
+                    block.line,
+                    doc_blocks::MARKER_OPEN
+                )),
+            }
+        }
+    }
+    for ((file, section), n) in doc_blocks::RUN_BY_E2E.iter().zip(&covered) {
+        if *n == 0 {
+            problems.push(format!("{file} {section:?}: the e2e suite runs it, yet it has no unmarked block"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_marker_convention_is_read_as_documented() {
+    let text = "# A\n\n<!-- not run by the e2e suite: needs a registry -->\n```sh\ndocker push x\n```\n\n## B\n\n- item\n\n  ```sh\n  kubectl apply -f - <<'EOF'\n    indented: yaml\n  EOF\n  ```\n";
+    let blocks = doc_blocks::sh_blocks(text);
+    assert_eq!(blocks.len(), 2);
+    assert_eq!(blocks[0].skip.as_deref(), Some("needs a registry"));
+    assert_eq!(blocks[0].text, "docker push x\n");
+    assert_eq!(blocks[1].skip, None);
+    assert_eq!(blocks[1].headings, ["A", "B"]);
+    assert!(blocks[1].under(Some("B")) && !blocks[1].under(Some("C")));
+    assert_eq!(blocks[1].text, "kubectl apply -f - <<'EOF'\n  indented: yaml\nEOF\n");
+}
+
+/// The files of `examples/`.
+fn example_files() -> BTreeSet<String> {
+    std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect()
+}
+
+/// A page that names two example files in one paragraph (or table) lists them: it must name them all.
+#[test]
+fn every_list_of_examples_names_every_example() {
+    let examples = example_files();
+    assert!(examples.len() >= 6, "{examples:?}");
+    let mut problems = Vec::new();
+    for file in doc_files() {
+        for paragraph in read(&file).split("\n\n") {
+            let named: BTreeSet<&String> =
+                examples.iter().filter(|e| paragraph.contains(e.as_str())).collect();
+            if named.len() >= 2 && named.len() < examples.len() {
+                let missing: Vec<_> = examples.iter().filter(|e| !named.contains(e)).collect();
+                problems.push(format!("{file}: a list of examples without {missing:?}:\n{paragraph}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+/// Defaults live in docs/configuration.md; another page may link there but has no table of them.
+#[test]
+fn no_other_page_copies_the_reference_tables() {
+    let values: Yaml = serde_yaml::from_str(&read("charts/baton-operator/values.yaml")).unwrap();
+    let schema: Json = serde_json::from_str(&read("charts/baton-operator/values.schema.json")).unwrap();
+    let mut leaves = Vec::new();
+    chart_values(&values, &schema, "", &mut leaves);
+    let mut keys: Vec<String> = leaves.into_iter().map(|(k, _)| k).collect();
+    keys.extend(run_flags().into_iter().map(|f| f.flag));
+    let mut problems = Vec::new();
+    for file in doc_files().into_iter().filter(|f| f != "docs/configuration.md") {
+        for line in read(&file).lines() {
+            if let Some(key) = keys.iter().find(|k| line.starts_with(&format!("| `{k}` |"))) {
+                problems.push(format!("{file}: a row for `{key}`; link docs/configuration.md instead"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The README quickstart: at most ten commands, a clone of the current release's tag, the BatonConnector
+/// of examples/okta-managed.yaml, and its Secrets with the example's names, keys and placeholders.
+#[test]
+fn the_quickstart_is_short_and_matches_the_managed_example() {
+    let readme = read("README.md");
+    let blocks: Vec<_> =
+        doc_blocks::sh_blocks(&readme).into_iter().filter(|b| b.under(Some("Quickstart"))).collect();
+    let mut commands = 0;
+    let mut heredoc: Option<String> = None;
+    let mut manifest = String::new();
+    let mut continued = false;
+    let mut literals: BTreeSet<(String, String, String)> = BTreeSet::new();
+    let mut secret = String::new();
+    for block in &blocks {
+        for line in block.text.lines() {
+            if let Some(end) = &heredoc {
+                if line.trim() == end {
+                    heredoc = None;
+                } else {
+                    manifest.push_str(line);
+                    manifest.push('\n');
+                }
+                continue;
+            }
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            if !continued {
+                commands += 1;
+                secret.clear();
+            }
+            if let Some(rest) = trimmed.split("create secret generic ").nth(1) {
+                secret = rest.split_whitespace().next().unwrap().to_owned();
+            }
+            if let Some(rest) = trimmed.strip_prefix("--from-literal=") {
+                let (key, value) = rest.trim_end_matches(['\\', ' ']).split_once('=').unwrap();
+                literals.insert((secret.clone(), key.to_owned(), value.trim_matches('\'').to_owned()));
+            }
+            if let Some((_, tag)) = trimmed.split_once("<<") {
+                heredoc = Some(tag.trim().trim_matches(['\'', '"']).to_owned());
+            }
+            continued = trimmed.ends_with('\\');
+        }
+    }
+    assert!((5..=10).contains(&commands), "the quickstart has {commands} commands");
+    let clone = format!("--branch v{} ", env!("CARGO_PKG_VERSION"));
+    assert!(blocks.iter().any(|b| b.text.contains(&clone)), "the quickstart does not clone {clone}");
+    assert!(blocks.iter().any(|b| b.text.contains("helm install")), "the quickstart does not use Helm");
+
+    let example = read("examples/okta-managed.yaml");
+    let mut example_bc = None;
+    let mut example_literals = BTreeSet::new();
+    for doc in serde_yaml::Deserializer::from_str(&example) {
+        let value: Yaml = serde::Deserialize::deserialize(doc).unwrap();
+        match value["kind"].as_str() {
+            Some("BatonConnector") => example_bc = Some(value),
+            Some("Secret") => {
+                let name = value["metadata"]["name"].as_str().unwrap().to_owned();
+                for (k, v) in value["stringData"].as_mapping().unwrap() {
+                    example_literals.insert((
+                        name.clone(),
+                        k.as_str().unwrap().to_owned(),
+                        v.as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+            other => panic!("examples/okta-managed.yaml: unexpected {other:?}"),
+        }
+    }
+    let quickstart_bc: Yaml = serde_yaml::from_str(&manifest).expect("the quickstart's manifest");
+    assert_eq!(
+        Some(quickstart_bc.clone()),
+        example_bc,
+        "the quickstart's BatonConnector differs from the example"
+    );
+    assert_eq!(literals, example_literals, "the quickstart's Secrets differ from the example's");
+    assert_eq!(
+        quickstart_bc["spec"]["provisioning"],
+        Yaml::Bool(false),
+        "the quickstart turns provisioning on"
+    );
+    assert!(quickstart_bc["spec"]["credentials"]["managed"].is_mapping(), "the quickstart is not managed");
+}

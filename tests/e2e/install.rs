@@ -1,5 +1,6 @@
-//! The README's install commands and worked example, run as written on a fresh control plane: the
-//! commands are extracted from the Markdown, so the docs cannot drift from what is tested.
+//! The documented install commands (`docs/install.md`'s checkout installs, the README's Helm
+//! quickstart), run as written on fresh control planes: the commands are extracted from the
+//! Markdown, so the docs cannot drift from what is tested. Blocks marked as not run are printed.
 //!
 //! Pods cannot run here (no kubelet), so what can be is checked: every object is accepted, the
 //! operator pod is admitted in its namespace that enforces the `restricted` Pod Security Standard,
@@ -9,38 +10,17 @@
 use super::*;
 use k8s_openapi::api::core::v1::Namespace;
 
-/// The ```sh blocks of a Markdown text under the heading `section` and its subsections (the whole
-/// text when `None`), in order.
+#[path = "doc_blocks.rs"]
+pub(crate) mod doc_blocks;
+
+/// The blocks of `markdown` under `section` (the whole text when `None`) that the suite runs; the
+/// marked ones are printed as skipped, with their reason.
 pub(crate) fn sh_blocks(markdown: &str, section: Option<&str>) -> Vec<String> {
-    let (mut out, mut inside, mut level) = (Vec::new(), section.is_none(), 0);
-    // Some(true) inside a ```sh fence, Some(false) inside any other fence.
-    let mut fence: Option<bool> = None;
-    let mut block = String::new();
-    for line in markdown.lines() {
-        if let Some(is_sh) = fence {
-            if line.trim_start().starts_with("```") {
-                if is_sh && inside {
-                    out.push(std::mem::take(&mut block));
-                }
-                block.clear();
-                fence = None;
-            } else if is_sh {
-                block.push_str(line);
-                block.push('\n');
-            }
-            continue;
-        }
-        if let Some(lang) = line.trim_start().strip_prefix("```") {
-            fence = Some(lang.trim() == "sh");
-            continue;
-        }
-        if let (Some(wanted), true) = (section, line.starts_with('#')) {
-            let hashes = line.chars().take_while(|c| *c == '#').count();
-            if line[hashes..].trim() == wanted {
-                (inside, level) = (true, hashes);
-            } else if inside && hashes <= level {
-                inside = false;
-            }
+    let mut out = Vec::new();
+    for block in doc_blocks::sh_blocks(markdown).into_iter().filter(|b| b.under(section)) {
+        match &block.skip {
+            Some(why) => println!("e2e: documented block skipped ({why}):\n{}", block.text),
+            None => out.push(block.text),
         }
     }
     out
@@ -92,7 +72,8 @@ impl Fresh {
                 .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
         )?;
         let helm_home = self.tools.path().join("helm-home");
-        // Documented waits have their own timeouts (at most 5 minutes); `timeout` bounds the rest.
+        // `timeout` bounds every block, documented waits included (the quickstart allows 30 minutes for
+        // a real first sync; against the fake it takes seconds).
         let mut cmd = std::process::Command::new("timeout");
         cmd.args(["400", "bash", "-e", "-o", "pipefail", "-x", "-c", block])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -188,15 +169,11 @@ fn read(path: &str) -> anyhow::Result<String> {
         .with_context(|| format!("reading {path}"))
 }
 
-/// A block that the suite does not run, with the reason it prints.
-fn skip_reason(block: &str) -> Option<&'static str> {
-    block.lines().any(|l| l.trim_start().starts_with("cargo ")).then_some("builds and runs from source")
-}
-
-/// `kubectl apply -k config/default`, the CRD-only install and the worked example, as the README
-/// says, then checks what the cluster can show without a kubelet.
-pub(crate) async fn readme_install_and_worked_example_run_as_written(_env: &mut Env) -> anyhow::Result<()> {
-    // Runs on a control plane of its own, not the suite's.
+/// The checkout install of `docs/install.md` (`kubectl apply --server-side -k config/default` and
+/// the CRD-only install) as written, then what the cluster can show without a kubelet; then, on a
+/// second fresh control plane, the README's Helm quickstart ([`quickstart_runs_as_written`]).
+pub(crate) async fn readme_install_and_worked_example_run_as_written(env: &mut Env) -> anyhow::Result<()> {
+    // Runs on control planes of its own, not the suite's.
     let Some(fresh) = Fresh::start("readme_install_and_worked_example_run_as_written").await? else {
         return Ok(());
     };
@@ -208,43 +185,125 @@ pub(crate) async fn readme_install_and_worked_example_run_as_written(_env: &mut 
         run.code,
         run.stderr
     );
-    let readme = read("README.md")?;
-    let install = sh_blocks(&readme, Some("Install"));
-    let example = sh_blocks(&readme, Some("A worked example"));
+    let install = sh_blocks(&read("docs/install.md")?, Some("From a checkout"));
     ensure!(
-        install.iter().any(|b| b.contains("kubectl apply -k config/default")),
-        "the README's Install section no longer has `kubectl apply -k config/default`: {install:?}"
+        install.iter().any(|b| b.contains("kubectl apply --server-side -k config/default")),
+        "docs/install.md no longer has `kubectl apply --server-side -k config/default`: {install:?}"
     );
-    ensure!(!example.is_empty(), "the README's worked example has no sh block");
     // The namespaced variant is the subject of its own case, on a cluster of its own.
     for block in install.iter().filter(|b| !b.contains("config/namespaced")) {
-        match skip_reason(block) {
-            Some(why) => println!("e2e: README block skipped ({why}):\n{block}"),
-            None => {
-                fresh.sh(block).await?;
-            }
-        }
+        fresh.sh(block).await?;
     }
     // Every object of the install is there.
     fresh.sh("kubectl get -k config/default -o name").await?;
     fresh.pod_admitted("baton-system", "app.kubernetes.io/name=baton-operator").await?;
     let mut operator = fresh.operator_as("baton-system", "baton-operator", "installed-operator", &[]).await?;
-    for block in &example {
-        match skip_reason(block) {
-            Some(why) => println!("e2e: README block skipped ({why}):\n{block}"),
-            None => {
-                let out = fresh.sh(block).await?;
-                if block.contains("baton-operator render") {
-                    ensure!(out.contains("kind: Deployment"), "render printed no Deployment:\n{out}");
-                }
+    // The operator running as the installed ServiceAccount reconciles a connector until it is Ready.
+    namespace(&fresh.client, "identity", json!({})).await?;
+    apply_value(&fresh.client, credentials_secret("c1"), Some("identity")).await?;
+    apply_value(&fresh.client, connector("okta", "okta", json!({})), Some("identity")).await?;
+    wait_ready(&fresh.client, "identity", "okta").await?;
+    let out = fresh.sh("baton-operator render -f examples/okta.yaml").await?;
+    ensure!(out.contains("kind: Deployment"), "render printed no Deployment:\n{out}");
+    operator.stop().await;
+    adopt_the_crd_into_helm(&fresh).await?;
+    drop(fresh);
+    quickstart_runs_as_written(env).await
+}
+
+/// The README quickstart's placeholders that must point at the suite's fake ConductorOne instead of
+/// a real tenant, in one place: the service principal's client ID (its host is the API's address)
+/// and secret. Everything else runs as written; the placeholder app and connector ids are
+/// registered in the fake as they are, and the Okta values reach no Okta (no connector pod runs).
+const QUICKSTART_CLIENT_ID: &str = "baton-operator@acme.conductor.one/spc";
+const QUICKSTART_CLIENT_SECRET: &str = "secret-token:conductorone.com:v1:eyJrdHkiOiJPS1AiLCJjcnYiOiJFZDI1NTE5IiwieCI6IlJFUExBQ0UiLCJkIjoiUkVQTEFDRSJ9";
+const QUICKSTART_APP_ID: &str = "2kVYm0bTq9XnS3cRfH8dLpWu4Ej";
+const QUICKSTART_CONNECTOR_ID: &str = "2kVYm7sQz1NaG5hKbT0xPcYr6Dv";
+
+/// The README's Helm quickstart, every unmarked command as written and in order, on a fresh control
+/// plane, with the fake's API credentials in place of the placeholders: Helm installs the chart, the
+/// operator (the built binary, run with the chart's ServiceAccount token, as its pod would run it)
+/// mints a credential through the fake, and the documented `kubectl wait` returns once the fake
+/// reports a completed sync.
+async fn quickstart_runs_as_written(env: &mut Env) -> anyhow::Result<()> {
+    if helm_binary().is_none() {
+        println!("e2e: README quickstart SKIPPED, no helm binary (BATON_HELM unset, none on PATH)");
+        return Ok(());
+    }
+    let Some(fresh) = Fresh::start("readme quickstart").await? else { return Ok(()) };
+    let principal = env.c1.register_principal("quickstart");
+    env.c1.add_connector(QUICKSTART_APP_ID, QUICKSTART_CONNECTOR_ID, "okta");
+    env.c1.set_sync_status(QUICKSTART_APP_ID, QUICKSTART_CONNECTOR_ID, done_sync());
+    let blocks = sh_blocks(&read("README.md")?, Some("Quickstart"));
+    let commands = blocks.join("");
+    for placeholder in
+        [QUICKSTART_CLIENT_ID, QUICKSTART_CLIENT_SECRET, QUICKSTART_APP_ID, QUICKSTART_CONNECTOR_ID]
+    {
+        ensure!(
+            commands.contains(placeholder),
+            "the README quickstart no longer has the placeholder {placeholder}; update this case"
+        );
+    }
+    ensure!(commands.contains("helm install"), "the README quickstart does not install with Helm");
+    ensure!(commands.contains("kubectl -n identity wait"), "the README quickstart waits for nothing");
+    let mut operator = None;
+    for block in &blocks {
+        let block = block
+            .replace(QUICKSTART_CLIENT_ID, &principal.client_id)
+            .replace(QUICKSTART_CLIENT_SECRET, &principal.client_secret);
+        // Each command on its own, so that the operator starts right after `helm install`.
+        for command in commands_of(&block) {
+            fresh.sh(&command).await?;
+            if command.starts_with("helm install") {
+                fresh.pod_admitted("baton-system", "app.kubernetes.io/instance=baton-operator").await?;
+                operator = Some(
+                    fresh.operator_as("baton-system", "baton-operator", "quickstart-operator", &[]).await?,
+                );
             }
         }
     }
-    // kubectl wait returned: the example is Ready on its current generation, reconciled by the
-    // operator running as the installed ServiceAccount.
-    wait_ready(&fresh.client, "identity", "okta").await?;
+    let mut operator = operator.context("the quickstart's helm install did not start an operator")?;
+    let bc = wait_ready(&fresh.client, "identity", "okta").await?;
+    let credential =
+        bc.status.as_ref().and_then(|s| s.credentials.as_ref()).and_then(|c| c.credential_id.clone());
+    let credential = env.c1.credential(&credential.context("no managed credential in status")?);
+    ensure!(
+        credential
+            .is_some_and(|c| c.app_id == QUICKSTART_APP_ID && c.connector_id == QUICKSTART_CONNECTOR_ID),
+        "the quickstart's connector does not run on a credential minted for its connector"
+    );
+    ensure!(
+        bc.status.as_ref().and_then(|s| s.sync.as_ref()).is_some_and(|s| s.last_completed_at.is_some()),
+        "the quickstart's connector reports no completed sync: {:?}",
+        bc.status
+    );
     operator.stop().await;
-    adopt_the_crd_into_helm(&fresh).await
+    Ok(())
+}
+
+/// The commands of a block: a line ending in `\` goes on with the next, and a here-document
+/// (`<<'EOF'`) runs to its terminator.
+fn commands_of(block: &str) -> Vec<String> {
+    let (mut out, mut current, mut heredoc) = (Vec::new(), String::new(), None::<String>);
+    for line in block.lines() {
+        current.push_str(line);
+        current.push('\n');
+        if let Some(end) = &heredoc {
+            if line.trim() == end {
+                heredoc = None;
+                out.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        if let Some((_, tag)) = line.split_once("<<") {
+            heredoc = Some(tag.trim().trim_matches(['\'', '"', '-']).to_owned());
+        } else if !line.trim_end().ends_with('\\') && !line.trim().is_empty() {
+            out.push(std::mem::take(&mut current));
+        } else if line.trim().is_empty() {
+            current.clear();
+        }
+    }
+    out
 }
 
 /// The chart README's adoption commands, on a CRD that `kubectl apply -k` created: afterwards Helm
@@ -270,7 +329,7 @@ async fn adopt_the_crd_into_helm(fresh: &Fresh) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `config/namespaced` as the README installs it: the operator, with exactly those permissions,
+/// `config/namespaced` as docs/install.md installs it: the operator, with exactly those permissions,
 /// reconciles a connector in a watched namespace, leaves one elsewhere alone, and cannot read a
 /// Secret outside the watched namespaces (checked by impersonation and with its own token).
 pub(crate) async fn namespaced_install_reads_no_secret_outside_its_namespaces(
@@ -279,10 +338,11 @@ pub(crate) async fn namespaced_install_reads_no_secret_outside_its_namespaces(
     let Some(fresh) = Fresh::start("namespaced_install_reads_no_secret_outside_its_namespaces").await? else {
         return Ok(());
     };
-    let readme = read("README.md")?;
-    let blocks: Vec<String> =
-        sh_blocks(&readme, Some("Install")).into_iter().filter(|b| b.contains("config/namespaced")).collect();
-    ensure!(!blocks.is_empty(), "the README's Install section no longer shows config/namespaced");
+    let blocks: Vec<String> = sh_blocks(&read("docs/install.md")?, Some("From a checkout"))
+        .into_iter()
+        .filter(|b| b.contains("config/namespaced"))
+        .collect();
+    ensure!(!blocks.is_empty(), "docs/install.md no longer shows config/namespaced");
     for block in &blocks {
         fresh.sh(block).await?;
     }
