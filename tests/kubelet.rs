@@ -181,3 +181,36 @@ fn required_with_a_small_schema() {
     let err = sdk::check_required(&grouped, &data(&[("BATON_AUTH_METHOD", "key")])).unwrap_err();
     assert!(err.contains("field key "), "{err}");
 }
+
+#[test]
+fn standin_sync_lands_complete_under_its_name_and_logs_in_the_working_dir() {
+    use support::kubelet::standin::{debug_log, write_sync};
+    let dir = std::env::temp_dir().join(format!("baton-standin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let content = vec![7u8; 1 << 20];
+    write_sync(&dir, "sync.c1z", &content).unwrap();
+    assert_eq!(std::fs::read(dir.join("sync.c1z")).unwrap(), content);
+    assert!(!dir.join("sync.c1z.tmp").exists(), "temporary file left behind");
+    debug_log(&dir, "one").unwrap();
+    debug_log(&dir, "two").unwrap();
+    assert_eq!(std::fs::read_to_string(dir.join("debug.log")).unwrap(), "one\ntwo\n");
+    // A working directory that does not exist fails the way the SDK's Go code reports it.
+    let gone = dir.join("gone");
+    assert_eq!(write_sync(&gone, "sync.c1z", b"x"), Err("open sync.c1z: no such file or directory".into()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn standin_errors_read_as_go_path_errors() {
+    use support::kubelet::standin::go_error;
+    let rofs = std::io::Error::from_raw_os_error(30);
+    assert_eq!(
+        go_error("open", std::path::Path::new("sync.c1z"), &rofs),
+        "open sync.c1z: read-only file system"
+    );
+    let denied = std::io::Error::from_raw_os_error(13);
+    assert_eq!(
+        go_error("stat", std::path::Path::new("debug.log"), &denied),
+        "stat debug.log: permission denied"
+    );
+}
