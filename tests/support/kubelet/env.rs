@@ -35,7 +35,7 @@ pub fn resolve(
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let mut out: Vec<(String, String)> = Vec::new();
-    let mut set = |out: &mut Vec<(String, String)>, k: String, v: String| {
+    let set = |out: &mut Vec<(String, String)>, k: String, v: String| {
         // A later definition replaces an earlier one in place, as the kubelet's map-then-order does.
         match out.iter_mut().find(|(name, _)| *name == k) {
             Some(slot) => slot.1 = v,
