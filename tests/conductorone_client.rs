@@ -39,6 +39,11 @@ async fn one_token_serves_many_calls() {
     }
     assert_eq!(fake.count("POST", TOKEN_PATH), 1);
     assert_eq!(fake.count("GET", &connector_path()), 13);
+    // The fake records who exchanged a credential, which the e2e suite reads to see which
+    // credential a running connector process authenticated with.
+    let exchanges = fake.token_exchanges();
+    assert_eq!(exchanges.len(), 1, "{exchanges:?}");
+    assert_eq!(exchanges[0].client_id, api.client_id);
 }
 
 #[tokio::test]

@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use state::{Fault, FaultRule, RecordedCall, StoredApp, StoredCredential};
+pub use state::{Fault, FaultRule, RecordedCall, StoredApp, StoredCredential, TokenExchange};
 
 use handlers::ConnectionKill;
 use jws::mint_secret;
@@ -153,6 +153,11 @@ impl FakeConductorOne {
     /// Forgets every issued token, as if the server had revoked them.
     pub fn revoke_all_tokens(&self) {
         self.state.lock().tokens.clear();
+    }
+
+    /// Every successful token exchange so far, oldest first.
+    pub fn token_exchanges(&self) -> Vec<TokenExchange> {
+        self.state.lock().exchanges.clone()
     }
 
     /// Access tokens issued so far, for leak checks.

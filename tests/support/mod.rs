@@ -7,4 +7,5 @@ pub mod fake_conductorone;
 pub mod fake_kube;
 pub mod harness;
 pub mod kstatus;
+pub mod kubelet;
 pub mod world;

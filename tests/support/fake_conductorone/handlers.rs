@@ -20,7 +20,8 @@ use tokio::time::Instant;
 
 use super::jws::{mint_secret, verify_assertion};
 use super::state::{
-    Fault, IssuedToken, Principal, RecordedCall, State, StoredApp, StoredConnector, StoredCredential, new_id,
+    Fault, IssuedToken, Principal, RecordedCall, State, StoredApp, StoredConnector, StoredCredential,
+    TokenExchange, new_id,
 };
 
 type AppState = AxumState<Arc<State>>;
@@ -156,11 +157,22 @@ async fn token(AxumState(state): AppState, headers: HeaderMap, body: Bytes) -> R
     if let Err(why) = checked {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &why);
     }
+    let exchange = TokenExchange {
+        client_id: client_id.to_owned(),
+        credential_id: principal.credential_id.clone(),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        at: now,
+    };
     if let Some(id) = principal.credential_id.clone()
         && let Some(credential) = inner.credentials.iter_mut().find(|c| c.id == id)
     {
         credential.last_used_at = Some(now);
     }
+    inner.exchanges.push(exchange);
     let access_token = format!("fake-at-{}", new_id());
     let ttl = inner.token_ttl;
     inner.tokens.insert(

@@ -212,8 +212,20 @@ pub struct RecordedCall {
     pub at: Instant,
 }
 
+/// A successful token exchange: which client asked, and which minted credential that client is,
+/// so a test can tell which credential each running connector process authenticated with.
+#[derive(Clone, Debug)]
+pub struct TokenExchange {
+    pub client_id: String,
+    pub credential_id: Option<String>,
+    /// The `User-Agent` the client sent (the stand-in connector puts its pid there).
+    pub user_agent: String,
+    pub at: Timestamp,
+}
+
 pub struct Inner {
     pub principals: HashMap<String, Principal>,
+    pub exchanges: Vec<TokenExchange>,
     pub tokens: HashMap<String, IssuedToken>,
     pub credentials: Vec<StoredCredential>,
     pub connectors: Vec<StoredConnector>,
@@ -237,6 +249,7 @@ impl State {
     pub fn new(authority: String, audience: String) -> Self {
         State {
             inner: Mutex::new(Inner {
+                exchanges: Vec::new(),
                 principals: HashMap::new(),
                 tokens: HashMap::new(),
                 credentials: Vec::new(),
