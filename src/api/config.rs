@@ -69,8 +69,8 @@ pub(super) fn config_schema(generator: &mut schemars::SchemaGenerator) -> schema
         "additionalProperties": value,
         "x-kubernetes-validations": [
             {
-                "rule": "self.all(k, k.matches('^[a-z0-9][a-z0-9-]*$') && size(k) <= 100)",
-                "message": "spec.config names are the connector's field names: lower case letters, digits and '-', such as api-token"
+                "rule": "self.all(k, k.matches('^[A-Za-z0-9][A-Za-z0-9_-]*$') && size(k) <= 100)",
+                "message": "spec.config names are the connector's field names: letters, digits, '-' and '_', such as api-token"
             },
             {
                 "rule": "self.all(k, !(k in ['client-id', 'client-secret', 'host-id', 'provisioning', 'ticketing', 'health-check', 'health-check-port', 'health-check-bind-address']))",

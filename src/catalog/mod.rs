@@ -2,6 +2,8 @@
 //! embedded at build time and parsed into typed structures once, on first use.
 
 mod model;
+mod values;
+pub mod example;
 pub mod validate;
 #[cfg(test)]
 mod validate_tests;
