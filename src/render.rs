@@ -54,6 +54,8 @@ pub fn render(input: &str, default_namespace: &str) -> Result<String, RenderErro
         {
             data.insert_secret(s);
         }
+        // The connector's settings against the catalog, as the Baton SDK would check them at startup.
+        crate::catalog::validate::for_render(&bc, &data).map_err(invalid)?;
         let missing = |p: crate::resources::InputProblem| {
             invalid(format!("{p} (render reads referenced Secrets from the same file)"))
         };

@@ -283,3 +283,23 @@ fn is_octal_looking(text: &str) -> bool {
 }
 
 mod groups;
+
+/// For `baton-operator render`: the definite errors as one message (`Err`), warnings printed to
+/// standard error. The keys of the `secretRefs` Secrets in the file count as variables.
+pub fn for_render(bc: &crate::api::BatonConnector, secrets: &crate::resources::SecretData) -> Result<(), String> {
+    let keys: BTreeSet<String> = bc
+        .spec
+        .secret_refs
+        .iter()
+        .filter_map(|r| secrets.get(&r.name))
+        .flat_map(|data| data.keys().cloned())
+        .collect();
+    let outcome = validate(&bc.spec, Some(&keys), Catalog::embedded());
+    for warning in outcome.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    match outcome.errors() {
+        [] => Ok(()),
+        errors => Err(format!("invalid connector settings:\n  {}", errors.join("\n  "))),
+    }
+}
