@@ -13,7 +13,9 @@ fn main() {
         .filter(|n| n.ends_with(".json") && n != "index.json" && n != "provenance.json")
         .collect();
     names.sort();
-    let mut out = String::from("/// Every catalogued connector's file, by file name, sorted.\npub static FILES: &[(&str, &str)] = &[\n");
+    let mut out = String::from(
+        "/// Every catalogued connector's file, by file name, sorted.\npub static FILES: &[(&str, &str)] = &[\n",
+    );
     for name in &names {
         let path = dir.join(name);
         println!("cargo:rerun-if-changed={}", path.display());

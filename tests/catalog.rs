@@ -23,7 +23,8 @@ fn catalog_matches_the_shared_copy() {
     let theirs = files(&shared);
     let only_ours: Vec<_> = ours.keys().filter(|k| !theirs.contains_key(*k)).collect();
     let only_theirs: Vec<_> = theirs.keys().filter(|k| !ours.contains_key(*k)).collect();
-    let differ: Vec<_> = ours.iter().filter(|(k, v)| theirs.get(*k).is_some_and(|t| t != *v)).map(|(k, _)| k).collect();
+    let differ: Vec<_> =
+        ours.iter().filter(|(k, v)| theirs.get(*k).is_some_and(|t| t != *v)).map(|(k, _)| k).collect();
     assert!(
         only_ours.is_empty() && only_theirs.is_empty() && differ.is_empty(),
         "catalog/connectors differs from {}: only here {only_ours:?}, only there {only_theirs:?}, different {differ:?}; \

@@ -37,7 +37,11 @@ pub fn config(connector: &Connector, group: Option<&str>, secret: &str) -> Resul
 }
 
 /// Adds what the constraints ask for once some fields are chosen, until nothing changes.
-fn close_over_constraints(connector: &Connector, chosen: &mut BTreeSet<String>, usable: &dyn Fn(&str) -> bool) {
+fn close_over_constraints(
+    connector: &Connector,
+    chosen: &mut BTreeSet<String>,
+    usable: &dyn Fn(&str) -> bool,
+) {
     for _ in 0..8 {
         let before = chosen.len();
         for c in &connector.constraints {
@@ -68,8 +72,16 @@ fn value(field: &Field, secret: &str) -> ConfigValue {
     match field.kind {
         FieldType::String => {
             let text = r.string_in.first().cloned().unwrap_or_else(|| {
-                let base = if field.is_file() { format!("/etc/baton/{}", field.name) } else { format!("<{}>", field.name) };
-                format!("{}{base}{}", r.prefix.clone().unwrap_or_default(), r.suffix.clone().unwrap_or_default())
+                let base = if field.is_file() {
+                    format!("/etc/baton/{}", field.name)
+                } else {
+                    format!("<{}>", field.name)
+                };
+                format!(
+                    "{}{base}{}",
+                    r.prefix.clone().unwrap_or_default(),
+                    r.suffix.clone().unwrap_or_default()
+                )
             });
             ConfigValue::plain(text)
         }

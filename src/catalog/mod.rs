@@ -1,12 +1,12 @@
 //! The connector catalog: each ConductorOne connector's `config_schema.json` (see `catalog/README.md`),
 //! embedded at build time and parsed into typed structures once, on first use.
 
-mod model;
-mod values;
 pub mod example;
+mod model;
 pub mod validate;
 #[cfg(test)]
 mod validate_tests;
+mod values;
 
 use std::{collections::BTreeMap, sync::LazyLock};
 

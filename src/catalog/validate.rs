@@ -40,7 +40,9 @@ const SDK_FIELDS: &[&str] = &[
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// A custom connector: nothing to check against.
-    NotCatalogued { connector: String },
+    NotCatalogued {
+        connector: String,
+    },
     Checked(Report),
 }
 
@@ -56,7 +58,9 @@ impl Outcome {
         match self {
             Self::Checked(r) => r.warnings.clone(),
             Self::NotCatalogued { connector } => {
-                vec![format!("connector {connector:?} is not in the catalog, so its settings are not validated")]
+                vec![format!(
+                    "connector {connector:?} is not in the catalog, so its settings are not validated"
+                )]
             }
         }
     }
@@ -89,11 +93,16 @@ impl Setting {
 /// Validates `spec` against its connector's catalogued schema. `env_from_keys`: the keys of the
 /// `secretRefs` Secrets (each is an environment variable), or `None` when they were not read; then a
 /// required field they might supply is a warning rather than an error.
-pub fn validate(spec: &BatonConnectorSpec, env_from_keys: Option<&BTreeSet<String>>, catalog: &Catalog) -> Outcome {
+pub fn validate(
+    spec: &BatonConnectorSpec,
+    env_from_keys: Option<&BTreeSet<String>>,
+    catalog: &Catalog,
+) -> Outcome {
     let Some(connector) = catalog.get(&spec.connector) else {
         return Outcome::NotCatalogued { connector: spec.connector.clone() };
     };
-    let mut v = Validation { connector, report: Report::default(), settings: BTreeMap::new(), pinned: pinned(spec) };
+    let mut v =
+        Validation { connector, report: Report::default(), settings: BTreeMap::new(), pinned: pinned(spec) };
     v.read_config(spec);
     v.read_env(spec);
     if let Some(keys) = env_from_keys {
@@ -211,7 +220,10 @@ impl<'a> Validation<'a> {
                                 self.rules(f, p, &place);
                             }
                             if f.kind == super::FieldType::Int && is_octal_looking(&entry.value) {
-                                self.warn(format!("{place}: {:?} has a leading zero, which the SDK reads as octal", entry.value));
+                                self.warn(format!(
+                                    "{place}: {:?} has a leading zero, which the SDK reads as octal",
+                                    entry.value
+                                ));
                             }
                             Setting::Known(plain)
                         }
@@ -267,7 +279,11 @@ impl<'a> Validation<'a> {
     fn rules(&mut self, field: &Field, value: &Plain, place: &str) {
         for failure in values::rule_failures(field, value) {
             // A secret value never goes into a message.
-            let failure = if field.secret { failure.split(" but got").next().unwrap_or_default().to_string() } else { failure };
+            let failure = if field.secret {
+                failure.split(" but got").next().unwrap_or_default().to_string()
+            } else {
+                failure
+            };
             self.error(format!("{place}: field {}: {failure}", field.name));
         }
     }
@@ -286,7 +302,10 @@ mod groups;
 
 /// For `baton-operator render`: the definite errors as one message (`Err`), warnings printed to
 /// standard error. The keys of the `secretRefs` Secrets in the file count as variables.
-pub fn for_render(bc: &crate::api::BatonConnector, secrets: &crate::resources::SecretData) -> Result<(), String> {
+pub fn for_render(
+    bc: &crate::api::BatonConnector,
+    secrets: &crate::resources::SecretData,
+) -> Result<(), String> {
     let keys: BTreeSet<String> = bc
         .spec
         .secret_refs

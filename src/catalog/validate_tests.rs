@@ -41,8 +41,11 @@ fn every_catalogued_connector_validates_clean_with_each_complete_group() {
     let catalog = Catalog::embedded();
     let mut checked = 0;
     for c in catalog.connectors() {
-        let groups: Vec<Option<&str>> =
-            if c.groups.is_empty() { vec![None] } else { c.groups.iter().map(|g| Some(g.name.as_str())).collect() };
+        let groups: Vec<Option<&str>> = if c.groups.is_empty() {
+            vec![None]
+        } else {
+            c.groups.iter().map(|g| Some(g.name.as_str())).collect()
+        };
         for group in groups {
             let config = example::config(c, group, "creds").unwrap();
             let spec = BatonConnectorSpec { config, ..spec(&c.name, json!({})) };
@@ -69,7 +72,10 @@ fn groups_one_complete_is_enough_but_the_sdk_must_be_told_which() {
         "okta-private-key": {"secretKeyRef": {"name": "okta", "key": "pem"}},
     });
     let e = one_error(&spec("okta", private_key.clone()));
-    assert!(e.contains("\"private-key-group\"") && e.contains("auth-method") && e.contains("\"api-token-group\""), "{e}");
+    assert!(
+        e.contains("\"private-key-group\"") && e.contains("auth-method") && e.contains("\"api-token-group\""),
+        "{e}"
+    );
     let mut selected = private_key;
     selected["auth-method"] = json!({"value": "private-key-group"});
     assert_eq!(check(&spec("okta", selected)).0, Vec::<String>::new());
@@ -116,9 +122,14 @@ fn env_names_are_checked_too() {
     let mut s = spec("okta", json!({"api-token": {"secretKeyRef": {"name": "okta", "key": "t"}}}));
     s.env = vec![EnvEntry { name: "BATON_DOMAN".into(), value: "x".into() }];
     let (errors, _) = check(&s);
-    assert!(errors.iter().any(|e| e.contains("BATON_DOMAN") && e.contains("did you mean BATON_DOMAIN")), "{errors:#?}");
-    s.env = vec![EnvEntry { name: "BATON_DOMAIN".into(), value: "acme".into() },
-        EnvEntry { name: "BATON_HTTP_TIMEOUT_SECONDS".into(), value: "5m".into() }];
+    assert!(
+        errors.iter().any(|e| e.contains("BATON_DOMAN") && e.contains("did you mean BATON_DOMAIN")),
+        "{errors:#?}"
+    );
+    s.env = vec![
+        EnvEntry { name: "BATON_DOMAIN".into(), value: "acme".into() },
+        EnvEntry { name: "BATON_HTTP_TIMEOUT_SECONDS".into(), value: "5m".into() },
+    ];
     let e = one_error(&s);
     assert!(e.contains("BATON_HTTP_TIMEOUT_SECONDS") && e.contains("not an integer"), "{e}");
     s.env.pop();
@@ -149,16 +160,25 @@ fn constraints_between_fields() {
     assert!(errors.iter().any(|e| e.contains("mutually exclusive") && e.contains("BATON_AS")), "{errors:#?}");
     let (errors, _) = check(&spec("freshbooks", json!({"freshbooks-client-id": {"value": "id"}})));
     assert!(errors.iter().any(|e| e.contains("at least one of the fields access-token")), "{errors:#?}");
-    assert!(errors.iter().any(|e| e.contains("needed together; missing refresh-token (BATON_REFRESH_TOKEN)")), "{errors:#?}");
+    assert!(
+        errors.iter().any(|e| e.contains("needed together; missing refresh-token (BATON_REFRESH_TOKEN)")),
+        "{errors:#?}"
+    );
 }
 
 #[test]
 fn rules_are_checked_and_name_the_allowed_values() {
-    let e = one_error(&spec("crowdstrike", json!({
+    let e = one_error(&spec(
+        "crowdstrike",
+        json!({
         "crowdstrike-client-id": {"value": "id"},
         "crowdstrike-client-secret": {"secretKeyRef": {"name": "c", "key": "s"}},
-        "region": {"value": "mars-1"}})));
-    assert!(e.contains("BATON_REGION") && e.contains("us-1 us-2 eu-1 us-gov-1") && e.contains("mars-1"), "{e}");
+        "region": {"value": "mars-1"}}),
+    ));
+    assert!(
+        e.contains("BATON_REGION") && e.contains("us-1 us-2 eu-1 us-gov-1") && e.contains("mars-1"),
+        "{e}"
+    );
     let mut config = okta_token();
     config["http-timeout-seconds"] = json!({"value": 0});
     assert!(check(&spec("okta", config.clone())).0.is_empty(), "zero skips the rules, as in the SDK");
@@ -170,7 +190,10 @@ fn rules_are_checked_and_name_the_allowed_values() {
 fn health_check_on_an_old_sdk() {
     let catalog = Catalog::embedded();
     let old = |certain: bool| {
-        catalog.connectors().find(|c| c.sdk_version_certain == certain && c.sdk().is_some_and(|v| v < (0, 7, 6))).unwrap()
+        catalog
+            .connectors()
+            .find(|c| c.sdk_version_certain == certain && c.sdk().is_some_and(|v| v < (0, 7, 6)))
+            .unwrap()
     };
     for (connector, refused) in [(old(true), true), (old(false), false)] {
         let config = example::config(connector, None, "s").unwrap();
@@ -180,7 +203,11 @@ fn health_check_on_an_old_sdk() {
         if refused {
             assert!(errors.len() == 1 && errors[0].contains("v0.7.6"), "{}: {errors:?}", connector.name);
         } else {
-            assert!(errors.is_empty() && warnings.iter().any(|w| w.contains("unknown")), "{}: {warnings:?}", connector.name);
+            assert!(
+                errors.is_empty() && warnings.iter().any(|w| w.contains("unknown")),
+                "{}: {warnings:?}",
+                connector.name
+            );
         }
     }
 }

@@ -63,14 +63,18 @@ pub fn from_env(field: &Field, text: &str) -> Result<Option<Plain>, String> {
     Ok(Some(match field.kind {
         FieldType::String => Plain::String(text.to_string()),
         FieldType::Bool => Plain::Bool(go_bool(text).ok_or_else(|| {
-            format!("{text:?} is not a bool the SDK reads (true, false, 1, 0, t, f, TRUE, FALSE, True, False)")
+            format!(
+                "{text:?} is not a bool the SDK reads (true, false, 1, 0, t, f, TRUE, FALSE, True, False)"
+            )
         })?),
         FieldType::Int => Plain::Int(go_int(text).ok_or_else(|| format!("{text:?} is not an integer"))?),
         FieldType::StringSlice => Plain::List(text.split(',').map(str::to_string).collect()),
         FieldType::StringMap => {
             let map: serde_json::Map<String, Value> = serde_json::from_str(text)
                 .map_err(|_| "the SDK reads a map as a JSON object, such as {\"k\":\"v\"}".to_string())?;
-            Plain::Map(map.into_iter().map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string())).collect())
+            Plain::Map(
+                map.into_iter().map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string())).collect(),
+            )
         }
     }))
 }
@@ -140,10 +144,16 @@ pub fn rule_failures(field: &Field, value: &Plain) -> Vec<String> {
         Plain::List(items) => {
             let n = items.len() as u64;
             if r.min_items.is_some_and(|m| n < m) {
-                out.push(format!("value must have at least {} items but got {n}", r.min_items.unwrap_or_default()));
+                out.push(format!(
+                    "value must have at least {} items but got {n}",
+                    r.min_items.unwrap_or_default()
+                ));
             }
             if r.max_items.is_some_and(|m| n > m) {
-                out.push(format!("value must have at most {} items but got {n}", r.max_items.unwrap_or_default()));
+                out.push(format!(
+                    "value must have at most {} items but got {n}",
+                    r.max_items.unwrap_or_default()
+                ));
             }
             if r.unique {
                 let mut seen = std::collections::BTreeSet::new();
@@ -162,10 +172,16 @@ fn string_rules(field: &Field, s: &str, out: &mut Vec<String>) {
     // The SDK counts bytes.
     let len = s.len() as u64;
     if r.min_len.is_some_and(|m| len < m) {
-        out.push(format!("value must be at least {} characters long but got {len}", r.min_len.unwrap_or_default()));
+        out.push(format!(
+            "value must be at least {} characters long but got {len}",
+            r.min_len.unwrap_or_default()
+        ));
     }
     if r.max_len.is_some_and(|m| len > m) {
-        out.push(format!("value must be at most {} characters long but got {len}", r.max_len.unwrap_or_default()));
+        out.push(format!(
+            "value must be at most {} characters long but got {len}",
+            r.max_len.unwrap_or_default()
+        ));
     }
     if let Some(p) = r.prefix.as_ref().filter(|p| !s.starts_with(p.as_str())) {
         out.push(format!("value must have prefix {p:?}"));

@@ -131,7 +131,12 @@ mod tests {
     fn completion_offers_connector_names() {
         use clap::CommandFactory as _;
         let mut script = Vec::new();
-        clap_complete::generate(clap_complete::Shell::Bash, &mut Cli::command(), "kubectl-baton", &mut script);
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "kubectl-baton",
+            &mut script,
+        );
         let script = String::from_utf8(script).unwrap();
         assert!(script.contains("sentinel-one") && script.contains("okta"), "connector names missing");
     }

@@ -22,9 +22,19 @@ pub fn one_line(text: &str) -> String {
 }
 
 fn groups_of(connector: &Connector, field: &str) -> String {
-    let names: Vec<&str> =
-        connector.groups.iter().filter(|g| g.fields.iter().any(|f| f == field)).map(|g| g.name.as_str()).collect();
-    if connector.groups.is_empty() { "-".into() } else if names.is_empty() { "(none)".into() } else { names.join(",") }
+    let names: Vec<&str> = connector
+        .groups
+        .iter()
+        .filter(|g| g.fields.iter().any(|f| f == field))
+        .map(|g| g.name.as_str())
+        .collect();
+    if connector.groups.is_empty() {
+        "-".into()
+    } else if names.is_empty() {
+        "(none)".into()
+    } else {
+        names.join(",")
+    }
 }
 
 pub fn print(connector: &Connector, out: &mut impl Write) -> std::io::Result<()> {
@@ -40,7 +50,8 @@ pub fn print(connector: &Connector, out: &mut impl Write) -> std::io::Result<()>
     let fallback = connector.fallback_group().map(|g| g.name.as_str());
     for g in &connector.groups {
         let label = g.display_name.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
-        let default = if Some(g.name.as_str()) == fallback { " (used when auth-method is not set)" } else { "" };
+        let default =
+            if Some(g.name.as_str()) == fallback { " (used when auth-method is not set)" } else { "" };
         writeln!(out, "group {}{label}{default}", g.name)?;
     }
     let header = ["FIELD", "TYPE", "REQUIRED", "SECRET", "DEFAULT", "GROUPS", "ENV", "DESCRIPTION"];
@@ -78,7 +89,11 @@ pub fn print(connector: &Connector, out: &mut impl Write) -> std::io::Result<()>
     }
     let ops: Vec<&str> = connector.fields.iter().filter(|f| f.ops).map(|f| f.name.as_str()).collect();
     if !ops.is_empty() {
-        writeln!(out, "plus the Baton SDK's operational fields, allowed for every connector: {}", ops.join(", "))?;
+        writeln!(
+            out,
+            "plus the Baton SDK's operational fields, allowed for every connector: {}",
+            ops.join(", ")
+        )?;
     }
     Ok(())
 }

@@ -27,9 +27,11 @@ pub fn env_vars(config: &Config) -> Vec<EnvVar> {
                         ..Default::default()
                     }),
                 },
-                (None, value) => {
-                    EnvVar { name, value: Some(encode(value.as_ref().unwrap_or(&Value::Null))), value_from: None }
-                }
+                (None, value) => EnvVar {
+                    name,
+                    value: Some(encode(value.as_ref().unwrap_or(&Value::Null))),
+                    value_from: None,
+                },
             }
         })
         .collect()

@@ -242,7 +242,11 @@ mod tests {
         let (mut bc, mut s) = inputs();
         let before = pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap();
         bc.spec.config.insert("domain".into(), ConfigValue::plain("acme.okta.com"));
-        assert_eq!(before, pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap(), "plain values are in the spec, not the hash");
+        assert_eq!(
+            before,
+            pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap(),
+            "plain values are in the spec, not the hash"
+        );
         bc.spec.config.insert("api-token".into(), ConfigValue::secret("okta-token", "token"));
         assert_eq!(referenced_secrets(&bc), ["c1", "okta-app", "okta-token"]);
         let err = pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap_err();
@@ -250,7 +254,10 @@ mod tests {
         s.insert("okta-token", secret_data(&[("other", "x")]));
         let err = pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap_err();
         assert_eq!(err.reason(), "SecretKeyMissing");
-        assert_eq!(err.to_string(), r#"Secret "okta-token" has no key "token" (spec.config.api-token.secretKeyRef)"#);
+        assert_eq!(
+            err.to_string(),
+            r#"Secret "okta-token" has no key "token" (spec.config.api-token.secretKeyRef)"#
+        );
         s.insert("okta-token", secret_data(&[("token", "t1"), ("other", "x")]));
         let h1 = pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap();
         s.insert("okta-token", secret_data(&[("token", "t1"), ("other", "y")]));

@@ -31,7 +31,8 @@ impl Validation<'_> {
             .filter_map(|n| self.connector.field(n))
             .filter(|f| !f.ops && f.is_required())
             .filter(|f| {
-                let explicit = self.settings.get(&f.name).is_some_and(Setting::is_set) && self.present(&f.name);
+                let explicit =
+                    self.settings.get(&f.name).is_some_and(Setting::is_set) && self.present(&f.name);
                 if cobra && f.required { !explicit } else { !self.present(&f.name) }
             })
             .map(|f| f.name.clone())
@@ -51,7 +52,10 @@ impl Validation<'_> {
         if connector.groups.is_empty() {
             let missing = self.missing(connector.fields.iter().map(|f| f.name.as_str()), true);
             if !missing.is_empty() {
-                report(self, format!("missing required field(s) of baton-{}: {}", connector.name, named(&missing)));
+                report(
+                    self,
+                    format!("missing required field(s) of baton-{}: {}", connector.name, named(&missing)),
+                );
             }
             return None;
         }
@@ -79,7 +83,9 @@ impl Validation<'_> {
                 return Some(group.clone());
             }
             let explicit = self.settings.contains_key("auth-method");
-            if let Some(other) = connector.groups.iter().find(|g| incomplete(self, g).is_empty()).filter(|_| !explicit) {
+            if let Some(other) =
+                connector.groups.iter().find(|g| incomplete(self, g).is_empty()).filter(|_| !explicit)
+            {
                 self.error(format!(
                     "the settings complete field group {:?}, but without auth-method the SDK checks group {:?} ({}): set spec.config.auth-method to {:?} (BATON_AUTH_METHOD)",
                     other.name,
@@ -89,21 +95,31 @@ impl Validation<'_> {
                 ));
                 return Some(other.clone());
             }
-            let note = if explicit { "selected by auth-method" } else { "checked when auth-method is not set" };
-            report(self, format!(
-                "field group {:?} of baton-{} ({note}) is missing required field(s) {}; other groups: {}",
-                group.name, connector.name, named(&missing), self.group_needs(Some(&group.name))
-            ));
+            let note =
+                if explicit { "selected by auth-method" } else { "checked when auth-method is not set" };
+            report(
+                self,
+                format!(
+                    "field group {:?} of baton-{} ({note}) is missing required field(s) {}; other groups: {}",
+                    group.name,
+                    connector.name,
+                    named(&missing),
+                    self.group_needs(Some(&group.name))
+                ),
+            );
             return Some(group.clone());
         }
         if connector.groups.iter().any(|g| incomplete(self, g).is_empty()) {
             return None;
         }
-        report(self, format!(
-            "missing required fields of baton-{}: one complete field group is enough: {}",
-            connector.name,
-            self.group_needs(None)
-        ));
+        report(
+            self,
+            format!(
+                "missing required fields of baton-{}: one complete field group is enough: {}",
+                connector.name,
+                self.group_needs(None)
+            ),
+        );
         None
     }
 
@@ -116,7 +132,11 @@ impl Validation<'_> {
             .filter(|g| Some(g.name.as_str()) != except)
             .map(|g| {
                 let missing = self.missing(g.fields.iter().map(String::as_str), false);
-                if missing.is_empty() { format!("group {:?} is complete", g.name) } else { format!("group {:?} needs {}", g.name, named(&missing)) }
+                if missing.is_empty() {
+                    format!("group {:?} is complete", g.name)
+                } else {
+                    format!("group {:?} needs {}", g.name, named(&missing))
+                }
             })
             .collect();
         if parts.is_empty() { "none".into() } else { parts.join("; ") }
@@ -135,21 +155,29 @@ impl Validation<'_> {
                 let set: Vec<String> = fields.iter().filter(|n| present(n)).cloned().collect();
                 match c.kind {
                     ConstraintKind::RequiredTogether if !set.is_empty() && set.len() < fields.len() => {
-                        let missing: Vec<String> = fields.iter().filter(|n| !set.contains(n)).cloned().collect();
-                        Some(format!("fields {} are needed together; missing {}", named(fields), named(&missing)))
+                        let missing: Vec<String> =
+                            fields.iter().filter(|n| !set.contains(n)).cloned().collect();
+                        Some(format!(
+                            "fields {} are needed together; missing {}",
+                            named(fields),
+                            named(&missing)
+                        ))
                     }
                     ConstraintKind::AtLeastOne if set.is_empty() => {
                         Some(format!("at least one of the fields {} is needed", named(fields)))
                     }
-                    ConstraintKind::MutuallyExclusive if set.len() > 1 => {
-                        Some(format!("fields {} are mutually exclusive, but {} are set", named(fields), named(&set)))
-                    }
+                    ConstraintKind::MutuallyExclusive if set.len() > 1 => Some(format!(
+                        "fields {} are mutually exclusive, but {} are set",
+                        named(fields),
+                        named(&set)
+                    )),
                     _ => None,
                 }
             };
             let message = failure(&sdk).or_else(|| failure(&cobra)).or_else(|| {
                 let dependent = c.kind == ConstraintKind::DependentOn && fields.iter().any(sdk);
-                let unmet: Vec<String> = c.secondary_field_names.iter().filter(|n| !sdk(n)).cloned().collect();
+                let unmet: Vec<String> =
+                    c.secondary_field_names.iter().filter(|n| !sdk(n)).cloned().collect();
                 (dependent && !unmet.is_empty())
                     .then(|| format!("fields {} depend on {} being set", named(fields), named(&unmet)))
             });
@@ -166,7 +194,7 @@ impl Validation<'_> {
             return;
         }
         let c = self.connector;
-        if !c.sdk().is_some_and(|v| v < HEALTH_CHECK_SDK) {
+        if c.sdk().is_none_or(|v| v >= HEALTH_CHECK_SDK) {
             return;
         }
         if c.sdk_version_certain && !self.pinned {
