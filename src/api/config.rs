@@ -17,7 +17,9 @@ pub type Config = BTreeMap<String, ConfigValue>;
 /// One setting: exactly one of `value` or `secretKeyRef`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.value) != has(self.secretKeyRef)").message("each spec.config entry sets exactly one of value or secretKeyRef"))]
+// Exactly one of the two, said by counting properties: CEL cannot see `value`, a node without a
+// type (the API server refuses a rule that names it).
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
 pub struct ConfigValue {
     /// The value as the connector's schema types it: a string, `true`/`false`, an integer, a list of
     /// strings, or (for a map field) an object of strings. Passed as `BATON_<NAME>`. Refused for a
