@@ -11,7 +11,8 @@ for repo in "$src"/baton-*/; do
   name=$(basename "$repo"); name=${name#baton-}
   [ -f "$repo/config_schema.json" ] || { echo "skip $name: no config_schema.json" >&2; continue; }
   commit=$(git -C "$repo" rev-parse HEAD)
-  sdk=$(awk '$1 == "github.com/conductorone/baton-sdk" {print $2; exit}' "$repo/go.mod" || true)
+  # Both `require x v` and a line inside a `require (...)` block.
+  sdk=$(awk '{for (i = 1; i < NF; i++) if ($i == "github.com/conductorone/baton-sdk") {print $(i + 1); exit}}' "$repo/go.mod")
   caps=null
   [ -f "$repo/baton_capabilities.json" ] && caps=$(cat "$repo/baton_capabilities.json")
   jq -n --arg c "$name" --arg r "ConductorOne/baton-$name" --arg commit "$commit" --arg sdk "$sdk" \
