@@ -5,6 +5,7 @@
 //! what changed.
 
 pub mod api;
+pub mod catalog;
 pub mod conductorone;
 pub mod controller;
 pub mod leader;

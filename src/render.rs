@@ -70,6 +70,8 @@ pub fn render(input: &str, default_namespace: &str) -> Result<String, RenderErro
         {
             data.insert_secret(s);
         }
+        // The connector's settings against the catalog, as the Baton SDK would check them at startup.
+        crate::catalog::validate::for_render(&bc, &data).map_err(invalid)?;
         let missing = |p: crate::resources::InputProblem| {
             invalid(format!("{p} (render reads referenced Secrets from the same file)"))
         };
@@ -167,9 +169,15 @@ kind: BatonConnector
 metadata: {name: okta, namespace: identity}
 spec:
   connector: okta
+  config:
+    domain: {value: acme.okta.com}
+    api-token: {secretKeyRef: {name: okta-app, key: api-token}}
   credentials: {managed: {}}
   conductorOne: {apiCredentialsSecretRef: {name: api}, appId: a, connectorId: c}
 "#;
+
+    /// The Secret `MANAGED`'s settings refer to.
+    const APP_SECRET: &str = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: okta-app, namespace: identity}\nstringData: {api-token: not-a-real-token}\n";
 
     fn docs(out: &str) -> Vec<serde_json::Value> {
         serde_yaml::Deserializer::from_str(out).map(|d| serde_json::Value::deserialize(d).unwrap()).collect()
@@ -183,7 +191,7 @@ spec:
 
     #[test]
     fn managed_credentials_render_the_first_revision_with_placeholders() {
-        let out = docs(&render(MANAGED, "default").unwrap());
+        let out = docs(&render(&format!("{MANAGED}{APP_SECRET}"), "default").unwrap());
         assert_eq!(out.len(), 2, "the Secret, then the Deployment that reads it");
         let (secret, deployment) = (&out[0], &out[1]);
         assert_eq!(secret["kind"], "Secret");
@@ -207,7 +215,8 @@ spec:
         let with_status = |status: serde_json::Value| {
             let mut doc: serde_json::Value = serde_yaml::from_str(MANAGED).unwrap();
             doc["status"] = status;
-            let out = docs(&render(&serde_yaml::to_string(&doc).unwrap(), "default").unwrap());
+            let input = format!("{}{APP_SECRET}", serde_yaml::to_string(&doc).unwrap());
+            let out = docs(&render(&input, "default").unwrap());
             (out[0]["metadata"]["name"].as_str().unwrap().to_string(), secret_read_by(&out[1]))
         };
         let settled = json_state(3, None);

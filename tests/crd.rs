@@ -302,3 +302,34 @@ fn work_dir_size_limit_schema_is_a_bounded_string_described_with_its_default() {
     let description = limit["description"].as_str().unwrap();
     assert!(description.contains(&format!("Defaults to `{default}`")), "{description}");
 }
+
+#[test]
+fn config_names_are_checked_and_reserved_ones_refused() {
+    let with = |config: serde_json::Value| {
+        cel_error(
+            json!({"connector": "okta", "credentials": {"secretRef": {"name": "c1"}}, "config": config}),
+        )
+    };
+    assert_eq!(
+        with(
+            json!({"domain": {"value": "acme.okta.com"}, "api-token": {"secretKeyRef": {"name": "okta", "key": "t"}},
+            "on_behalf_of_email": {"value": "a@b.c"}, "cache": {"value": true}, "orgs": {"value": ["a"]}})
+        ),
+        None
+    );
+    let err = with(json!({"client-secret": {"value": "x"}})).expect("refused");
+    assert!(err.contains("spec.config may not set client-id, client-secret"), "{err}");
+    let err = with(json!({"BATON_DOMAIN ": {"value": "x"}})).expect("refused");
+    assert!(err.contains("spec.config names are the connector's field names"), "{err}");
+}
+
+/// `value` and `secretKeyRef` are exclusive by property count (CEL cannot see the untyped `value`).
+#[test]
+fn a_config_entry_holds_exactly_one_of_value_or_secret_key_ref() {
+    let crd = serde_json::to_value(api::batonconnector_crd()).unwrap();
+    let entry = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["config"]["additionalProperties"];
+    assert_eq!((entry["minProperties"].clone(), entry["maxProperties"].clone()), (json!(1), json!(1)));
+    assert_eq!(entry["properties"]["value"]["x-kubernetes-preserve-unknown-fields"], json!(true));
+    assert_eq!(entry["properties"]["secretKeyRef"]["required"], json!(["key", "name"]));
+}

@@ -487,6 +487,11 @@ async fn a_pause_made_by_someone_else_is_left_alone() {
 #[tokio::test]
 async fn render_shows_the_secret_and_pod_the_controller_creates() {
     let w = World::new("1s").await;
+    // The settings baton-okta requires, or render refuses the connector as the SDK would.
+    w.kube.edit(BC, |bc| {
+        bc["spec"]["env"] = json!([{"name": "BATON_DOMAIN", "value": "acme.okta.com"},
+                                   {"name": "BATON_API_TOKEN", "value": "not-a-real-token"}]);
+    });
     w.reconcile().await.unwrap();
     let live_secret = w.kube.get(&format!("{SECRETS}/okta-c1-credentials-1")).unwrap();
     let live_deploy = w.kube.get(DEPLOY).unwrap();

@@ -1,6 +1,7 @@
 //! The `BatonConnector` API: spec, status, condition helpers and the generated CRD.
 
 pub mod conditions;
+mod config;
 mod schema;
 mod spec;
 mod status;
@@ -8,6 +9,7 @@ mod status;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub use config::*;
 pub use spec::*;
 pub use status::*;
 

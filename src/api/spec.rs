@@ -13,20 +13,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::status::BatonConnectorStatus;
-
-/// Environment variables the operator sets itself; a person sets them through dedicated spec fields
-/// (or, for the ConductorOne credentials, through `credentials`), never through `env`.
-pub const RESERVED_ENV: &[&str] = &[
-    "BATON_CLIENT_ID",
-    "BATON_CLIENT_SECRET",
-    "BATON_HOST_ID",
-    "BATON_PROVISIONING",
-    "BATON_TICKETING",
-    "BATON_HEALTH_CHECK",
-    "BATON_HEALTH_CHECK_PORT",
-    "BATON_HEALTH_CHECK_BIND_ADDRESS",
-];
+use super::{config::Config, status::BatonConnectorStatus};
 
 /// A Baton connector run by baton-operator: one application (Okta, Segment, GitHub, ...) synced into
 /// ConductorOne. The operator turns it into a Deployment (and the Secret it needs), keeps it rolled
@@ -158,6 +145,16 @@ pub struct BatonConnectorSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub secret_refs: Vec<SecretRef>,
+
+    /// The connector's own settings by their schema names (`kubectl baton fields <connector>` lists
+    /// them), for example `domain: {value: acme.okta.com}` and
+    /// `api-token: {secretKeyRef: {name: okta, key: api-token}}`. Each becomes the environment
+    /// variable the Baton SDK reads (`BATON_DOMAIN`, `BATON_API_TOKEN`). For connectors in the
+    /// operator's catalog, names, types and required fields are checked against the connector's
+    /// schema. `env` and `secretRefs` still work, for anything else.
+    #[serde(default, skip_serializing_if = "Config::is_empty")]
+    #[schemars(schema_with = "super::config::config_schema")]
+    pub config: Config,
 
     /// Lets ConductorOne provision access through this connector (`BATON_PROVISIONING`).
     #[serde(default)]

@@ -53,6 +53,26 @@ pub enum Command {
     Resume(Action),
     /// Print a shell completion script.
     Completion { shell: clap_complete::Shell },
+    /// List a catalogued connector's settings: type, required, secret, default, group, environment
+    /// variable and description (no cluster needed).
+    Fields {
+        #[arg(value_parser = connector_names(), hide_possible_values = true)]
+        connector: String,
+    },
+    /// Print a complete, commented manifest for a catalogued connector: the BatonConnector with
+    /// spec.config and the Secrets it reads, with placeholders (no cluster needed).
+    New {
+        #[arg(value_parser = connector_names(), hide_possible_values = true)]
+        connector: String,
+        /// The field group (authentication method) to configure; the connector's default otherwise.
+        #[arg(long)]
+        group: Option<String>,
+    },
+}
+
+/// The catalogued connectors, so that shell completion offers them and a typo is caught by name.
+fn connector_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(crate::catalog::Catalog::embedded().names())
 }
 
 #[derive(Args, Debug, Clone)]
@@ -96,6 +116,29 @@ mod tests {
         assert!(parse(&["rotate", "okta", "--all"]).is_err());
         assert!(parse(&["rotate", "okta", "-l", "team=a"]).is_err(), "a selector without --all");
         assert!(parse(&["status", "-n", "x", "-A"]).is_err());
+    }
+
+    #[test]
+    fn catalog_commands_take_a_catalogued_connector() {
+        let cli = parse(&["new", "okta", "--group", "private-key-group", "-n", "identity"]).unwrap();
+        let Command::New { connector, group } = cli.command else { panic!("not new") };
+        assert_eq!((connector.as_str(), group.as_deref()), ("okta", Some("private-key-group")));
+        let err = parse(&["fields", "oktaa"]).unwrap_err().to_string();
+        assert!(err.contains("okta"), "{err}");
+    }
+
+    #[test]
+    fn completion_offers_connector_names() {
+        use clap::CommandFactory as _;
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "kubectl-baton",
+            &mut script,
+        );
+        let script = String::from_utf8(script).unwrap();
+        assert!(script.contains("sentinel-one") && script.contains("okta"), "connector names missing");
     }
 
     #[test]

@@ -5,6 +5,8 @@ pub mod actions;
 pub mod cli;
 pub mod describe;
 pub mod error;
+pub mod fields;
+pub mod manifest;
 pub mod output;
 pub mod summary;
 #[cfg(test)]
@@ -28,6 +30,15 @@ pub fn main() -> ExitCode {
         clap_complete::generate(shell, &mut Cli::command(), "kubectl-baton", &mut std::io::stdout());
         return ExitCode::SUCCESS;
     }
+    if let Some(result) = offline(&cli, &mut std::io::stdout().lock()) {
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "error: {e:#}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -45,6 +56,9 @@ async fn run(cli: Cli) -> Result<()> {
 
 /// Runs a parsed command line against `client`, writing what a person reads to `out`.
 pub async fn execute(client: Client, cli: Cli, out: &mut impl std::io::Write) -> Result<()> {
+    if let Some(result) = offline(&cli, out) {
+        return result;
+    }
     ensure_crd(&client).await?;
     let namespace = cli.global.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
     let scope = Scope { namespace, all_namespaces: cli.global.all_namespaces };
@@ -60,9 +74,30 @@ pub async fn execute(client: Client, cli: Cli, out: &mut impl std::io::Write) ->
         Command::Sync(a) => actions::run(&client, &scope, actions::Kind::Sync, &a, out).await?,
         Command::Suspend(a) => actions::run(&client, &scope, actions::Kind::Suspend, &a, out).await?,
         Command::Resume(a) => actions::run(&client, &scope, actions::Kind::Resume, &a, out).await?,
-        Command::Completion { .. } => unreachable!("handled before connecting"),
+        Command::Completion { .. } | Command::Fields { .. } | Command::New { .. } => {
+            unreachable!("handled before connecting")
+        }
     }
     Ok(())
+}
+
+/// The commands that read only the catalog: no cluster, no kubeconfig.
+pub fn offline(cli: &Cli, out: &mut impl std::io::Write) -> Option<Result<()>> {
+    let catalog = crate::catalog::Catalog::embedded();
+    let io = |r: std::io::Result<()>| r.map_err(|e| PluginError::from(anyhow::Error::from(e)));
+    Some(match &cli.command {
+        Command::Fields { connector } => {
+            io(fields::print(catalog.get(connector).expect("the parser admits catalogued names"), out))
+        }
+        Command::New { connector, group } => {
+            let connector = catalog.get(connector).expect("the parser admits catalogued names");
+            match manifest::manifest(connector, group.as_deref(), cli.global.namespace.as_deref()) {
+                Ok(text) => io(out.write_all(text.as_bytes())),
+                Err(message) => Err(PluginError::from(anyhow::anyhow!(message))),
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// Where a command looks: one namespace, or all with `-A`.

@@ -127,6 +127,7 @@ fn connector(bc: &BatonConnector) -> Container {
         |name: &str, value: String| EnvVar { name: name.into(), value: Some(value), value_from: None };
     let mut env = vec![plain("BATON_HOST_ID", bc.name_any()), plain("BATON_FILE", SYNC_FILE.into())];
     env.extend(deployment::work_env(bc));
+    env.extend(super::config_env::env_vars(&bc.spec.config));
     env.extend(bc.spec.env.iter().map(|e| plain(&e.name, e.value.clone())));
     let mut c = deployment::connector_container(bc);
     c.env = Some(env);

@@ -278,6 +278,8 @@ fn env(bc: &BatonConnector, inputs: &DeploymentInputs, health_port: Option<i32>)
         // The SDK binds to 127.0.0.1 by default, where the kubelet's probes cannot reach it.
         env.push(plain("BATON_HEALTH_CHECK_BIND_ADDRESS", "0.0.0.0".into()));
     }
+    // Before `env`, so that an `env` entry of the same name still wins, as it did before `config`.
+    env.extend(super::config_env::env_vars(&bc.spec.config));
     env.extend(bc.spec.env.iter().map(|e| plain(&e.name, e.value.clone())));
     env
 }

@@ -43,6 +43,9 @@ pub enum InputProblem {
     KeyMissing { name: String, key: &'static str },
     #[error("Secret {name:?} key {key:?} is empty")]
     KeyEmpty { name: String, key: &'static str },
+    /// A `spec.config` reference to a key the Secret lacks (the kubelet would refuse to start the pod).
+    #[error("Secret {name:?} has no key {key:?} (spec.config.{field}.secretKeyRef)")]
+    ConfigKeyMissing { name: String, key: String, field: String },
 }
 
 impl InputProblem {
@@ -50,7 +53,7 @@ impl InputProblem {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::SecretNotFound { .. } => "SecretNotFound",
-            Self::KeyMissing { .. } => "SecretKeyMissing",
+            Self::KeyMissing { .. } | Self::ConfigKeyMissing { .. } => "SecretKeyMissing",
             Self::KeyEmpty { .. } => "SecretKeyEmpty",
         }
     }
@@ -65,6 +68,7 @@ impl InputProblem {
 /// The names of every Secret the operator must read to reconcile this resource, in a stable order.
 pub fn referenced_secrets(bc: &BatonConnector) -> Vec<String> {
     let mut names: Vec<String> = bc.spec.secret_refs.iter().map(|s| s.name.clone()).collect();
+    names.extend(config_refs(bc).map(|(_, r)| r.name.clone()));
     if let Some(r) = &bc.spec.credentials.secret_ref {
         names.push(r.name.clone());
     }
@@ -119,6 +123,16 @@ pub fn pod_inputs_hash(
             feed(&[b"secretRef", r.name.as_bytes(), key.as_bytes(), &value.0]);
         }
     }
+    // Only the referenced key: the pod reads no other. Without `config` nothing is fed, so the hash of
+    // a resource that has none is what it always was.
+    for (field, r) in config_refs(bc) {
+        let value = lookup(&r.name)?.get(&r.key).ok_or_else(|| InputProblem::ConfigKeyMissing {
+            name: r.name.clone(),
+            key: r.key.clone(),
+            field: field.clone(),
+        })?;
+        feed(&[b"config", field.as_bytes(), r.name.as_bytes(), r.key.as_bytes(), &value.0]);
+    }
     // The uploader reads its own credentials (OneShot to S3); Service mode has none, so its hash is
     // what it always was.
     if let Some(name) = output_secret(bc) {
@@ -136,6 +150,11 @@ pub fn client_id(bc: &BatonConnector, secrets: &SecretData) -> Option<String> {
     String::from_utf8(raw.0.clone()).ok().map(|s| s.trim().to_string())
 }
 
+/// The `spec.config` entries that come from a Secret key.
+fn config_refs(bc: &BatonConnector) -> impl Iterator<Item = (&String, &crate::api::ConfigSecretKeyRef)> {
+    bc.spec.config.iter().filter_map(|(field, v)| v.secret_key_ref.as_ref().map(|r| (field, r)))
+}
+
 /// The Secret the OneShot uploader reads its S3 credentials from, if any.
 pub fn output_secret(bc: &BatonConnector) -> Option<String> {
     let s3 = bc.spec.output.as_ref()?.s3.as_ref()?;
@@ -145,7 +164,7 @@ pub fn output_secret(bc: &BatonConnector) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::SecretRef;
+    use crate::api::{ConfigValue, SecretRef};
     use crate::resources::testing::{connector, secret_data};
 
     fn inputs() -> (BatonConnector, SecretData) {
@@ -216,6 +235,35 @@ mod tests {
         let (mut bc, _) = inputs();
         bc.spec.secret_refs.push(SecretRef { name: "c1".into() });
         assert_eq!(referenced_secrets(&bc), ["c1", "okta-app"]);
+    }
+
+    #[test]
+    fn config_secret_keys_are_read_hashed_and_checked() {
+        let (mut bc, mut s) = inputs();
+        let before = pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap();
+        bc.spec.config.insert("domain".into(), ConfigValue::plain("acme.okta.com"));
+        assert_eq!(
+            before,
+            pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap(),
+            "plain values are in the spec, not the hash"
+        );
+        bc.spec.config.insert("api-token".into(), ConfigValue::secret("okta-token", "token"));
+        assert_eq!(referenced_secrets(&bc), ["c1", "okta-app", "okta-token"]);
+        let err = pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap_err();
+        assert_eq!(err.reason(), "SecretNotFound");
+        s.insert("okta-token", secret_data(&[("other", "x")]));
+        let err = pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap_err();
+        assert_eq!(err.reason(), "SecretKeyMissing");
+        assert_eq!(
+            err.to_string(),
+            r#"Secret "okta-token" has no key "token" (spec.config.api-token.secretKeyRef)"#
+        );
+        s.insert("okta-token", secret_data(&[("token", "t1"), ("other", "x")]));
+        let h1 = pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap();
+        s.insert("okta-token", secret_data(&[("token", "t1"), ("other", "y")]));
+        assert_eq!(h1, pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap(), "an unread key does not roll");
+        s.insert("okta-token", secret_data(&[("token", "t2"), ("other", "y")]));
+        assert_ne!(h1, pod_inputs_hash(&bc, "ns", &s, Some("c1")).unwrap(), "the referenced key rolls");
     }
 
     #[test]

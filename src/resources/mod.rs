@@ -2,6 +2,7 @@
 //! decides whether an apply is needed. Nothing here talks to a server.
 
 pub mod compare;
+pub mod config_env;
 pub mod credentials;
 pub mod cronjob;
 pub mod deployment;

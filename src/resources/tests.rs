@@ -247,3 +247,34 @@ fn tmpdir_set_in_env_wins_without_a_second_entry() {
         .collect();
     assert_eq!(tmpdirs, [Some("/work/scratch".to_string())]);
 }
+
+#[test]
+fn config_becomes_baton_variables_before_env_and_secret_keys_stay_references() {
+    use crate::api::ConfigValue;
+    let mut bc = connector("okta", "okta");
+    bc.spec.config.insert("domain".into(), ConfigValue::plain("acme.okta.com"));
+    bc.spec.config.insert("sync-inactive-apps".into(), ConfigValue::plain(false));
+    bc.spec.config.insert("filter-email-domains".into(), ConfigValue::plain(vec!["a.com", "b.com"]));
+    bc.spec.config.insert("api-token".into(), ConfigValue::secret("app", "BATON_API_TOKEN"));
+    bc.spec.env = vec![EnvEntry { name: "BATON_LOG_LEVEL".into(), value: "debug".into() }];
+    let spec = pod(&bc);
+    assert_eq!(env_value(&spec, "BATON_DOMAIN").as_deref(), Some("acme.okta.com"));
+    assert_eq!(env_value(&spec, "BATON_SYNC_INACTIVE_APPS").as_deref(), Some("false"));
+    assert_eq!(env_value(&spec, "BATON_FILTER_EMAIL_DOMAINS").as_deref(), Some("a.com,b.com"));
+    let env = spec.containers[0].env.clone().unwrap();
+    let token = env.iter().find(|e| e.name == "BATON_API_TOKEN").unwrap();
+    assert!(token.value.is_none());
+    assert_eq!(token.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap().name, "app");
+    let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
+    assert!(
+        names.iter().position(|n| *n == "BATON_DOMAIN") < names.iter().position(|n| *n == "BATON_LOG_LEVEL")
+    );
+    let before = plan(&bc, &secrets(), "c1").unwrap().config_hash;
+    let mut changed = secrets();
+    changed.insert("app", secret_data(&[("BATON_API_TOKEN", "tok2")]));
+    assert_ne!(
+        before,
+        plan(&bc, &changed, "c1").unwrap().config_hash,
+        "a referenced key's change rolls the pod"
+    );
+}

@@ -9,6 +9,7 @@
 mod support;
 
 mod basics;
+mod catalog;
 mod common;
 mod fleet;
 mod handover;
@@ -88,6 +89,7 @@ async fn main() -> ExitCode {
         basics::missing_secret_is_reported_then_recovers,
         basics::hand_edits_are_put_back,
         basics::restricted_namespace_admits_connector_pods,
+        catalog::new_output_applies_for_every_connector,
         managed::managed_credentials_issue_rotate_and_revoke,
         oneshot::oneshot_runs_on_schedule_and_on_request,
         oneshot::switching_modes_cleans_up_both_ways,
