@@ -310,6 +310,17 @@ mod tests {
         }
     }
 
+    /// Runs the renewal loop of a lease just acquired against `api` until it reports the lease lost;
+    /// how long after the acquisition that was.
+    async fn renew_until_lost(api: Api<Lease>, config: &LeaderConfig) -> Duration {
+        let (lost_tx, mut lost) = watch::channel(false);
+        let (_stop, stop_rx) = watch::channel(false);
+        let acquired = Instant::now();
+        tokio::spawn(renew(api, config.clone(), lost_tx, stop_rx, acquired));
+        lost.wait_for(|l| *l).await.unwrap();
+        acquired.elapsed()
+    }
+
     /// An API server that accepts every request and never answers.
     fn hanging() -> (
         Api<Lease>,
@@ -331,12 +342,7 @@ mod tests {
             }
         });
         let config = config();
-        let (lost_tx, mut lost) = watch::channel(false);
-        let (_stop, stop_rx) = watch::channel(false);
-        let acquired = Instant::now();
-        tokio::spawn(renew(api, config.clone(), lost_tx, stop_rx, acquired));
-        lost.wait_for(|l| *l).await.unwrap();
-        let stopped_after = acquired.elapsed();
+        let stopped_after = renew_until_lost(api, &config).await;
         assert!(stopped_after <= config.renew_deadline(), "stopped after {stopped_after:?}");
         assert!(stopped_after >= config.renew_deadline() - Duration::from_millis(10), "{stopped_after:?}");
         // A standby takes over no earlier than a whole lease duration after it saw the last renewal.
@@ -364,12 +370,7 @@ mod tests {
             }
         });
         let config = config();
-        let (lost_tx, mut lost) = watch::channel(false);
-        let (_stop, stop_rx) = watch::channel(false);
-        let acquired = Instant::now();
-        tokio::spawn(renew(api, config.clone(), lost_tx, stop_rx, acquired));
-        lost.wait_for(|l| *l).await.unwrap();
-        assert!(acquired.elapsed() <= config.renew_deadline());
+        assert!(renew_until_lost(api, &config).await <= config.renew_deadline());
         // First try after renew_every (5 s), then every retry_period (1 s) until 10 s.
         let n = attempts.load(Ordering::SeqCst);
         assert!((4..=7).contains(&n), "{n} attempts");

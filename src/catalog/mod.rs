@@ -57,6 +57,16 @@ impl Connector {
         self.groups.iter().find(|g| g.name == name)
     }
 
+    /// Every way to configure the connector: each field group by name, or `None` for a connector
+    /// without groups.
+    pub fn group_choices(&self) -> Vec<Option<&str>> {
+        if self.groups.is_empty() {
+            vec![None]
+        } else {
+            self.groups.iter().map(|g| Some(g.name.as_str())).collect()
+        }
+    }
+
     /// The SDK version as numbers, if it reads as `vX.Y.Z`.
     pub fn sdk(&self) -> Option<(u64, u64, u64)> {
         parse_version(&self.sdk_version)

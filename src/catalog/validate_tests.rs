@@ -41,12 +41,7 @@ fn every_catalogued_connector_validates_clean_with_each_complete_group() {
     let catalog = Catalog::embedded();
     let mut checked = 0;
     for c in catalog.connectors() {
-        let groups: Vec<Option<&str>> = if c.groups.is_empty() {
-            vec![None]
-        } else {
-            c.groups.iter().map(|g| Some(g.name.as_str())).collect()
-        };
-        for group in groups {
+        for group in c.group_choices() {
             let config = example::config(c, group, "creds").unwrap();
             let spec = BatonConnectorSpec { config, ..spec(&c.name, json!({})) };
             let (errors, _) = check(&spec);

@@ -10,7 +10,7 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 use kube::{
-    Api, Resource, ResourceExt,
+    Api, ResourceExt,
     api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
@@ -26,10 +26,11 @@ use crate::{
     rotation::{self, Step, StoredCredential},
 };
 
-pub const CREDENTIAL_ID_ANNOTATION: &str = "baton.conductorone.com/credential-id";
-pub const ISSUED_AT_ANNOTATION: &str = "baton.conductorone.com/issued-at";
+// The identity of a revision is shared with `render`, which shows the Secret this module creates.
+use crate::resources::credentials::{
+    CREDENTIAL_ID_ANNOTATION, ISSUED_AT_ANNOTATION, REVISION_LABEL, secret_metadata,
+};
 pub const EXPIRES_AT_ANNOTATION: &str = "baton.conductorone.com/expires-at";
-pub const REVISION_LABEL: &str = "baton.conductorone.com/credential-revision";
 /// Writes of the credential state use their own field manager; they patch `status.credentials` only.
 const STATE_MANAGER: &str = "baton-operator/credentials";
 /// A bound on steps per reconcile, so that a bug can never turn into a hot loop against ConductorOne.
@@ -430,8 +431,6 @@ fn credential_secret(
     issued: &IssuedCredential,
     issued_at: Option<Timestamp>,
 ) -> Secret {
-    let mut labels = labels::labels(bc);
-    labels.insert(REVISION_LABEL.into(), revision.to_string());
     let mut annotations = BTreeMap::from([(CREDENTIAL_ID_ANNOTATION.to_string(), issued.id.clone())]);
     if let Some(at) = issued_at {
         annotations.insert(ISSUED_AT_ANNOTATION.into(), at.to_string());
@@ -440,14 +439,7 @@ fn credential_secret(
         annotations.insert(EXPIRES_AT_ANNOTATION.into(), at.to_string());
     }
     Secret {
-        metadata: ObjectMeta {
-            name: Some(rotation::secret_name(&bc.name_any(), revision)),
-            namespace: bc.namespace(),
-            labels: Some(labels),
-            annotations: Some(annotations),
-            owner_references: bc.controller_owner_ref(&()).map(|o| vec![o]),
-            ..Default::default()
-        },
+        metadata: ObjectMeta { annotations: Some(annotations), ..secret_metadata(bc, revision) },
         type_: Some("Opaque".into()),
         data: Some(BTreeMap::from([
             (inputs::CLIENT_ID_KEY.to_string(), ByteString(issued.client_id.clone().into_bytes())),

@@ -150,12 +150,7 @@ mod tests {
         let catalog = Catalog::embedded();
         let mut count = 0;
         for c in catalog.connectors() {
-            let groups: Vec<Option<&str>> = if c.groups.is_empty() {
-                vec![None]
-            } else {
-                c.groups.iter().map(|g| Some(g.name.as_str())).collect()
-            };
-            for group in groups {
+            for group in c.group_choices() {
                 let text = manifest(c, group, Some("identity")).unwrap();
                 let mut connectors = Vec::new();
                 let mut keys: BTreeSet<(String, String)> = BTreeSet::new();

@@ -1,9 +1,6 @@
 //! The identity of a managed-credentials Secret revision: its name, labels, annotation keys and
-//! owner, for `render`, which shows the Secret the operator would create.
-//!
-//! `controller::credentials` writes these Secrets and still spells out the same keys itself (that
-//! module is being reworked separately); `tests/managed.rs` checks that what `render` shows matches
-//! what the controller creates, key for key, so the two cannot drift apart unnoticed.
+//! owner. `controller::credentials` writes these Secrets from it, and `render` shows the Secret the
+//! operator would create from it too; `tests/managed.rs` checks the two outputs side by side.
 
 use kube::{Resource, ResourceExt, api::ObjectMeta};
 

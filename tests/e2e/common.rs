@@ -199,3 +199,31 @@ pub(crate) fn operator_with(env: &Env, log: &str, args: &[&str]) -> Operator {
     op.extra_args = args.iter().map(|a| a.to_string()).collect();
     op
 }
+
+/// Two replicas with leader election on `lease`, named `<prefix>-1` and `<prefix>-2`, in place of the
+/// suite's operator, once one of them leads: (leader, standby, the standby's identity).
+pub(crate) async fn leader_and_standby(
+    env: &mut Env,
+    prefix: &str,
+    lease: &str,
+) -> anyhow::Result<(Operator, Operator, String)> {
+    env.operator.stop().await;
+    env.operator.metrics_port = 0;
+    let replica = |n: usize| {
+        let identity = format!("{prefix}-{n}");
+        operator_with(env, &identity, &["--leader-election", "--lease-name", lease, "--identity", &identity])
+    };
+    let (mut a, mut b) = (replica(1), replica(2));
+    a.start()?;
+    a.wait_ready().await?;
+    b.start()?;
+    b.wait_ready().await?;
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(env.client.clone(), "baton-system");
+    let holder = eventually("a replica to lead", WAIT, || async {
+        Ok(leases.get_opt(lease).await?.and_then(|l| l.spec?.holder_identity))
+    })
+    .await?;
+    let (first, second) = (format!("{prefix}-1"), format!("{prefix}-2"));
+    Ok(if holder == first { (a, b, second) } else { (b, a, first) })
+}

@@ -11,25 +11,9 @@ const ISSUE: &str = "/api/v1/apps/connectors/credentials";
 pub(crate) async fn sigterm_finishes_the_in_flight_reconcile_then_hands_over(
     env: &mut Env,
 ) -> anyhow::Result<()> {
-    env.operator.stop().await;
-    env.operator.metrics_port = 0;
-    let replica = |n: usize| {
-        let identity = format!("handover-{n}");
-        operator_with(env, &identity, &["--leader-election", "--lease-name", LEASE, "--identity", &identity])
-    };
-    let (mut a, mut b) = (replica(1), replica(2));
-    a.start()?;
-    a.wait_ready().await?;
-    b.start()?;
-    b.wait_ready().await?;
+    let (mut leader, mut standby, standby_id) = leader_and_standby(env, "handover", LEASE).await?;
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(env.client.clone(), "baton-system");
-    let holder = eventually("a replica to lead", WAIT, || async {
-        Ok(leases.get_opt(LEASE).await?.and_then(|l| l.spec?.holder_identity))
-    })
-    .await?;
-    let (mut leader, mut standby, standby_id) =
-        if holder == "handover-1" { (a, b, "handover-2") } else { (b, a, "handover-1") };
 
     let ns = "handover";
     let (app, connector_id) = ("app-handover", "conn-handover");
@@ -75,7 +59,7 @@ pub(crate) async fn sigterm_finishes_the_in_flight_reconcile_then_hands_over(
     );
     eventually("the standby to hold the Lease", WAIT, || async {
         let holder = leases.get(LEASE).await?.spec.and_then(|s| s.holder_identity);
-        Ok((holder.as_deref() == Some(standby_id)).then_some(()))
+        Ok((holder.as_deref() == Some(standby_id.as_str())).then_some(()))
     })
     .await?;
     wait_ready(&env.client, ns, "okta").await?;

@@ -339,24 +339,9 @@ pub(crate) async fn leader_steps_down_during_an_outage_longer_than_the_lease(
         return Ok(());
     }
     const LEASE: &str = "outage";
-    env.operator.stop().await;
-    env.operator.metrics_port = 0;
-    let replica = |n: usize| {
-        let identity = format!("outage-{n}");
-        operator_with(env, &identity, &["--leader-election", "--lease-name", LEASE, "--identity", &identity])
-    };
-    let (mut a, mut b) = (replica(1), replica(2));
-    a.start()?;
-    b.start()?;
-    a.wait_ready().await?;
-    b.wait_ready().await?;
+    let (mut leader, mut standby, _) = leader_and_standby(env, "outage", LEASE).await?;
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(env.client.clone(), "baton-system");
-    let holder = eventually("a replica to lead", WAIT, || async {
-        Ok(leases.get_opt(LEASE).await?.and_then(|l| l.spec?.holder_identity))
-    })
-    .await?;
-    let (mut leader, mut standby) = if holder == "outage-1" { (a, b) } else { (b, a) };
     let ns = "outage-leader";
     namespace(&env.client, ns, json!({})).await?;
     apply_value(&env.client, credentials_secret("c1"), Some(ns)).await?;
