@@ -45,9 +45,16 @@ pub type Key = (String, String);
 /// How long a reconcile waits for the watches' first lists before it reads from the API server.
 const SYNC_WAIT: Duration = Duration::from_secs(30);
 
-/// A Secret's data as pairs: the map a reconcile wants allocates a node for eleven entries, and a
-/// connector's Secret has two or three.
-type Data = Arc<[(String, ByteString)]>;
+/// A Secret's data as pairs (the map a reconcile wants allocates a node for eleven entries, and a
+/// connector's Secret has two or three), and the operator's own annotations on it: those of a
+/// credential revision say which credential it holds.
+#[derive(Debug)]
+struct Kept {
+    data: Box<[(String, ByteString)]>,
+    annotations: Box<[(String, String)]>,
+}
+
+type Data = Arc<Kept>;
 
 /// The caches and the index from Secrets to the resources that read them.
 pub struct Caches {
@@ -151,7 +158,10 @@ impl Caches {
         let mut store = self.secrets.write().expect("secret cache poisoned");
         let dropped = self.observe(&mut store, scope, event, |s| {
             let key = key_of(s)?;
-            Some(self.index.is_read(&key.0, &key.1).then(|| data_of(s)))
+            // The operator's own credential revisions are its business whoever reads them: a rotation
+            // looks at the one it is rolling out before any resource's index names it.
+            let keep = self.index.is_read(&key.0, &key.1) || is_credential_revision(s);
+            Some(keep.then(|| data_of(s)))
         });
         drop(store);
         // A Secret is its readers'.
@@ -300,6 +310,15 @@ impl Caches {
         Self::wrote(&self.cronjobs, &self.packers[1], c);
     }
 
+    /// A credential revision the operator just created, likewise: the next reconcile finds it here
+    /// even before the watch delivers it.
+    pub fn wrote_secret(&self, secret: &Secret) {
+        if let Some(key) = key_of(secret) {
+            let mut store = self.secrets.write().expect("secret cache poisoned");
+            store.put(key, version_of(secret), Some(data_of(secret)));
+        }
+    }
+
     fn wrote<K: Resource + Clone + serde::Serialize>(
         store: &RwLock<Listed<Packed>>,
         packer: &Packer,
@@ -329,7 +348,11 @@ impl Caches {
             match cached {
                 // Listed and absent: it does not exist.
                 Some(None) => {}
-                Some(Some(Some(data))) => out.insert(name.clone(), data.iter().cloned().collect()),
+                Some(Some(Some(kept))) => out.insert_with_annotations(
+                    name.clone(),
+                    kept.data.iter().cloned().collect(),
+                    kept.annotations.iter().map(|(k, v)| (k, v)),
+                ),
                 Some(Some(None)) | None => {
                     if let Some(secret) = api.get_opt(name).await? {
                         if synced {
@@ -365,7 +388,23 @@ fn version_of<K: Resource>(o: &K) -> Option<u64> {
 fn data_of(secret: &Secret) -> Data {
     let mut data = SecretData::default();
     data.insert_secret(secret);
-    data.get(&secret.name_any()).into_iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect()
+    let pairs = data.get(&secret.name_any()).into_iter().flatten().map(|(k, v)| (k.clone(), v.clone()));
+    let annotations = secret
+        .annotations()
+        .iter()
+        .filter(|(k, _)| k.starts_with(OPERATOR_ANNOTATIONS))
+        .map(|(k, v)| (k.clone(), v.clone()));
+    Arc::new(Kept { data: pairs.collect(), annotations: annotations.collect() })
+}
+
+/// The prefix of the operator's annotations.
+const OPERATOR_ANNOTATIONS: &str = "baton.conductorone.com/";
+
+/// A Secret revision of managed credentials that this operator wrote.
+fn is_credential_revision(secret: &Secret) -> bool {
+    let labels = secret.labels();
+    labels.contains_key(crate::resources::credentials::REVISION_LABEL)
+        && labels.get(labels::MANAGED_BY_LABEL).map(String::as_str) == Some(labels::MANAGED_BY)
 }
 
 /// Objects by key, with what a re-list needs: the keys seen since it began, so that objects deleted
@@ -453,7 +492,7 @@ mod tests {
         let store = c.secrets.read().unwrap();
         let (_, data) = store.items.get(&(ns.to_string(), name.to_string()))?;
         Some(data.as_ref().map(|d| {
-            let (_, v) = d.iter().find(|(k, _)| k == "k").unwrap();
+            let (_, v) = d.data.iter().find(|(k, _)| k == "k").unwrap();
             String::from_utf8(v.0.clone()).unwrap()
         }))
     }

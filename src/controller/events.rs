@@ -6,6 +6,7 @@ use crate::api::{
     BatonConnectorStatus,
     conditions::{self, READY, STALLED, SYNCED},
 };
+use crate::resources::compare::ApplyCause;
 
 /// An event to publish about the reconciled resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,10 +18,12 @@ pub struct Note {
 }
 
 /// The event for a write to the workload (a Deployment or a CronJob).
-pub fn applied(kind: &str, cause: &'static str, name: &str) -> Note {
+pub fn applied(kind: &str, cause: ApplyCause, name: &str) -> Note {
     let (reason, message) = match cause {
-        "create" => ("Created", format!("created {kind} {name}")),
-        "drift" => ("DriftCorrected", format!("put back fields of {kind} {name} that were changed by hand")),
+        ApplyCause::Create => ("Created", format!("created {kind} {name}")),
+        ApplyCause::Drift => {
+            ("DriftCorrected", format!("put back fields of {kind} {name} that were changed by hand"))
+        }
         _ if kind == "CronJob" => ("Updated", format!("updated CronJob {name}; the next run uses it")),
         _ => ("RolledOut", format!("updated Deployment {name}; its pods roll")),
     };

@@ -10,7 +10,11 @@ use kube::{
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{Context, credentials, events::Note, reconcile::publish};
+use super::{
+    Context, credentials,
+    events::Note,
+    reconcile::{FIELD_MANAGER, publish},
+};
 use crate::{
     Error, Result,
     api::{BatonConnector, DeletionPolicy},
@@ -81,7 +85,7 @@ pub async fn cleanup(ctx: &Context, bc: &BatonConnector) -> Result<Action> {
                     ),
                 },
             },
-            Err(reason) if attempt < MAX_ATTEMPTS && !reason.contains("(permanent)") => {
+            Err(reason) if attempt < MAX_ATTEMPTS && !reason.permanent => {
                 warn!(namespace = ?bc.namespace(), name = %bc.name_any(), attempt, %reason, "cleaning up ConductorOne on deletion failed; retrying");
                 return Err(Error::Blocked("RevokeFailed"));
             }
@@ -103,23 +107,60 @@ pub async fn cleanup(ctx: &Context, bc: &BatonConnector) -> Result<Action> {
 
 /// Revokes every minted credential, then deletes what onboarding created; returns what it deleted,
 /// or says what it could not do and why (no secrets in it).
-async fn clean_up(ctx: &Context, bc: &BatonConnector) -> std::result::Result<Vec<String>, String> {
+async fn clean_up(ctx: &Context, bc: &BatonConnector) -> std::result::Result<Vec<String>, CleanupError> {
     let ns = bc.namespace().unwrap_or_default();
-    let c1 = bc.spec.conductor_one.as_ref().ok_or("no conductorOne access configured (permanent)")?;
+    let c1 = bc
+        .spec
+        .conductor_one
+        .as_ref()
+        .ok_or_else(|| CleanupError::permanent("no conductorOne access configured".into()))?;
     let name = &c1.api_credentials_secret_ref.name;
     let secrets = ctx
         .caches
         .secrets(&ctx.client, &ns, std::slice::from_ref(name))
         .await
-        .map_err(|e| format!("reading Secret {name:?}: {e}"))?;
-    let creds = credentials::api_credentials(bc, c1, &secrets).map_err(|p| format!("{p} (permanent)"))?;
+        .map_err(|e| CleanupError::retryable(format!("reading Secret {name:?}: {e}")))?;
+    let creds =
+        credentials::api_credentials(bc, c1, &secrets).map_err(|p| CleanupError::permanent(p.to_string()))?;
     let failed = credentials::revoke_all(ctx, bc, &creds).await;
     if let Some((_, e)) = failed.first() {
         let ids: Vec<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
-        return Err(super::onboarding::with_permanence(format!("credentials {ids:?}: {e}"), e));
+        return Err(CleanupError::from_conductorone(format!("credentials {ids:?}: {e}"), e));
     }
     // The connector goes only once no credential of it is left valid.
     super::onboarding::delete_created(ctx, bc, &creds).await
+}
+
+/// Why cleaning up in ConductorOne failed. The message names objects, never secret values.
+#[derive(Debug)]
+pub(super) struct CleanupError {
+    message: String,
+    /// Retrying will not cure it (no access, refused credentials): deletion gives up at once.
+    permanent: bool,
+}
+
+impl CleanupError {
+    pub fn retryable(message: String) -> Self {
+        Self { message, permanent: false }
+    }
+
+    pub fn permanent(message: String) -> Self {
+        Self { message, permanent: true }
+    }
+
+    /// A failed ConductorOne call, permanent when ConductorOne's answer says so.
+    pub fn from_conductorone(message: String, e: &crate::conductorone::Error) -> Self {
+        Self { message, permanent: e.is_permanent() }
+    }
+}
+
+impl std::fmt::Display for CleanupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.permanent {
+            true => write!(f, "{} (permanent)", self.message),
+            false => f.write_str(&self.message),
+        }
+    }
 }
 
 fn remove_ops(index: usize) -> serde_json::Value {
@@ -132,5 +173,6 @@ fn remove_ops(index: usize) -> serde_json::Value {
 async fn patch(ctx: &Context, bc: &BatonConnector, ops: serde_json::Value) -> Result<BatonConnector> {
     let patch: json_patch::Patch = serde_json::from_value(ops).expect("valid JSON patch");
     let api: Api<BatonConnector> = Api::namespaced(ctx.client.clone(), &bc.namespace().unwrap_or_default());
-    Ok(api.patch(&bc.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch)).await?)
+    let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    Ok(api.patch(&bc.name_any(), &params, &Patch::Json::<()>(patch)).await?)
 }

@@ -53,7 +53,11 @@ pub async fn report(ctx: &Context, invalid: &InvalidObject) -> Result<Action> {
             condition(conditions::STALLED, "True", &message),
         ],
     }});
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    // The one field manager of status, though only these fields are written: the resource cannot be
+    // read, so nothing else of its status can be computed, and a merge patch keeps the rest.
+    let params =
+        PatchParams { field_manager: Some(super::reconcile::FIELD_MANAGER.into()), ..Default::default() };
+    api.patch_status(&name, &params, &Patch::Merge(&patch)).await?;
     let reference = ObjectReference {
         api_version: Some("baton.conductorone.com/v1alpha1".into()),
         kind: Some("BatonConnector".into()),

@@ -15,6 +15,7 @@ mod packed;
 mod polling;
 mod reconcile;
 pub mod recorder;
+mod rotation_steps;
 pub mod runs;
 pub mod status;
 #[cfg(test)]

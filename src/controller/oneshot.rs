@@ -7,79 +7,73 @@ use k8s_openapi::api::{
     batch::v1::{CronJob, Job},
 };
 use kube::{
-    Api, ResourceExt,
+    Api,
     api::{ObjectMeta, PostParams},
 };
 use tracing::info;
 
 use super::{
-    Context,
-    events::Note,
-    reconcile::{Applied, Converged, apply_child, delete_child, owned_by, revoke_unused_credentials},
+    credentials,
+    events::{self, Note},
+    reconcile::{Applied, Pass, Stage, apply_child, delete_child, owned_by},
     status::Problem,
 };
 use crate::{
     Result,
-    api::{BatonConnector, SYNC_REQUESTED_AT},
-    resources::{self, SecretData, cronjob},
+    api::SYNC_REQUESTED_AT,
+    resources::{self, cronjob},
 };
 
-pub(super) async fn converge(
-    ctx: &Context,
-    bc: &BatonConnector,
-    secrets: &SecretData,
-    deployment: &mut Option<Deployment>,
-    live: &mut Option<CronJob>,
-    notes: &mut Vec<Note>,
-) -> Result<Converged> {
-    let ns = bc.namespace().unwrap_or_default();
-    let name = bc.name_any();
-    let mut out = Converged::default();
-    let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &ns);
-    match resources::plan_cronjob(bc, secrets) {
-        Err(p) => out.problem = Some(Problem::Input(p)),
+pub(super) async fn converge(pass: &mut Pass<'_>) -> Result<()> {
+    let name = pass.name();
+    match resources::plan_cronjob(&pass.bc, &pass.seen.secrets) {
+        Err(p) => pass.outcome.block(Stage::Inputs, Problem::Input(p)),
         Ok((desired, hash)) => {
-            out.config_hash = Some(hash);
-            match apply_child(ctx, bc, &api, live.as_ref(), desired, "CronJob").await? {
+            pass.outcome.config_hash = Some(hash);
+            match apply_child(pass.ctx, &pass.bc, pass.seen.cronjob.as_ref(), desired, "CronJob").await? {
                 Applied::Conflict => {
-                    out.problem = Some(Problem::OwnershipConflict { kind: "CronJob", name: name.clone() })
+                    let problem = Problem::OwnershipConflict { kind: "CronJob", name: name.clone() };
+                    pass.outcome.block(Stage::Apply, problem)
                 }
-                Applied::Rejected(message) => out.problem = Some(Problem::Rejected { message }),
-                Applied::Unchanged => out.applied_current = true,
+                Applied::Rejected(message) => pass.outcome.block(Stage::Apply, Problem::Rejected { message }),
+                Applied::Unchanged => pass.outcome.applied_current = true,
                 Applied::Written(cause, c) => {
-                    ctx.caches.wrote_cronjob(&c);
-                    out.applied_current = true;
-                    notes.push(super::events::applied("CronJob", cause, &name));
-                    *live = Some(*c);
+                    pass.ctx.caches.wrote_cronjob(&c);
+                    pass.outcome.applied_current = true;
+                    pass.note(events::applied("CronJob", cause, &name));
+                    pass.seen.cronjob = Some(*c);
                 }
             }
         }
     }
     // Suspended: the CronJob takes `suspend` and nothing else happens.
-    if !out.applied_current || bc.spec.suspend {
-        return Ok(out);
+    if !pass.outcome.applied_current || pass.bc.spec.suspend {
+        return Ok(());
     }
-    if let Some(d) = deployment.as_ref().filter(|d| owned_by(*d, bc)) {
-        delete_child(&Api::<Deployment>::namespaced(ctx.client.clone(), &ns), &d.name_any()).await?;
-        info!(namespace = %ns, name = %name, "deleted the Deployment of Service mode");
-        notes.push(replaced("Deployment", "CronJob", &name));
-        *deployment = None;
+    if let Some(d) = pass.seen.deployment.as_ref().filter(|d| owned_by(*d, &pass.bc)) {
+        let deployment = kube::ResourceExt::name_any(d);
+        delete_child::<Deployment>(pass.ctx, &pass.bc, &deployment).await?;
+        info!(namespace = %pass.namespace(), name = %name, "deleted the Deployment of Service mode");
+        pass.note(replaced("Deployment", "CronJob", &name));
+        pass.seen.deployment = None;
     }
-    revoke_unused_credentials(ctx, bc, secrets, deployment.as_ref(), notes, &mut out).await?;
-    if let Some(request) = bc.annotations().get(SYNC_REQUESTED_AT)
-        && bc.status.as_ref().and_then(|s| s.handled_requests.sync.as_ref()) != Some(request)
-        && let Some(job) = live.as_ref().and_then(|c| cronjob::manual_job(c, request))
+    credentials::revoke_leftovers(pass).await?;
+    let request = kube::ResourceExt::annotations(&pass.bc).get(SYNC_REQUESTED_AT).cloned();
+    if let Some(request) = request
+        && pass.bc.status.as_ref().and_then(|s| s.handled_requests.sync.as_ref()) != Some(&request)
+        && let Some(job) = pass.seen.cronjob.as_ref().and_then(|c| cronjob::manual_job(c, &request))
     {
-        run_now(ctx, &ns, job).await?;
-        out.handled_sync = Some(request.clone());
+        run_now(pass, job).await?;
+        pass.outcome.handled_sync = Some(request);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Creates the Job of a requested run. Its name comes from the request, so a retry after a lost reply
 /// finds the Job it made instead of starting a second run.
-async fn run_now(ctx: &Context, ns: &str, job: Job) -> Result<()> {
-    let api: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+async fn run_now(pass: &Pass<'_>, job: Job) -> Result<()> {
+    let ns = pass.namespace();
+    let api: Api<Job> = Api::namespaced(pass.ctx.client.clone(), &ns);
     match api.create(&PostParams::default(), &job).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 409 => {}
@@ -91,18 +85,14 @@ async fn run_now(ctx: &Context, ns: &str, job: Job) -> Result<()> {
 }
 
 /// Service mode: the CronJob of OneShot mode goes once the Deployment is on the current template.
-pub(super) async fn remove_cronjob(
-    ctx: &Context,
-    bc: &BatonConnector,
-    live: &mut Option<CronJob>,
-    notes: &mut Vec<Note>,
-) -> Result<()> {
-    let Some(c) = live.as_ref().filter(|c| owned_by(*c, bc)) else { return Ok(()) };
-    let ns = bc.namespace().unwrap_or_default();
-    delete_child(&Api::<CronJob>::namespaced(ctx.client.clone(), &ns), &c.name_any()).await?;
-    info!(namespace = %ns, name = %bc.name_any(), "deleted the CronJob of OneShot mode");
-    notes.push(replaced("CronJob", "Deployment", &bc.name_any()));
-    *live = None;
+pub(super) async fn remove_cronjob(pass: &mut Pass<'_>) -> Result<()> {
+    let Some(c) = pass.seen.cronjob.as_ref().filter(|c| owned_by(*c, &pass.bc)) else { return Ok(()) };
+    let cronjob = kube::ResourceExt::name_any(c);
+    delete_child::<CronJob>(pass.ctx, &pass.bc, &cronjob).await?;
+    info!(namespace = %pass.namespace(), name = %pass.name(), "deleted the CronJob of OneShot mode");
+    let name = pass.name();
+    pass.note(replaced("CronJob", "Deployment", &name));
+    pass.seen.cronjob = None;
     Ok(())
 }
 

@@ -24,7 +24,7 @@ pub struct SyncView {
     pub recheck: Option<Duration>,
 }
 
-pub fn observe(ctx: &Context, bc: &BatonConnector, secrets: &SecretData) -> Option<SyncView> {
+pub fn observe(ctx: &Context, bc: &BatonConnector, secrets: &SecretData, now: Timestamp) -> Option<SyncView> {
     let c1 = bc.spec.conductor_one.as_ref()?;
     let previous = bc.status.as_ref().and_then(|s| s.sync.clone());
     if let Err(p) = credentials::api_credentials(bc, c1, secrets) {
@@ -35,7 +35,6 @@ pub fn observe(ctx: &Context, bc: &BatonConnector, secrets: &SecretData) -> Opti
     let poll = ctx.sync_polls.lock().expect("sync poll lock poisoned").get(&ObjectRef::from(bc)).cloned();
     let freshness = humantime::parse_duration(&c1.sync_freshness).unwrap_or(Duration::from_secs(86400));
     let created = bc.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    let now = Timestamp::now();
     let fresh = |status: SyncStatus, observed: &Observed| {
         let condition = sync::condition(&status, observed, freshness, created, now);
         let recheck = sync::stale_in(&status, freshness, now);

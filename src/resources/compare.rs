@@ -26,6 +26,61 @@ pub fn stamp<K: kube::Resource + Serialize>(desired: &mut K) -> String {
     hash
 }
 
+/// Why a child is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyCause {
+    /// It does not exist.
+    Create,
+    /// The desired object changed.
+    Update,
+    /// Someone changed a field the operator sets.
+    Drift,
+}
+
+impl ApplyCause {
+    /// The metric label and log value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Drift => "drift",
+        }
+    }
+}
+
+/// What the comparison of a child with its desired state says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// As desired: no write.
+    Unchanged,
+    Apply(ApplyCause),
+    /// An object of that name exists and is not the resource's: never taken over.
+    NotOurs,
+}
+
+/// Compares a live child (None: absent) with the stamped desired object whose hash is `hash`;
+/// `ours` says whether the live one is controlled by the resource.
+pub fn verdict<K: kube::Resource + Serialize>(
+    live: Option<&K>,
+    desired: &K,
+    hash: &str,
+    ours: bool,
+) -> Verdict {
+    let Some(live) = live else { return Verdict::Apply(ApplyCause::Create) };
+    if !ours {
+        return Verdict::NotOurs;
+    }
+    let annotations = kube::ResourceExt::annotations(live);
+    if annotations.get(APPLIED_HASH_ANNOTATION).map(String::as_str) != Some(hash) {
+        return Verdict::Apply(ApplyCause::Update);
+    }
+    let l = serde_json::to_value(live).unwrap_or_default();
+    let d = serde_json::to_value(desired).unwrap_or_default();
+    let same = ["labels", "annotations"].iter().all(|k| contains(&l["metadata"][k], &d["metadata"][k]))
+        && contains(&l["spec"], &d["spec"]);
+    if same { Verdict::Unchanged } else { Verdict::Apply(ApplyCause::Drift) }
+}
+
 /// Whether every field set in `desired` has the same value in `live`. Live objects carry defaults and
 /// fields of other managers, so extra fields are fine; lists must match element by element because
 /// the operator owns them whole (containers, env, volumes).

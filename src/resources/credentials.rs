@@ -11,6 +11,8 @@ use crate::{api::BatonConnector, rotation};
 pub const CREDENTIAL_ID_ANNOTATION: &str = "baton.conductorone.com/credential-id";
 /// When ConductorOne issued it.
 pub const ISSUED_AT_ANNOTATION: &str = "baton.conductorone.com/issued-at";
+/// When it expires, if ConductorOne said.
+pub const EXPIRES_AT_ANNOTATION: &str = "baton.conductorone.com/expires-at";
 /// The revision number, also the suffix of the Secret's name.
 pub const REVISION_LABEL: &str = "baton.conductorone.com/credential-revision";
 

@@ -2,22 +2,44 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::{ByteString, api::core::v1::Secret};
+use k8s_openapi::{ByteString, api::core::v1::Secret, jiff::Timestamp};
 use sha2::{Digest, Sha256};
 
-use crate::api::BatonConnector;
+use super::credentials::{CREDENTIAL_ID_ANNOTATION, EXPIRES_AT_ANNOTATION, ISSUED_AT_ANNOTATION};
+use crate::{api::BatonConnector, rotation::StoredCredential};
 
 pub const CLIENT_ID_KEY: &str = "BATON_CLIENT_ID";
 pub const CLIENT_SECRET_KEY: &str = "BATON_CLIENT_SECRET";
 
 /// The data of Secrets as read from the cluster (or from a file for `render`), by name. A Secret that
-/// is absent here does not exist.
+/// is absent here does not exist. Of the operator's own credential revisions it also holds what their
+/// annotations say about the credential, so a rotation never reads one back from the API server.
 #[derive(Clone, Debug, Default)]
-pub struct SecretData(BTreeMap<String, BTreeMap<String, ByteString>>);
+pub struct SecretData {
+    data: BTreeMap<String, BTreeMap<String, ByteString>>,
+    stored: BTreeMap<String, StoredCredential>,
+}
 
 impl SecretData {
     pub fn insert(&mut self, name: impl Into<String>, data: BTreeMap<String, ByteString>) {
-        self.0.insert(name.into(), data);
+        let name = name.into();
+        self.stored.remove(&name);
+        self.data.insert(name, data);
+    }
+
+    /// Adds a Secret's data and the annotations it carries (only the operator's are looked at).
+    pub fn insert_with_annotations<'a>(
+        &mut self,
+        name: impl Into<String>,
+        data: BTreeMap<String, ByteString>,
+        annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) {
+        let name = name.into();
+        let stored = stored_credential(&data, annotations);
+        self.insert(name.clone(), data);
+        if let Some(stored) = stored {
+            self.stored.insert(name, stored);
+        }
     }
 
     /// Adds a Secret object, folding `stringData` into `data` as the API server would.
@@ -26,12 +48,39 @@ impl SecretData {
         for (k, v) in secret.string_data.iter().flatten() {
             data.insert(k.clone(), ByteString(v.clone().into_bytes()));
         }
-        self.insert(secret.metadata.name.clone().unwrap_or_default(), data);
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        self.insert_with_annotations(name, data, secret.metadata.annotations.iter().flatten());
     }
 
     pub fn get(&self, name: &str) -> Option<&BTreeMap<String, ByteString>> {
-        self.0.get(name)
+        self.data.get(name)
     }
+
+    /// What a credential revision the operator stored says about its credential (never its secret).
+    pub fn stored_credential(&self, name: &str) -> Option<&StoredCredential> {
+        self.stored.get(name)
+    }
+}
+
+/// Reads a credential revision's annotations: the credential's id (present on every revision the
+/// operator writes), when it was issued and when it expires, and the client ID from its data.
+fn stored_credential<'a>(
+    data: &BTreeMap<String, ByteString>,
+    annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Option<StoredCredential> {
+    let annotations: BTreeMap<&str, &str> =
+        annotations.into_iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let id = annotations.get(CREDENTIAL_ID_ANNOTATION)?;
+    let time = |key: &str| annotations.get(key).and_then(|v| v.parse::<Timestamp>().ok());
+    Some(StoredCredential {
+        credential_id: id.to_string(),
+        client_id: data
+            .get(CLIENT_ID_KEY)
+            .map(|v| String::from_utf8_lossy(&v.0).to_string())
+            .unwrap_or_default(),
+        issued_at: time(ISSUED_AT_ANNOTATION),
+        expires_at: time(EXPIRES_AT_ANNOTATION),
+    })
 }
 
 /// Why the pod's inputs are not usable. Messages name Secrets and keys, never values.
@@ -79,6 +128,12 @@ pub fn referenced_secrets(bc: &BatonConnector) -> Vec<String> {
     // The operator's own credential Secrets, so that deleting one by hand is noticed at once.
     if let Some(c) = bc.status.as_ref().and_then(|s| s.credentials.as_ref()) {
         names.extend(c.secret_name.iter().cloned());
+        // And the revision a rotation is issuing or rolling out, which the workload reads next.
+        names.extend(
+            c.rotation
+                .iter()
+                .map(|r| crate::rotation::secret_name(&kube::ResourceExt::name_any(bc), r.revision)),
+        );
     }
     names.sort();
     names.dedup();

@@ -1,0 +1,165 @@
+//! One reconcile, in the order of its design:
+//!
+//! 1. **observe**: everything the pass reads, from the watches' caches, with one clock reading
+//!    ([`pass::Observed`]);
+//! 2. **decide and act**, per concern: onboarding, then the workload (the rotation's next steps,
+//!    the desired children and their apply), then the actions a person asked for. Each decision is a
+//!    pure function (`onboarding::plan`, `rotation::decide`, `resources::plan`, `compare::verdict`);
+//!    each ConductorOne call is journaled in status before it is made, and what a pass writes is
+//!    known to it without reading it back;
+//! 3. **write status** once, computed by the pure [`status::compute`] from what the pass came to,
+//!    and publish the events of its transitions.
+
+mod children;
+mod outcome;
+mod pass;
+mod service;
+
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{
+    Resource, ResourceExt,
+    runtime::{controller::Action, events::EventType},
+};
+use tracing::{debug, warn};
+
+pub(super) use children::{Applied, apply_child, delete_child, owned_by};
+pub use outcome::Stage;
+pub use pass::{Observed, Pass};
+
+use super::{
+    Context, actions,
+    events::{self, Note},
+    finalizer, onboarding, oneshot, polling, runs,
+    status::{self, Observation},
+};
+use crate::{
+    Error, Result,
+    api::{BatonConnector, CredentialsStatus, Mode},
+    resources::{SecretData, inputs},
+    rotation,
+};
+
+/// The field manager of every write: status (all of it), the finalizer, the children.
+pub const FIELD_MANAGER: &str = "baton-operator";
+
+pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Action> {
+    bc.namespace().ok_or(Error::NotNamespaced)?;
+    let mut bc = (*bc).clone();
+    if bc.meta().deletion_timestamp.is_some() {
+        polling::forget(&ctx, &bc);
+        return finalizer::cleanup(&ctx, &bc).await;
+    }
+    finalizer::ensure(&ctx, &mut bc).await?;
+    let seen = Observed::read(&ctx, &bc).await?;
+    let mut pass = Pass::new(&ctx, bc, seen);
+    // Suspended: nothing is created in ConductorOne either.
+    let ids = match pass.bc.spec.suspend {
+        true => None,
+        false => onboarding::converge(&mut pass).await?,
+    };
+    match pass.bc.spec.mode {
+        // Suspended too: the CronJob is what takes `suspend`.
+        Mode::OneShot => oneshot::converge(&mut pass).await?,
+        Mode::Service if !pass.bc.spec.suspend => service::converge(&mut pass, ids.as_ref()).await?,
+        Mode::Service => {}
+    }
+    actions::act(&mut pass).await;
+    finish(pass).await
+}
+
+/// Computes the status from what the pass came to, writes it when it changed, publishes the events.
+async fn finish(pass: Pass<'_>) -> Result<Action> {
+    let Pass { ctx, bc, seen, mut notes, outcome } = pass;
+    let runs = (bc.spec.mode == Mode::OneShot).then(|| {
+        let previous = bc.status.as_ref().and_then(|s| s.schedule.as_ref());
+        runs::observe(seen.cronjob.as_ref(), &seen.jobs, previous, seen.now.0)
+    });
+    let (credentials, issuing) = reported_credentials(&bc, &seen.secrets, &outcome.revoked);
+    let mut wait = outcome.wait();
+    if let Some(recheck) = seen.sync.as_ref().and_then(|v| v.recheck) {
+        wait = Some(wait.map_or(recheck, |w| w.min(recheck)));
+    }
+    let observation = Observation {
+        problem: outcome.problem().cloned(),
+        deployment: seen.deployment.as_ref(),
+        config_hash: outcome.config_hash.clone(),
+        applied_current: outcome.applied_current,
+        credentials,
+        issuing,
+        sync: seen.sync.as_ref().map(|v| (v.status.clone(), v.condition.clone(), v.permanent)),
+        runs,
+        handled_sync: outcome.handled_sync.clone(),
+        conductor_one: outcome.conductor_one.clone(),
+    };
+    let new_status = status::compute(&bc, &observation, &seen.now);
+    notes.extend(events::transitions(bc.status.as_ref(), &new_status));
+    let mut pass = Pass { ctx, bc, seen, notes: Vec::new(), outcome };
+    if pass.bc.status.as_ref() != Some(&new_status) {
+        pass.write_status(new_status).await?;
+        debug!(namespace = %pass.namespace(), name = %pass.name(), "status updated");
+    }
+    publish(ctx, &pass.bc, notes).await;
+
+    if let Some(p) = pass.outcome.into_problem() {
+        // The condition and event already tell the user; the error makes the controller back off.
+        return Err(Error::Blocked(p.reason()));
+    }
+    let resync = ctx.config.resync_interval_jittered();
+    Ok(Action::requeue(wait.map_or(resync, |w| w.min(resync))))
+}
+
+/// The credentials to report in status, and, for managed ones not issued yet, what is awaited.
+fn reported_credentials(
+    bc: &BatonConnector,
+    secrets: &SecretData,
+    revoked: &[String],
+) -> (Option<CredentialsStatus>, Option<String>) {
+    let state = bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
+    let Some(m) = &bc.spec.credentials.managed else {
+        // Credentials minted while the resource was managed stay on record until they are revoked,
+        // unless the policy is to leave them valid.
+        let leftovers = match bc.spec.deletion_policy {
+            crate::api::DeletionPolicy::Revoke => {
+                rotation::minted(&state).into_iter().filter(|id| !revoked.contains(id)).collect()
+            }
+            crate::api::DeletionPolicy::Orphan => Vec::new(),
+        };
+        let reported = CredentialsStatus {
+            secret_name: bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.clone()),
+            client_id: inputs::client_id(bc, secrets),
+            pending_revocations: leftovers,
+            ..Default::default()
+        };
+        return (Some(reported), None);
+    };
+    let interval = super::credentials::rotation_settings(m).map(|(i, _)| i).ok();
+    let seed = super::credentials::jitter_seed(bc);
+    let next = interval.and_then(|i| rotation::next_rotation(&state, i, &seed)).map(Time);
+    let issuing = state.credential_id.is_none().then(|| {
+        format!(
+            "waiting for ConductorOne to issue the connector's first credential{}",
+            status::unrecorded_note(&state)
+        )
+    });
+    (Some(CredentialsStatus { next_rotation_at: next, ..state }), issuing)
+}
+
+pub(super) async fn publish(ctx: &Context, bc: &BatonConnector, notes: Vec<Note>) {
+    let reference = bc.object_ref(&());
+    for note in notes {
+        let level = if note.warning { EventType::Warning } else { EventType::Normal };
+        let event = kube::runtime::events::Event {
+            type_: level,
+            reason: note.reason.into(),
+            note: Some(note.message),
+            action: note.action.into(),
+            secondary: None,
+        };
+        // An event that cannot be written must not fail the reconcile that already did the work.
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            warn!(error = %e, reason = note.reason, "could not publish event");
+        }
+    }
+}

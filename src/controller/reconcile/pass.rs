@@ -1,0 +1,155 @@
+//! One reconcile pass: what it observed (from the caches only), the resource as the API server holds
+//! it after this pass's own writes, and what the pass came to. Every write of status, a journal
+//! entry before a ConductorOne call as much as the summary at the end, goes through [`Pass::write_status`]:
+//! status has one writer and one field manager, and what it wrote is known without reading it back.
+
+use k8s_openapi::{
+    api::{
+        apps::v1::Deployment,
+        batch::v1::{CronJob, Job},
+        core::v1::Secret,
+    },
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
+};
+use kube::{
+    Api, ResourceExt,
+    api::{Patch, PatchParams},
+};
+use serde_json::json;
+
+use super::{FIELD_MANAGER, outcome::Outcome};
+use crate::{
+    Error, Result,
+    api::{BatonConnector, BatonConnectorStatus, ConductorOneStatus, CredentialsStatus},
+    controller::{
+        Context,
+        events::Note,
+        polling::{self, SyncView},
+    },
+    resources::{SecretData, inputs},
+};
+
+/// What a pass reads, all of it from the watches' caches (or, before they are filled, from the API
+/// server), once, at its start.
+pub struct Observed {
+    /// The pass's one clock reading, in whole seconds as status keeps time.
+    pub now: Time,
+    /// The Secrets the resource reads, plus the credential revisions this pass created.
+    pub secrets: SecretData,
+    pub deployment: Option<Deployment>,
+    pub cronjob: Option<CronJob>,
+    /// OneShot mode: the Jobs of its runs.
+    pub jobs: Vec<Job>,
+    /// With ConductorOne API access: the sync status as the poller last read it.
+    pub sync: Option<SyncView>,
+}
+
+impl Observed {
+    pub async fn read(ctx: &Context, bc: &BatonConnector) -> Result<Self> {
+        let ns = bc.namespace().ok_or(Error::NotNamespaced)?;
+        let name = bc.name_any();
+        let now = Timestamp::from_second(Timestamp::now().as_second()).expect("now is a valid timestamp");
+        let secrets = ctx.caches.secrets(&ctx.client, &ns, &inputs::referenced_secrets(bc)).await?;
+        let deployment = ctx.caches.deployment(&ctx.client, &ns, &name).await?;
+        let cronjob = ctx.caches.cronjob(&ctx.client, &ns, &name).await?;
+        let jobs = match bc.spec.mode {
+            crate::api::Mode::OneShot => ctx.caches.jobs(&ctx.client, &ns, &name).await?,
+            crate::api::Mode::Service => Vec::new(),
+        };
+        let sync = polling::observe(ctx, bc, &secrets, now);
+        Ok(Self { now: Time(now), secrets, deployment, cronjob, jobs, sync })
+    }
+}
+
+pub struct Pass<'a> {
+    pub ctx: &'a Context,
+    /// Kept equal to what the API server holds: every write of this pass is applied to it.
+    pub bc: BatonConnector,
+    pub seen: Observed,
+    pub notes: Vec<Note>,
+    pub outcome: Outcome,
+}
+
+impl<'a> Pass<'a> {
+    pub fn new(ctx: &'a Context, bc: BatonConnector, seen: Observed) -> Self {
+        Self { ctx, bc, seen, notes: Vec::new(), outcome: Outcome::default() }
+    }
+
+    pub fn namespace(&self) -> String {
+        self.bc.namespace().unwrap_or_default()
+    }
+
+    pub fn name(&self) -> String {
+        self.bc.name_any()
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.seen.now.0
+    }
+
+    pub fn status(&self) -> BatonConnectorStatus {
+        self.bc.status.clone().unwrap_or_default()
+    }
+
+    /// The managed-credential record, as status holds it.
+    pub fn credentials(&self) -> CredentialsStatus {
+        self.bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default()
+    }
+
+    /// The onboarding record and the pause, as status holds them.
+    pub fn conductor_one(&self) -> ConductorOneStatus {
+        self.bc.status.as_ref().and_then(|s| s.conductor_one.clone()).unwrap_or_default()
+    }
+
+    /// Journals the credential record (and a handled rotate request) before the next side effect.
+    pub async fn record_credentials(
+        &mut self,
+        state: &CredentialsStatus,
+        handled_rotate: Option<&str>,
+    ) -> Result<()> {
+        let mut status = self.status();
+        status.credentials = Some(state.clone());
+        if let Some(r) = handled_rotate {
+            status.handled_requests.rotate = Some(r.to_string());
+        }
+        self.write_status(status).await
+    }
+
+    /// Journals the onboarding record; the pause, which actions own, stays as it is.
+    pub async fn record_onboarding(&mut self, next: &ConductorOneStatus) -> Result<()> {
+        let mut status = self.status();
+        let record = ConductorOneStatus { paused_at: self.conductor_one().paused_at, ..next.clone() };
+        let record = Some(record).filter(|c| *c != ConductorOneStatus::default());
+        if record == status.conductor_one {
+            return Ok(());
+        }
+        status.conductor_one = record;
+        self.write_status(status).await
+    }
+
+    /// Replaces the whole status with `status` (one writer owns all of it), and keeps the in-memory
+    /// copy equal to what was written.
+    pub async fn write_status(&mut self, status: BatonConnectorStatus) -> Result<()> {
+        let api: Api<BatonConnector> = Api::namespaced(self.ctx.client.clone(), &self.namespace());
+        let patch: json_patch::Patch =
+            serde_json::from_value(json!([{"op": "add", "path": "/status", "value": status}]))
+                .expect("valid JSON patch");
+        let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+        api.patch_status(&self.name(), &params, &Patch::Json::<()>(patch)).await?;
+        self.ctx.metrics.status_writes.inc();
+        self.bc.status = Some(status);
+        Ok(())
+    }
+
+    /// A credential revision this pass created: the rest of the pass, and the next one before the
+    /// watch brings it, read it from here.
+    pub fn stored_secret(&mut self, secret: &Secret) {
+        self.ctx.caches.wrote_secret(secret);
+        self.seen.secrets.insert_secret(secret);
+    }
+
+    pub fn note(&mut self, note: Note) {
+        self.notes.push(note);
+    }
+}

@@ -1,0 +1,58 @@
+//! Service mode's workload: managed credentials issued (or the next rotation step taken) before the
+//! Deployment that needs them, then the Deployment, then the CronJob of OneShot mode removed and the
+//! credentials of an earlier managed life revoked.
+
+use super::{Applied, Pass, Stage, apply_child};
+use crate::{
+    Result,
+    controller::{credentials, events, oneshot, rotation_steps, status::Problem},
+    onboarding::Ids,
+    resources, rotation,
+};
+
+pub async fn converge(pass: &mut Pass<'_>, ids: Option<&Ids>) -> Result<()> {
+    // Issue, store or adopt a credential before the workload needs it; promote, wait out the grace
+    // period and revoke once the workload runs on it.
+    match rotation_steps::settings(pass, ids) {
+        Ok(Some(r)) => rotation_steps::drive(pass, &r).await?,
+        Ok(None) => {}
+        Err(p) => pass.outcome.block(Stage::Rotation, p),
+    }
+    let name = pass.name();
+    let credentials_secret = match &pass.bc.spec.credentials.managed {
+        None => pass.bc.spec.credentials.secret_ref.as_ref().map(|r| r.name.clone()),
+        Some(_) => rotation::workload_secret(&pass.credentials(), &name),
+    };
+    // A ConductorOne failure mid-rotation must not stop the workload that runs on the current
+    // credential from being kept in shape.
+    if let Some(credentials_secret) = credentials_secret {
+        match resources::plan(&pass.bc, &pass.seen.secrets, &credentials_secret) {
+            Err(p) => pass.outcome.block(Stage::Inputs, Problem::Input(p)),
+            Ok(plan) => {
+                pass.outcome.config_hash = Some(plan.config_hash.clone());
+                let live = pass.seen.deployment.as_ref();
+                match apply_child(pass.ctx, &pass.bc, live, plan.deployment, "Deployment").await? {
+                    Applied::Conflict => {
+                        let problem = Problem::OwnershipConflict { kind: "Deployment", name: name.clone() };
+                        pass.outcome.block(Stage::Apply, problem)
+                    }
+                    Applied::Rejected(message) => {
+                        pass.outcome.block(Stage::Apply, Problem::Rejected { message })
+                    }
+                    Applied::Unchanged => pass.outcome.applied_current = true,
+                    Applied::Written(cause, d) => {
+                        pass.ctx.caches.wrote_deployment(&d);
+                        pass.outcome.applied_current = true;
+                        pass.note(events::applied("Deployment", cause, &name));
+                        pass.seen.deployment = Some(*d);
+                    }
+                }
+            }
+        }
+    }
+    credentials::revoke_leftovers(pass).await?;
+    if pass.outcome.applied_current {
+        oneshot::remove_cronjob(pass).await?;
+    }
+    Ok(())
+}
