@@ -514,3 +514,36 @@ async fn render_shows_the_secret_and_pod_the_controller_creates() {
     let pod = |d: &serde_json::Value| d["spec"]["template"]["spec"].clone();
     assert_eq!(pod(deploy), pod(&live_deploy), "the rendered pod is the one the controller applied");
 }
+
+/// A running operator reads Secrets from its caches, and knows the revision it just stored without
+/// reading it back: neither a new managed connector nor a rotation's rollout GETs a Secret.
+#[tokio::test]
+async fn a_new_managed_connector_and_a_rollout_get_no_secret() {
+    let w = World::new("1s").await;
+    w.kube.clear_calls();
+    for _ in 0..6 {
+        w.reconcile_watched().await.unwrap();
+        w.make_available();
+    }
+    assert!(w.status()["credentials"]["credentialId"].is_string(), "{}", w.status());
+    assert_eq!(w.secret_in_use().as_deref(), Some("okta-c1-credentials-1"));
+    assert_eq!(w.secret_gets(), 0, "Secret GETs while a new managed connector was minted and rolled out");
+
+    w.kube.edit(BC, |bc| {
+        bc["metadata"]["annotations"] =
+            json!({"baton.conductorone.com/rotate-requested-at": "2026-11-22T10:00:00Z"})
+    });
+    w.kube.clear_calls();
+    w.reconcile_watched().await.unwrap();
+    assert_eq!(w.secret_in_use().as_deref(), Some("okta-c1-credentials-2"));
+    for _ in 0..3 {
+        w.reconcile_watched().await.unwrap();
+    }
+    w.make_available();
+    w.reconcile_watched().await.unwrap();
+    assert_eq!(w.status()["credentials"]["rotation"]["phase"], "GracePeriod");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    w.reconcile_watched().await.unwrap();
+    assert!(w.status()["credentials"]["rotation"].is_null(), "{}", w.status());
+    assert_eq!(w.secret_gets(), 0, "Secret GETs during the rotation's rollout");
+}

@@ -37,6 +37,42 @@ async fn onboarded(env: &mut Env, ns: &str) -> anyhow::Result<(BatonConnector, S
     Ok((bc, app, connector))
 }
 
+/// Every field of status, and the finalizer, is owned by one field manager, the operator's: journals
+/// and the summary are one writer, so no write of one can leave a field the other owns.
+fn status_has_one_owner(bc: &BatonConnector) -> anyhow::Result<()> {
+    fn leaves(node: &Value, path: String, out: &mut Vec<String>) {
+        match node.as_object() {
+            Some(map) if !map.is_empty() => {
+                for (k, v) in map {
+                    leaves(v, format!("{path}/{k}"), out);
+                }
+            }
+            _ => out.push(path),
+        }
+    }
+    let mut owners: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for entry in bc.metadata.managed_fields.iter().flatten() {
+        let manager = entry.manager.clone().context("a managedFields entry without a manager")?;
+        let fields = serde_json::to_value(&entry.fields_v1)?;
+        let mut paths = Vec::new();
+        for key in ["f:status", "f:metadata"] {
+            if let Some(node) = fields.get(key) {
+                leaves(node, key.to_string(), &mut paths);
+            }
+        }
+        for path in paths.into_iter().filter(|p| p.starts_with("f:status") || p.contains("f:finalizers")) {
+            owners.entry(path).or_default().push(format!("{manager} ({:?})", entry.operation));
+        }
+    }
+    ensure!(owners.keys().any(|p| p.contains("f:credentials")), "no credential record in {owners:?}");
+    ensure!(owners.keys().any(|p| p.contains("f:conductorOne")), "no onboarding record in {owners:?}");
+    let shared: Vec<_> = owners.iter().filter(|(_, m)| m.len() > 1).collect();
+    ensure!(shared.is_empty(), "status fields with more than one owner: {shared:?}");
+    let foreign: Vec<_> = owners.iter().filter(|(_, m)| !m[0].starts_with("baton-operator ")).collect();
+    ensure!(foreign.is_empty(), "status fields not owned by the operator's one field manager: {foreign:?}");
+    Ok(())
+}
+
 async fn delete_and_wait(env: &Env, ns: &str) -> anyhow::Result<()> {
     let api: Api<BatonConnector> = Api::namespaced(env.client.clone(), ns);
     api.delete("okta", &DeleteParams::default()).await?;
@@ -62,6 +98,8 @@ pub(crate) async fn zero_click_example_onboards_and_cleans_up(env: &mut Env) -> 
     ensure!(credential.app_id == app && credential.connector_id == connector, "{credential:?}");
     ensure!(env.c1.count("POST", "/api/v1/apps") == 1, "one app created");
     ensure!(env.c1.count("POST", &format!("/api/v1/apps/{app}/connectors")) == 1, "one connector created");
+
+    status_has_one_owner(&bc)?;
 
     let described = super::plugin::plugin(&env.admin_kubeconfig, &["describe", "okta", "-n", ns]).await?;
     let line = format!("Connector:      {connector} (created by the operator)");

@@ -74,6 +74,16 @@ impl FakeKube {
         s.objects.insert(path.to_string(), object);
     }
 
+    /// Every object directly under a collection path, as a watch's first list would deliver them.
+    pub fn list_under(&self, path: &str) -> Vec<Value> {
+        let s = self.state.lock().unwrap();
+        s.objects
+            .iter()
+            .filter(|(k, _)| k.rsplit_once('/').is_some_and(|(dir, _)| dir == path))
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+
     pub fn get(&self, path: &str) -> Option<Value> {
         self.state.lock().unwrap().objects.get(path).cloned()
     }

@@ -83,6 +83,57 @@ impl World {
         reconcile(Arc::new(bc), ctx).await.map(|_| ())
     }
 
+    /// One reconcile by a fresh process whose watches have listed everything the fake holds, as a
+    /// running operator's have: reads come from its caches.
+    pub async fn reconcile_watched(&self) -> Result<(), baton_operator::Error> {
+        let ctx = self.operator();
+        let bc: BatonConnector = serde_json::from_value(self.kube.get(BC).unwrap()).unwrap();
+        self.list_into_caches(&ctx, &bc);
+        poll(&ctx, &self.kube).await;
+        reconcile(Arc::new(bc), ctx).await.map(|_| ())
+    }
+
+    /// Plays the watches' first lists: the Secret index first (as the operator starts the Secret
+    /// watch once it knows every resource), then Deployments, CronJobs, Jobs and Secrets.
+    fn list_into_caches(&self, ctx: &Context, bc: &BatonConnector) {
+        use kube::runtime::watcher::Event;
+        let caches = &ctx.caches;
+        caches.expect_watches(4);
+        caches.index.set("ns", "okta", baton_operator::resources::inputs::referenced_secrets(bc));
+        fn listed<K: serde::de::DeserializeOwned>(kube: &FakeKube, path: &str) -> Vec<Event<K>> {
+            let objects = kube.list_under(path).into_iter().map(|o| serde_json::from_value(o).unwrap());
+            std::iter::once(Event::Init).chain(objects.map(Event::InitApply)).chain([Event::InitDone]).collect()
+        }
+        for e in listed(&self.kube, "/apis/apps/v1/namespaces/ns/deployments") {
+            caches.observe_deployment(None, &e);
+        }
+        for e in listed(&self.kube, "/apis/batch/v1/namespaces/ns/cronjobs") {
+            caches.observe_cronjob(None, &e);
+        }
+        for e in listed(&self.kube, "/apis/batch/v1/namespaces/ns/jobs") {
+            caches.observe_job(None, &e);
+        }
+        for e in listed(&self.kube, SECRETS) {
+            caches.observe_secret(None, &e);
+        }
+    }
+
+    /// The single-Secret GETs sent to the API server since the calls were last cleared.
+    pub fn secret_gets(&self) -> usize {
+        let prefix = format!("{SECRETS}/");
+        let gets: Vec<String> = self
+            .kube
+            .calls()
+            .into_iter()
+            .filter(|c| c.method == "GET" && c.path.starts_with(&prefix))
+            .map(|c| c.path)
+            .collect();
+        if !gets.is_empty() {
+            eprintln!("Secret GETs: {gets:?}");
+        }
+        gets.len()
+    }
+
     pub fn status(&self) -> Value {
         self.kube.get(BC).unwrap()["status"].clone()
     }
