@@ -28,7 +28,10 @@ pub enum Error {
     NotNamespaced,
     /// The resource cannot converge for a reason already reported in its status; retried with backoff.
     #[error("not converged: {0}")]
-    Blocked(&'static str),
+    Blocked(api::Reason),
+    /// Cleaning up in ConductorOne on deletion failed; retried with backoff, a few times.
+    #[error("not converged: RevokeFailed")]
+    CleanupFailed,
 }
 
 impl Error {
@@ -38,7 +41,8 @@ impl Error {
             Self::Kube(kube::Error::Api(_)) => "api_error",
             Self::Kube(_) => "kube_client",
             Self::NotNamespaced => "not_namespaced",
-            Self::Blocked(reason) => reason,
+            Self::Blocked(reason) => reason.as_str(),
+            Self::CleanupFailed => "RevokeFailed",
         }
     }
 }

@@ -197,7 +197,7 @@ impl Sample {
             ],
             ready_reason: status
                 .and_then(|s| find(&s.conditions, READY))
-                .map_or_else(|| "Unobserved".to_string(), |c| c.reason.clone()),
+                .map_or_else(|| crate::api::Reason::Unobserved.to_string(), |c| c.reason.clone()),
         }
     }
 }
@@ -277,13 +277,16 @@ mod tests {
         let mut bc = crate::resources::testing::connector(name, "okta");
         bc.spec.suspend = suspend;
         let at = |s| Time(Timestamp::from_second(s).unwrap());
+        let mut ready = conditions::merge(
+            &[],
+            vec![conditions::Desired::new(conditions::READY, ready, crate::api::Reason::Available, "")],
+            Some(1),
+            &at(1),
+        );
+        // Whatever reason a condition carries is the label, also one another version wrote.
+        ready[0].reason = "R".into();
         bc.status = Some(BatonConnectorStatus {
-            conditions: conditions::merge(
-                &[],
-                vec![conditions::Desired::new(conditions::READY, ready, "R", "")],
-                Some(1),
-                &at(1),
-            ),
+            conditions: ready,
             sync: Some(SyncStatus { last_completed_at: Some(at(1_700_000_000)), ..Default::default() }),
             credentials: Some(CredentialsStatus {
                 next_rotation_at: Some(at(1_800_000_000)),

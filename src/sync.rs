@@ -1,6 +1,7 @@
 //! ConductorOne's view of a connector's syncs, turned into `status.sync` and the `Synced`
 //! condition. Pure: the controller polls, these functions decide.
 
+use crate::api::Reason;
 use std::time::Duration;
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
@@ -95,74 +96,48 @@ pub fn condition(
     let completed = sync.last_completed_at.as_ref().map(|t| t.0);
     if observed.is(&SyncState::Error) {
         let error = observed.last_error.clone().unwrap_or_else(|| "no error message".into());
-        return Desired::new(SYNCED, false, "SyncFailed", format!("the last sync failed: {error}"));
+        return Desired::new(SYNCED, false, Reason::SyncFailed, format!("the last sync failed: {error}"));
     }
     if let Some(at) = observed.disabled_at {
         let why = observed.disabled_reason.as_deref().unwrap_or("no reason given");
         let message = format!("syncs are disabled in ConductorOne since {at}: {why}");
-        return Desired::new(SYNCED, false, "SyncDisabled", message);
+        return Desired::new(SYNCED, false, Reason::SyncDisabled, message);
     }
     if observed.is(&SyncState::Disabled) {
         return Desired::new(
             SYNCED,
             false,
-            "SyncDisabled",
+            Reason::SyncDisabled,
             "syncing is disabled for this connector in ConductorOne",
         );
     }
     match (completed, fresh_after) {
         (Some(at), Some(after)) if at >= after => {
-            Desired::new(SYNCED, true, "Synced", format!("last sync completed at {at}"))
+            Desired::new(SYNCED, true, Reason::Synced, format!("last sync completed at {at}"))
         }
         (Some(at), _) => Desired::new(
             SYNCED,
             false,
-            "SyncStale",
+            Reason::SyncStale,
             format!("no sync completed since {at} (window {window})"),
         ),
         // A new connector gets one window to finish its first sync before it counts as stale.
         (None, Some(after)) if created.is_some_and(|c| c >= after) => Desired::new(
             SYNCED,
             false,
-            "WaitingForFirstSync",
+            Reason::WaitingForFirstSync,
             "waiting for ConductorOne to complete a first sync",
         ),
-        (None, _) => Desired::new(SYNCED, false, "SyncStale", format!("no sync completed within {window}")),
+        (None, _) => {
+            Desired::new(SYNCED, false, Reason::SyncStale, format!("no sync completed within {window}"))
+        }
     }
 }
 
 /// Labels `status.sync.state` takes.
 const STATES: &[&str] = &["NeverSynced", "Unspecified", "Running", "Done", "Error", "Disabled", "Unknown"];
-/// Reasons of a `Synced` condition computed from a reading (as opposed to a failure to read).
-const READING_REASONS: &[&str] =
-    &["Synced", "SyncStale", "SyncFailed", "SyncDisabled", "WaitingForFirstSync"];
-/// Reasons of a failure to read: ConductorOne's errors and the API credentials' problems.
-const FAILURE_REASONS: &[&str] = &[
-    "InvalidCredentials",
-    "Unauthorized",
-    "Forbidden",
-    "NotFound",
-    "ConnectorDeleted",
-    "InvalidRequest",
-    "RateLimited",
-    "ServerError",
-    "Timeout",
-    "TransportError",
-    "DecodeError",
-    "ConfigError",
-    "SecretNotFound",
-    "SecretKeyMissing",
-    "SecretKeyEmpty",
-    "AwaitingSyncStatus",
-];
-
 fn known(value: &str, set: &[&'static str]) -> Option<&'static str> {
     set.iter().copied().find(|k| *k == value)
-}
-
-/// Whether a `Synced` reason comes from a reading, which time alone can change (staleness).
-pub fn is_reading(reason: &str) -> bool {
-    READING_REASONS.contains(&reason)
 }
 
 /// The `Synced` condition a previous process wrote, and whether it was a stall, so a restart shows
@@ -171,9 +146,9 @@ pub fn previous_condition(bc: &crate::api::BatonConnector) -> Option<(Desired, b
     let conditions = &bc.status.as_ref()?.conditions;
     let find = |t: &str| conditions.iter().find(|c| c.type_ == t);
     let synced = find(SYNCED)?;
-    let reason = known(&synced.reason, READING_REASONS).or_else(|| known(&synced.reason, FAILURE_REASONS))?;
-    let stalled =
-        find(crate::api::conditions::STALLED).is_some_and(|c| c.status == "True" && c.reason == reason);
+    let reason = Reason::parse(&synced.reason).filter(|r| r.is_sync_reading() || r.is_sync_failure())?;
+    let stalled = find(crate::api::conditions::STALLED)
+        .is_some_and(|c| c.status == "True" && c.reason == reason.as_str());
     Some((Desired::new(SYNCED, synced.status == "True", reason, synced.message.clone()), stalled))
 }
 
@@ -182,7 +157,7 @@ pub fn awaiting_condition() -> Desired {
     Desired::new(
         SYNCED,
         false,
-        "AwaitingSyncStatus",
+        Reason::AwaitingSyncStatus,
         "waiting for the first read of the sync status from ConductorOne",
     )
 }
@@ -195,7 +170,7 @@ pub fn stale_in(sync: &SyncStatus, freshness: Duration, now: Timestamp) -> Optio
 }
 
 /// The condition when polling itself fails: says why, keeps what was last known in `status.sync`.
-pub fn failed_condition(reason: &'static str, message: &str) -> Desired {
+pub fn failed_condition(reason: Reason, message: &str) -> Desired {
     Desired::new(SYNCED, false, reason, format!("cannot read the sync status from ConductorOne: {message}"))
 }
 
@@ -255,7 +230,7 @@ mod tests {
         let mut o = observed("Error", Some(1000));
         o.last_error = Some("okta: 401".into());
         let c = condition(&status(None, &o, ts(1000)), &o, DAY, None, ts(1001));
-        assert_eq!((c.status, c.reason), (false, "SyncFailed"));
+        assert_eq!((c.status, c.reason.as_str()), (false, "SyncFailed"));
         assert!(c.message.contains("okta: 401"));
         let o = observed("Disabled", Some(1000));
         assert_eq!(condition(&status(None, &o, ts(1000)), &o, DAY, None, ts(1001)).reason, "SyncDisabled");

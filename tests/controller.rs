@@ -172,7 +172,10 @@ async fn missing_secret_is_reported_and_retried_without_touching_the_workload() 
     let (fake, ctx) = setup();
     fake.edit(BC, |bc| bc["spec"]["secretRefs"][0]["name"] = json!("absent"));
     let err = run(&fake, &ctx).await.unwrap_err();
-    assert!(matches!(err, baton_operator::Error::Blocked("SecretNotFound")), "{err}");
+    assert!(
+        matches!(err, baton_operator::Error::Blocked(baton_operator::api::Reason::SecretNotFound)),
+        "{err}"
+    );
     assert!(fake.get(DEPLOY).is_none());
     assert_eq!(condition(&fake, "Ready"), ("False".into(), "SecretNotFound".into()));
     let events: Vec<_> = fake.writes().into_iter().filter(|c| c.path.contains("/events")).collect();
@@ -234,7 +237,7 @@ async fn foreign_deployment_with_our_name_is_not_taken_over() {
     let (fake, ctx) = setup();
     fake.put(DEPLOY, json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "okta", "namespace": "ns"}, "spec": {}}));
     let err = run(&fake, &ctx).await.unwrap_err();
-    assert!(matches!(err, baton_operator::Error::Blocked("OwnershipConflict")));
+    assert!(matches!(err, baton_operator::Error::Blocked(baton_operator::api::Reason::OwnershipConflict)));
     assert_eq!(deployment_writes(&fake), 0);
     assert_eq!(condition(&fake, "Stalled"), ("True".into(), "OwnershipConflict".into()));
 }

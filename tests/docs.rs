@@ -243,6 +243,12 @@ fn condition_reasons() -> BTreeSet<String> {
             let body = &code[open..matching(code, open, b'{', b'}')];
             reasons.extend(string_literals(body).map(str::to_owned));
         }
+        // Reasons are the variants of `api::Reason`, named where a condition is built.
+        for (at, _) in code.match_indices("Reason::") {
+            let name: String =
+                code[at + "Reason::".len()..].chars().take_while(char::is_ascii_alphanumeric).collect();
+            reasons.insert(name);
+        }
         for (at, _) in code.match_indices("const REASON: &str = ") {
             reasons.extend(string_literals(&code[at..]).next().map(str::to_owned));
         }

@@ -223,7 +223,7 @@ async fn rate_limited_issue_is_retried_later_not_hammered() {
     w.c1.inject(FaultRule::new(Fault::rate_limited("1")).on("POST", ROTATE).times(100));
     let started = std::time::Instant::now();
     let err = w.reconcile().await.unwrap_err();
-    assert!(matches!(err, baton_operator::Error::Blocked("RateLimited")), "{err}");
+    assert!(matches!(err, baton_operator::Error::Blocked(baton_operator::api::Reason::RateLimited)), "{err}");
     // One call and its bounded retries, each honouring Retry-After.
     let attempts = w.c1.count("POST", ROTATE);
     assert!(attempts <= 1 + harness::config().max_retries as usize, "{attempts} attempts");

@@ -2,6 +2,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use super::Reason;
+
 pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
@@ -19,12 +21,12 @@ pub const ORDER: &[&str] =
 pub struct Desired {
     pub type_: &'static str,
     pub status: bool,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Desired {
-    pub fn new(type_: &'static str, status: bool, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(type_: &'static str, status: bool, reason: Reason, message: impl Into<String>) -> Self {
         Self { type_, status, reason, message: message.into() }
     }
 }
@@ -53,7 +55,7 @@ pub fn merge(
             Condition {
                 type_: d.type_.to_string(),
                 status,
-                reason: d.reason.to_string(),
+                reason: d.reason.as_str().to_string(),
                 message: d.message,
                 observed_generation: generation,
                 last_transition_time,
@@ -85,7 +87,7 @@ mod tests {
 
     #[test]
     fn new_condition_gets_now() {
-        let out = merge(&[], vec![Desired::new(READY, true, "Available", "ok")], Some(3), &t(100));
+        let out = merge(&[], vec![Desired::new(READY, true, Reason::Available, "ok")], Some(3), &t(100));
         assert_eq!(out[0].last_transition_time, t(100));
         assert_eq!(out[0].status, "True");
         assert_eq!(out[0].observed_generation, Some(3));
@@ -93,16 +95,17 @@ mod tests {
 
     #[test]
     fn unchanged_status_keeps_transition_time_even_if_reason_changes() {
-        let first = merge(&[], vec![Desired::new(READY, false, "Progressing", "a")], Some(1), &t(100));
-        let second = merge(&first, vec![Desired::new(READY, false, "SecretNotFound", "b")], Some(1), &t(200));
+        let first = merge(&[], vec![Desired::new(READY, false, Reason::Progressing, "a")], Some(1), &t(100));
+        let second =
+            merge(&first, vec![Desired::new(READY, false, Reason::SecretNotFound, "b")], Some(1), &t(200));
         assert_eq!(second[0].last_transition_time, t(100));
         assert_eq!(second[0].reason, "SecretNotFound");
     }
 
     #[test]
     fn flipped_status_gets_new_transition_time() {
-        let first = merge(&[], vec![Desired::new(READY, false, "Progressing", "")], Some(1), &t(100));
-        let second = merge(&first, vec![Desired::new(READY, true, "Available", "")], Some(1), &t(200));
+        let first = merge(&[], vec![Desired::new(READY, false, Reason::Progressing, "")], Some(1), &t(100));
+        let second = merge(&first, vec![Desired::new(READY, true, Reason::Available, "")], Some(1), &t(200));
         assert_eq!(second[0].last_transition_time, t(200));
     }
 
@@ -111,9 +114,9 @@ mod tests {
         let out = merge(
             &[],
             vec![
-                Desired::new(SUSPENDED, false, "NotSuspended", ""),
-                Desired::new(STALLED, false, "NotStalled", ""),
-                Desired::new(READY, true, "Available", ""),
+                Desired::new(SUSPENDED, false, Reason::NotSuspended, ""),
+                Desired::new(STALLED, false, Reason::NotStalled, ""),
+                Desired::new(READY, true, Reason::Available, ""),
             ],
             None,
             &t(1),

@@ -2,6 +2,7 @@
 
 pub mod conditions;
 mod config;
+pub mod reason;
 mod schema;
 mod spec;
 mod status;
@@ -10,6 +11,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use config::*;
+pub use reason::Reason;
 pub use spec::*;
 pub use status::*;
 

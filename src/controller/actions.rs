@@ -50,11 +50,7 @@ pub(super) async fn act(pass: &mut Pass<'_>) {
             message: format!("{action}: {e}"),
         });
         // The last failure is the one reported.
-        problem = Some(Problem::ConductorOne {
-            reason: e.reason(),
-            message: e.to_string(),
-            permanent: e.is_permanent(),
-        });
+        problem = Some(Problem::conductorone(e.to_string(), &e));
     };
     if pause_change && want_paused {
         match ctx.conductorone.pause_sync(&api, app, connector).await {

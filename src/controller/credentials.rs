@@ -101,7 +101,7 @@ pub(super) fn expiry_horizon(state: &CredentialsStatus, since: Timestamp) -> Str
 }
 
 pub(super) fn c1_problem(e: &crate::conductorone::Error) -> Problem {
-    Problem::ConductorOne { reason: e.reason(), message: e.to_string(), permanent: e.is_permanent() }
+    Problem::conductorone(e.to_string(), e)
 }
 
 /// The Secret revision holding one issued credential: the two keys the connector reads, and the

@@ -3,7 +3,7 @@
 //! the same event into a series).
 
 use crate::api::{
-    BatonConnectorStatus,
+    BatonConnectorStatus, Reason,
     conditions::{self, READY, STALLED, SYNCED},
 };
 use crate::resources::compare::ApplyCause;
@@ -37,7 +37,9 @@ pub fn transitions(old: Option<&BatonConnectorStatus>, new: &BatonConnectorStatu
     if let Some(ready) = conditions::find(&new.conditions, READY) {
         let changed = old_ready.is_none_or(|o| o.status != ready.status || o.reason != ready.reason);
         if changed {
-            let reason: &'static str = leak_reason(&ready.reason);
+            // A reason this operator did not write (an older or newer version's) is named generically,
+            // so event reasons stay a bounded set.
+            let reason = Reason::parse(&ready.reason);
             if ready.status == "True" {
                 notes.push(Note {
                     warning: false,
@@ -45,12 +47,10 @@ pub fn transitions(old: Option<&BatonConnectorStatus>, new: &BatonConnectorStatu
                     action: "Reconcile",
                     message: ready.message.clone(),
                 });
-            } else if !matches!(reason, "Progressing" | "Suspended" | "IssuingCredentials" | "RunFailed")
-                && !SYNC_REASONS.contains(&reason)
-            {
+            } else if reason.is_none_or(Reason::warns_when_not_ready) {
                 notes.push(Note {
                     warning: true,
-                    reason,
+                    reason: reason.map_or("NotReady", Reason::as_str),
                     action: "Reconcile",
                     message: ready.message.clone(),
                 });
@@ -131,37 +131,6 @@ pub fn transitions(old: Option<&BatonConnectorStatus>, new: &BatonConnectorStatu
     notes
 }
 
-/// `Ready` reasons that come from the `Synced` condition, which has events of its own.
-const SYNC_REASONS: &[&str] = &["SyncFailed", "SyncStale", "SyncDisabled", "WaitingForFirstSync"];
-
-/// Condition reasons come from a fixed set of `&'static str`s; map the owned copy back to it so the
-/// event reason stays bounded.
-fn leak_reason(reason: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "SecretNotFound",
-        "SecretKeyMissing",
-        "SecretKeyEmpty",
-        "OwnershipConflict",
-        "InvalidSpec",
-        "ProgressDeadlineExceeded",
-        "Progressing",
-        "Suspended",
-        "IssuingCredentials",
-        "RunFailed",
-        "SyncFailed",
-        "SyncStale",
-        "SyncDisabled",
-        "WaitingForFirstSync",
-        "Unauthorized",
-        "Forbidden",
-        "InvalidCredentials",
-        "RateLimited",
-        "ServerError",
-        "Timeout",
-    ];
-    KNOWN.iter().find(|k| **k == reason).copied().unwrap_or("NotReady")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,7 +140,12 @@ mod tests {
     fn status(ready: bool, reason: &'static str) -> BatonConnectorStatus {
         let now = Time(Timestamp::from_second(1).unwrap());
         BatonConnectorStatus {
-            conditions: merge(&[], vec![Desired::new(READY, ready, reason, "m")], Some(1), &now),
+            conditions: merge(
+                &[],
+                vec![Desired::new(READY, ready, Reason::parse(reason).expect("a known reason"), "m")],
+                Some(1),
+                &now,
+            ),
             ..Default::default()
         }
     }
@@ -201,7 +175,12 @@ mod tests {
 
     fn with_synced(mut s: BatonConnectorStatus, ok: bool, reason: &'static str) -> BatonConnectorStatus {
         let now = Time(Timestamp::from_second(1).unwrap());
-        s.conditions = merge(&s.conditions, vec![Desired::new(SYNCED, ok, reason, "m")], Some(1), &now);
+        s.conditions = merge(
+            &s.conditions,
+            vec![Desired::new(SYNCED, ok, Reason::parse(reason).expect("a known reason"), "m")],
+            Some(1),
+            &now,
+        );
         s
     }
 

@@ -87,7 +87,7 @@ pub async fn cleanup(ctx: &Context, bc: &BatonConnector) -> Result<Action> {
             },
             Err(reason) if attempt < MAX_ATTEMPTS && !reason.permanent => {
                 warn!(namespace = ?bc.namespace(), name = %bc.name_any(), attempt, %reason, "cleaning up ConductorOne on deletion failed; retrying");
-                return Err(Error::Blocked("RevokeFailed"));
+                return Err(Error::CleanupFailed);
             }
             Err(reason) => Note {
                 warning: true,

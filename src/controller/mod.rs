@@ -112,8 +112,17 @@ pub struct Context {
     pub watch_health: Arc<watch_health::WatchHealth>,
 }
 
-/// What one poll found, or the failure's reason, message and whether it needs a person.
-pub type PollResult = Result<crate::sync::Observed, (&'static str, String, bool)>;
+/// What one poll found, or why it found nothing.
+pub type PollResult = Result<crate::sync::Observed, PollFailure>;
+
+/// A poll that could not read the sync status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollFailure {
+    pub reason: crate::api::Reason,
+    pub message: String,
+    /// Only a person can fix it (ConductorOne refused the API credentials, the connector is gone).
+    pub permanent: bool,
+}
 
 /// One poll of ConductorOne's sync status.
 #[derive(Clone, Debug)]
@@ -225,7 +234,7 @@ fn error_policy(stored: Arc<Stored>, error: &Error, ctx: Arc<Context>) -> Action
         .get_or_create(&crate::metrics::ReasonLabels { reason: error.metric_label() })
         .inc();
     match error {
-        Error::Blocked(_) => {
+        Error::Blocked(_) | Error::CleanupFailed => {
             info!(namespace = ?bc.namespace, name = ?bc.name, %error, retry_in = ?delay, "not converged")
         }
         _ => {

@@ -245,18 +245,14 @@ fn surely_not_created(e: &C1Error) -> bool {
 }
 
 fn c1_problem(doing: &str, e: &C1Error) -> Problem {
-    Problem::ConductorOne {
-        reason: e.reason(),
-        message: format!("{doing}: {e}"),
-        permanent: e.is_permanent(),
-    }
+    Problem::conductorone(format!("{doing}: {e}"), e)
 }
 
 /// A failure inside an app; a created app that is gone was deleted by someone else.
 fn app_problem(doing: &str, app: &str, recorded: &ConductorOneStatus, e: &C1Error) -> Problem {
     if e.kind() == ErrorKind::NotFound && recorded.created_app && recorded.app_id.as_deref() == Some(app) {
         return Problem::ConductorOne {
-            reason: "ConnectorDeleted",
+            reason: crate::api::Reason::ConnectorDeleted,
             message: format!(
                 "app {app}, which the operator created, was deleted in ConductorOne; it is not created again: delete and re-create this BatonConnector, or set conductorOne.appId"
             ),

@@ -42,15 +42,15 @@ pub fn observe(ctx: &Context, bc: &BatonConnector, secrets: &SecretData, now: Ti
     };
     Some(match poll.map(|p| p.result) {
         Some(Ok(observed)) => fresh(sync::status(previous.as_ref(), &observed, now), &observed),
-        Some(Err((reason, message, permanent))) => SyncView {
+        Some(Err(failure)) => SyncView {
             status: previous,
-            condition: sync::failed_condition(reason, &message),
-            permanent,
+            condition: sync::failed_condition(failure.reason, &failure.message),
+            permanent: failure.permanent,
             recheck: None,
         },
         None => match (previous, sync::previous_condition(bc)) {
             // What the last process saw: shown as it was until the poller reads anew.
-            (_, Some((condition, permanent))) if !sync::is_reading(condition.reason) => SyncView {
+            (_, Some((condition, permanent))) if !condition.reason.is_sync_reading() => SyncView {
                 status: bc.status.as_ref().and_then(|s| s.sync.clone()),
                 condition,
                 permanent,

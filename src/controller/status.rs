@@ -3,6 +3,7 @@
 //! The rules follow kstatus (`Reconciling`/`Stalled` are abnormal-true, `Ready` sums up) so that
 //! `kubectl wait`, Flux and Argo CD all read the same truth.
 
+use crate::api::Reason;
 use k8s_openapi::{
     api::apps::v1::Deployment,
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
@@ -29,16 +30,16 @@ pub enum Problem {
     Rejected { message: String },
     /// ConductorOne refused or failed a call. `permanent` errors (bad or unauthorized API
     /// credentials) need a person; the others are retried with backoff.
-    ConductorOne { reason: &'static str, message: String, permanent: bool },
+    ConductorOne { reason: Reason, message: String, permanent: bool },
 }
 
 impl Problem {
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
             Self::Input(p) => p.reason(),
-            Self::OwnershipConflict { .. } => "OwnershipConflict",
-            Self::Rejected { .. } => "InvalidSpec",
-            Self::ConductorOne { reason, .. } => reason,
+            Self::OwnershipConflict { .. } => Reason::OwnershipConflict,
+            Self::Rejected { .. } => Reason::InvalidSpec,
+            Self::ConductorOne { reason, .. } => *reason,
         }
     }
 
@@ -73,6 +74,31 @@ impl Problem {
             _ => return false,
         };
         credentials_secrets.contains(&name.as_str())
+    }
+}
+
+/// The reason of a ConductorOne failure.
+pub fn conductorone_reason(kind: crate::conductorone::ErrorKind) -> Reason {
+    use crate::conductorone::ErrorKind as K;
+    match kind {
+        K::InvalidCredentials => Reason::InvalidCredentials,
+        K::Unauthorized => Reason::Unauthorized,
+        K::Forbidden => Reason::Forbidden,
+        K::NotFound => Reason::NotFound,
+        K::InvalidRequest => Reason::InvalidRequest,
+        K::RateLimited => Reason::RateLimited,
+        K::Server => Reason::ServerError,
+        K::Timeout => Reason::Timeout,
+        K::Transport => Reason::TransportError,
+        K::Decode => Reason::DecodeError,
+        K::Config => Reason::ConfigError,
+    }
+}
+
+impl Problem {
+    /// ConductorOne refused or failed a call.
+    pub fn conductorone(message: String, e: &crate::conductorone::Error) -> Self {
+        Self::ConductorOne { reason: conductorone_reason(e.kind()), message, permanent: e.is_permanent() }
     }
 }
 
@@ -194,9 +220,14 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
 
     let mut desired = Vec::new();
     desired.push(if suspended {
-        Desired::new(cond::SUSPENDED, true, "Suspended", "spec.suspend is true: the operator changes nothing")
+        Desired::new(
+            cond::SUSPENDED,
+            true,
+            Reason::Suspended,
+            "spec.suspend is true: the operator changes nothing",
+        )
     } else {
-        Desired::new(cond::SUSPENDED, false, "NotSuspended", "")
+        Desired::new(cond::SUSPENDED, false, Reason::NotSuspended, "")
     });
 
     let credentials_problem = obs.problem.as_ref().filter(|p| p.is_credentials(&credentials_secrets));
@@ -206,39 +237,52 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
         None if oneshot => Desired::new(
             cond::CREDENTIALS_READY,
             true,
-            "NotNeeded",
+            Reason::NotNeeded,
             "a one-shot run syncs to a file and uses no ConductorOne client credential",
         ),
-        None if obs.issuing.is_some() => {
-            Desired::new(cond::CREDENTIALS_READY, false, "Issuing", obs.issuing.clone().unwrap_or_default())
-        }
+        None if obs.issuing.is_some() => Desired::new(
+            cond::CREDENTIALS_READY,
+            false,
+            Reason::Issuing,
+            obs.issuing.clone().unwrap_or_default(),
+        ),
         None if managed.is_some() => Desired::new(
             cond::CREDENTIALS_READY,
             true,
-            "Issued",
+            Reason::Issued,
             credential_message(obs.credentials.as_ref().expect("checked above")),
         ),
-        None if obs.config_hash.is_some() || suspended => {
-            Desired::new(cond::CREDENTIALS_READY, true, "SecretFound", "client ID and secret are present")
-        }
-        None => Desired::new(cond::CREDENTIALS_READY, false, "Unknown", "credentials were not checked"),
+        None if obs.config_hash.is_some() || suspended => Desired::new(
+            cond::CREDENTIALS_READY,
+            true,
+            Reason::SecretFound,
+            "client ID and secret are present",
+        ),
+        None => Desired::new(cond::CREDENTIALS_READY, false, Reason::Unknown, "credentials were not checked"),
     });
 
     desired.push(match &workload {
         WorkloadState::Available => {
-            Desired::new(cond::WORKLOAD_AVAILABLE, true, "Available", "the connector pod is available")
+            Desired::new(cond::WORKLOAD_AVAILABLE, true, Reason::Available, "the connector pod is available")
         }
-        WorkloadState::Absent => {
-            Desired::new(cond::WORKLOAD_AVAILABLE, false, "NotCreated", "the Deployment does not exist yet")
-        }
+        WorkloadState::Absent => Desired::new(
+            cond::WORKLOAD_AVAILABLE,
+            false,
+            Reason::NotCreated,
+            "the Deployment does not exist yet",
+        ),
         WorkloadState::Progressing(m) => {
-            Desired::new(cond::WORKLOAD_AVAILABLE, false, "Progressing", m.clone())
+            Desired::new(cond::WORKLOAD_AVAILABLE, false, Reason::Progressing, m.clone())
         }
         WorkloadState::Failed(m) => {
-            Desired::new(cond::WORKLOAD_AVAILABLE, false, "ProgressDeadlineExceeded", m.clone())
+            Desired::new(cond::WORKLOAD_AVAILABLE, false, Reason::ProgressDeadlineExceeded, m.clone())
         }
-        WorkloadState::Scheduled(m) => Desired::new(cond::WORKLOAD_AVAILABLE, true, "Scheduled", m.clone()),
-        WorkloadState::RunFailed(m) => Desired::new(cond::WORKLOAD_AVAILABLE, false, "RunFailed", m.clone()),
+        WorkloadState::Scheduled(m) => {
+            Desired::new(cond::WORKLOAD_AVAILABLE, true, Reason::Scheduled, m.clone())
+        }
+        WorkloadState::RunFailed(m) => {
+            Desired::new(cond::WORKLOAD_AVAILABLE, false, Reason::RunFailed, m.clone())
+        }
     });
 
     let synced = obs.sync.as_ref().map(|(_, c, permanent)| (c, *permanent));
@@ -338,7 +382,7 @@ fn progress_deadline(
     stalled: Desired,
     now: &Time,
 ) -> (Desired, Desired) {
-    const OWN_DEADLINE: &[&str] = &["Progressing", "WaitingForFirstSync"];
+    const OWN_DEADLINE: &[Reason] = &[Reason::Progressing, Reason::WaitingForFirstSync];
     let since = cond::find(previous, cond::RECONCILING)
         .filter(|c| c.status == "True")
         .map(|c| now.0.duration_since(c.last_transition_time.0));
@@ -353,8 +397,8 @@ fn progress_deadline(
                 reconciling.message
             );
             (
-                Desired::new(cond::RECONCILING, false, "ProgressDeadlineExceeded", ""),
-                Desired::new(cond::STALLED, true, "ProgressDeadlineExceeded", message),
+                Desired::new(cond::RECONCILING, false, Reason::ProgressDeadlineExceeded, ""),
+                Desired::new(cond::STALLED, true, Reason::ProgressDeadlineExceeded, message),
             )
         }
         _ => (reconciling, stalled),
@@ -369,12 +413,16 @@ fn summary(
     workload: &WorkloadState,
     synced: Option<(&Desired, bool)>,
 ) -> (Desired, Desired, Desired) {
-    let not_reconciling = || Desired::new(cond::RECONCILING, false, "Idle", "");
-    let not_stalled = || Desired::new(cond::STALLED, false, "NotStalled", "");
+    let not_reconciling = || Desired::new(cond::RECONCILING, false, Reason::Idle, "");
+    let not_stalled = || Desired::new(cond::STALLED, false, Reason::NotStalled, "");
     if suspended {
         let available = matches!(workload, WorkloadState::Available | WorkloadState::Scheduled(_));
         let msg = "reconciliation is suspended; the workload is left as it is";
-        return (Desired::new(cond::READY, available, "Suspended", msg), not_reconciling(), not_stalled());
+        return (
+            Desired::new(cond::READY, available, Reason::Suspended, msg),
+            not_reconciling(),
+            not_stalled(),
+        );
     }
     if let Some(p) = problem {
         let ready = Desired::new(cond::READY, false, p.reason(), p.message());
@@ -385,12 +433,12 @@ fn summary(
         };
     }
     // Running (or scheduled) is not enough when ConductorOne can tell whether it actually syncs.
-    let running = |reason: &'static str, message: String| match synced {
+    let running = |reason: Reason, message: String| match synced {
         Some((s, permanent)) if !s.status => {
             let ready = Desired::new(cond::READY, false, s.reason, s.message.clone());
             if permanent {
                 (ready, not_reconciling(), Desired::new(cond::STALLED, true, s.reason, s.message.clone()))
-            } else if s.reason == "WaitingForFirstSync" || s.reason == "AwaitingSyncStatus" {
+            } else if matches!(s.reason, Reason::WaitingForFirstSync | Reason::AwaitingSyncStatus) {
                 (ready, Desired::new(cond::RECONCILING, true, s.reason, s.message.clone()), not_stalled())
             } else {
                 (ready, not_reconciling(), not_stalled())
@@ -399,36 +447,36 @@ fn summary(
         _ => (Desired::new(cond::READY, true, reason, message), not_reconciling(), not_stalled()),
     };
     match workload {
-        WorkloadState::Available => running("Available", "the connector is running".into()),
-        WorkloadState::Scheduled(m) => running("Scheduled", m.clone()),
+        WorkloadState::Available => running(Reason::Available, "the connector is running".into()),
+        WorkloadState::Scheduled(m) => running(Reason::Scheduled, m.clone()),
         // The next scheduled run may well succeed: not stalled, but not ready either.
         WorkloadState::RunFailed(m) => {
-            (Desired::new(cond::READY, false, "RunFailed", m.clone()), not_reconciling(), not_stalled())
+            (Desired::new(cond::READY, false, Reason::RunFailed, m.clone()), not_reconciling(), not_stalled())
         }
         WorkloadState::Failed(m) => (
-            Desired::new(cond::READY, false, "ProgressDeadlineExceeded", m.clone()),
+            Desired::new(cond::READY, false, Reason::ProgressDeadlineExceeded, m.clone()),
             not_reconciling(),
-            Desired::new(cond::STALLED, true, "ProgressDeadlineExceeded", m.clone()),
+            Desired::new(cond::STALLED, true, Reason::ProgressDeadlineExceeded, m.clone()),
         ),
         WorkloadState::Absent if issuing.is_some() => {
             let m = issuing.unwrap_or_default().to_string();
             (
-                Desired::new(cond::READY, false, "IssuingCredentials", m.clone()),
-                Desired::new(cond::RECONCILING, true, "IssuingCredentials", m),
+                Desired::new(cond::READY, false, Reason::IssuingCredentials, m.clone()),
+                Desired::new(cond::RECONCILING, true, Reason::IssuingCredentials, m),
                 not_stalled(),
             )
         }
         WorkloadState::Absent => {
             let m = "creating the connector workload";
             (
-                Desired::new(cond::READY, false, "Progressing", m),
-                Desired::new(cond::RECONCILING, true, "Progressing", m),
+                Desired::new(cond::READY, false, Reason::Progressing, m),
+                Desired::new(cond::RECONCILING, true, Reason::Progressing, m),
                 not_stalled(),
             )
         }
         WorkloadState::Progressing(m) => (
-            Desired::new(cond::READY, false, "Progressing", m.clone()),
-            Desired::new(cond::RECONCILING, true, "Progressing", m.clone()),
+            Desired::new(cond::READY, false, Reason::Progressing, m.clone()),
+            Desired::new(cond::RECONCILING, true, Reason::Progressing, m.clone()),
             not_stalled(),
         ),
     }

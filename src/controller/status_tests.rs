@@ -204,7 +204,11 @@ fn synced(
     reason: &'static str,
     permanent: bool,
 ) -> Option<(Option<crate::api::SyncStatus>, cond::Desired, bool)> {
-    Some((None, cond::Desired::new(cond::SYNCED, ok, reason, "m"), permanent))
+    Some((
+        None,
+        cond::Desired::new(cond::SYNCED, ok, crate::api::Reason::parse(reason).expect("a known reason"), "m"),
+        permanent,
+    ))
 }
 
 #[test]

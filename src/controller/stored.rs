@@ -151,8 +151,13 @@ mod tests {
         use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
         let at = |s| Time(Timestamp::from_second(s).unwrap());
         let desired = vec![
-            conditions::Desired::new(conditions::READY, true, "Available", "the connector is running"),
-            conditions::Desired::new(conditions::STALLED, false, "NotStalled", ""),
+            conditions::Desired::new(
+                conditions::READY,
+                true,
+                crate::api::Reason::Available,
+                "the connector is running",
+            ),
+            conditions::Desired::new(conditions::STALLED, false, crate::api::Reason::NotStalled, ""),
         ];
         crate::api::BatonConnectorStatus {
             observed_generation: 4,

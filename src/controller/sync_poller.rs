@@ -24,7 +24,8 @@ use tokio::{
 };
 use tracing::{debug, info};
 
-use super::{Context, PollResult, SyncPoll, cache::Key, credentials};
+use super::{Context, PollFailure, PollResult, SyncPoll, cache::Key, credentials};
+use crate::api::Reason;
 use crate::{
     api::BatonConnector,
     conductorone::{ErrorKind, SyncState},
@@ -367,30 +368,28 @@ fn has_reading(bc: &BatonConnector) -> bool {
     bc.status.as_ref().and_then(|s| s.sync.as_ref()).is_some_and(|s| s.checked_at.is_some())
 }
 
-fn failure(e: crate::conductorone::Error) -> (&'static str, String, bool) {
-    (e.reason(), e.to_string(), e.is_permanent())
+fn failure(e: crate::conductorone::Error) -> PollFailure {
+    let reason = super::status::conductorone_reason(e.kind());
+    PollFailure { reason, message: e.to_string(), permanent: e.is_permanent() }
 }
 
-fn not_listed(t: &Target) -> (&'static str, String, bool) {
+fn not_listed(t: &Target) -> PollFailure {
     let message = format!("connector {} is not among the connectors of app {}", t.connector_id, t.app_id);
-    ("NotFound", message, true)
+    PollFailure { reason: Reason::NotFound, message, permanent: true }
 }
 
 /// A connector gone from ConductorOne. One the operator created is never created again: a person
 /// decides what replaces it.
-fn deleted(t: &Target) -> (&'static str, String, bool) {
+fn deleted(t: &Target) -> PollFailure {
     if t.created {
         let message = format!(
             "connector {} (app {}), which the operator created, was deleted in ConductorOne; it is not created again: delete and re-create this BatonConnector, or set conductorOne.connectorId",
             t.connector_id, t.app_id
         );
-        return ("ConnectorDeleted", message, true);
+        return PollFailure { reason: Reason::ConnectorDeleted, message, permanent: true };
     }
-    (
-        "NotFound",
-        format!("connector {} of app {} was deleted in ConductorOne", t.connector_id, t.app_id),
-        true,
-    )
+    let message = format!("connector {} of app {} was deleted in ConductorOne", t.connector_id, t.app_id);
+    PollFailure { reason: Reason::NotFound, message, permanent: true }
 }
 
 /// Where in the interval a connector's first poll after a restart falls: fixed per connector, so
@@ -445,7 +444,8 @@ mod tests {
         assert!(base >= i && base <= i.mul_f64(1.1));
         assert_eq!(next_delay(i, &key(), &observed("Running"), 0), base / 4);
         assert_eq!(next_delay(i, &key(), &observed("Done"), 2), base * 2);
-        let failed = Err(("ServerError", "boom".into(), false));
+        let failed =
+            Err(PollFailure { reason: Reason::ServerError, message: "boom".into(), permanent: false });
         assert_eq!(next_delay(i, &key(), &failed, 5), base, "a failure waits a full interval, no more");
     }
 

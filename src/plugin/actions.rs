@@ -187,7 +187,12 @@ mod tests {
             with_status(BatonConnectorStatus {
                 conditions: conditions::merge(
                     &[],
-                    vec![conditions::Desired::new(conditions::SUSPENDED, true, "Suspended", "")],
+                    vec![conditions::Desired::new(
+                        conditions::SUSPENDED,
+                        true,
+                        crate::api::Reason::Suspended,
+                        "",
+                    )],
                     Some(generation),
                     &now,
                 ),

@@ -79,7 +79,7 @@ pub fn summarize(fleet: &[BatonConnector], now: Timestamp) -> Summary {
         let status = bc.status.as_ref();
         let ready = status.and_then(|s| conditions::find(&s.conditions, conditions::READY));
         let ready_status = ready.map_or("Unknown", |c| c.status.as_str());
-        let reason = ready.map_or("Unobserved", |c| c.reason.as_str());
+        let reason = ready.map_or(crate::api::Reason::Unobserved.as_str(), |c| c.reason.as_str());
         *s.by_ready.entry(ready_status.to_string()).or_default() += 1;
         *s.by_reason.entry(reason.to_string()).or_default() += 1;
         if bc.spec.suspend {
@@ -156,7 +156,12 @@ mod tests {
             bc.status = Some(BatonConnectorStatus {
                 conditions: conditions::merge(
                     &[],
-                    vec![conditions::Desired::new(conditions::READY, ok, reason, message)],
+                    vec![conditions::Desired::new(
+                        conditions::READY,
+                        ok,
+                        crate::api::Reason::parse(reason).expect("a known reason"),
+                        message,
+                    )],
                     Some(1),
                     &at(NOW - HOUR),
                 ),

@@ -6,7 +6,10 @@ use k8s_openapi::{ByteString, api::core::v1::Secret, jiff::Timestamp};
 use sha2::{Digest, Sha256};
 
 use super::credentials::{CREDENTIAL_ID_ANNOTATION, EXPIRES_AT_ANNOTATION, ISSUED_AT_ANNOTATION};
-use crate::{api::BatonConnector, rotation::StoredCredential};
+use crate::{
+    api::{BatonConnector, Reason},
+    rotation::StoredCredential,
+};
 
 pub const CLIENT_ID_KEY: &str = "BATON_CLIENT_ID";
 pub const CLIENT_SECRET_KEY: &str = "BATON_CLIENT_SECRET";
@@ -99,11 +102,11 @@ pub enum InputProblem {
 
 impl InputProblem {
     /// A short CamelCase reason for conditions and events.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::SecretNotFound { .. } => "SecretNotFound",
-            Self::KeyMissing { .. } | Self::ConfigKeyMissing { .. } => "SecretKeyMissing",
-            Self::KeyEmpty { .. } => "SecretKeyEmpty",
+            Self::SecretNotFound { .. } => Reason::SecretNotFound,
+            Self::KeyMissing { .. } | Self::ConfigKeyMissing { .. } => Reason::SecretKeyMissing,
+            Self::KeyEmpty { .. } => Reason::SecretKeyEmpty,
         }
     }
 

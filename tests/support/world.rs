@@ -102,7 +102,10 @@ impl World {
         caches.index.set("ns", "okta", baton_operator::resources::inputs::referenced_secrets(bc));
         fn listed<K: serde::de::DeserializeOwned>(kube: &FakeKube, path: &str) -> Vec<Event<K>> {
             let objects = kube.list_under(path).into_iter().map(|o| serde_json::from_value(o).unwrap());
-            std::iter::once(Event::Init).chain(objects.map(Event::InitApply)).chain([Event::InitDone]).collect()
+            std::iter::once(Event::Init)
+                .chain(objects.map(Event::InitApply))
+                .chain([Event::InitDone])
+                .collect()
         }
         for e in listed(&self.kube, "/apis/apps/v1/namespaces/ns/deployments") {
             caches.observe_deployment(None, &e);
