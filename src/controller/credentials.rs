@@ -1,6 +1,7 @@
-//! Managed credentials: performs the steps `rotation::decide` names, recording the state that lets
-//! a step resume before its side effect. The client secret goes from ConductorOne's reply straight
-//! into the Secret revision and nowhere else.
+//! Managed credentials outside the rotation's steps (those are in `rotation_steps`): the service
+//! principal a resource uses, the rotation settings, the Secret revision of an issued credential (the
+//! client secret goes from ConductorOne's reply straight into it and nowhere else), and revocation
+//! of leftovers and on deletion.
 
 use std::{collections::BTreeMap, time::Duration};
 

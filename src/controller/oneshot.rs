@@ -14,8 +14,8 @@ use tracing::info;
 
 use super::{
     credentials,
-    events::{self, Note},
-    reconcile::{Applied, Pass, Stage, apply_child, delete_child, owned_by},
+    events::Note,
+    reconcile::{Pass, Stage, apply_child, delete_child, owned_by, record_apply},
     status::Problem,
 };
 use crate::{
@@ -30,19 +30,11 @@ pub(super) async fn converge(pass: &mut Pass<'_>) -> Result<()> {
         Err(p) => pass.outcome.block(Stage::Inputs, Problem::Input(p)),
         Ok((desired, hash)) => {
             pass.outcome.config_hash = Some(hash);
-            match apply_child(pass.ctx, &pass.bc, pass.seen.cronjob.as_ref(), desired, "CronJob").await? {
-                Applied::Conflict => {
-                    let problem = Problem::OwnershipConflict { kind: "CronJob", name: name.clone() };
-                    pass.outcome.block(Stage::Apply, problem)
-                }
-                Applied::Rejected(message) => pass.outcome.block(Stage::Apply, Problem::Rejected { message }),
-                Applied::Unchanged => pass.outcome.applied_current = true,
-                Applied::Written(cause, c) => {
-                    pass.ctx.caches.wrote_cronjob(&c);
-                    pass.outcome.applied_current = true;
-                    pass.note(events::applied("CronJob", cause, &name));
-                    pass.seen.cronjob = Some(*c);
-                }
+            let applied =
+                apply_child(pass.ctx, &pass.bc, pass.seen.cronjob.as_ref(), desired, "CronJob").await?;
+            if let Some(c) = record_apply(pass, applied, "CronJob") {
+                pass.ctx.caches.wrote_cronjob(&c);
+                pass.seen.cronjob = Some(c);
             }
         }
     }

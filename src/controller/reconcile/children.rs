@@ -8,11 +8,11 @@ use kube::{
 };
 use tracing::{info, warn};
 
-use super::FIELD_MANAGER;
+use super::{FIELD_MANAGER, Pass, Stage};
 use crate::{
     Result,
     api::BatonConnector,
-    controller::Context,
+    controller::{Context, events, status::Problem},
     metrics::ApplyLabels,
     resources::compare::{self, ApplyCause, Verdict},
 };
@@ -61,6 +61,23 @@ where
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Records what an apply came to in the pass: a problem of the apply stage, or the workload on the
+/// current template (with the event of a write). Returns the object the API server holds after a write.
+pub fn record_apply<K>(pass: &mut Pass<'_>, applied: Applied<K>, kind: &'static str) -> Option<K> {
+    let name = pass.name();
+    match applied {
+        Applied::Conflict => pass.outcome.block(Stage::Apply, Problem::OwnershipConflict { kind, name }),
+        Applied::Rejected(message) => pass.outcome.block(Stage::Apply, Problem::Rejected { message }),
+        Applied::Unchanged => pass.outcome.applied_current = true,
+        Applied::Written(cause, written) => {
+            pass.outcome.applied_current = true;
+            pass.note(events::applied(kind, cause, &name));
+            return Some(*written);
+        }
+    }
+    None
 }
 
 pub fn owned_by<K: Resource>(child: &K, bc: &BatonConnector) -> bool {

@@ -24,7 +24,7 @@ use kube::{
 };
 use tracing::{debug, warn};
 
-pub(super) use children::{Applied, apply_child, delete_child, owned_by};
+pub(super) use children::{apply_child, delete_child, owned_by, record_apply};
 pub use outcome::Stage;
 pub use pass::{Observed, Pass};
 
@@ -70,17 +70,13 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
 }
 
 /// Computes the status from what the pass came to, writes it when it changed, publishes the events.
-async fn finish(pass: Pass<'_>) -> Result<Action> {
-    let Pass { ctx, bc, seen, mut notes, outcome } = pass;
+async fn finish(mut pass: Pass<'_>) -> Result<Action> {
+    let (bc, seen, outcome) = (&pass.bc, &pass.seen, &pass.outcome);
     let runs = (bc.spec.mode == Mode::OneShot).then(|| {
         let previous = bc.status.as_ref().and_then(|s| s.schedule.as_ref());
         runs::observe(seen.cronjob.as_ref(), &seen.jobs, previous, seen.now.0)
     });
-    let (credentials, issuing) = reported_credentials(&bc, &seen.secrets, &outcome.revoked);
-    let mut wait = outcome.wait();
-    if let Some(recheck) = seen.sync.as_ref().and_then(|v| v.recheck) {
-        wait = Some(wait.map_or(recheck, |w| w.min(recheck)));
-    }
+    let (credentials, issuing) = reported_credentials(bc, &seen.secrets, &outcome.revoked);
     let observation = Observation {
         problem: outcome.problem().cloned(),
         deployment: seen.deployment.as_ref(),
@@ -93,16 +89,21 @@ async fn finish(pass: Pass<'_>) -> Result<Action> {
         handled_sync: outcome.handled_sync.clone(),
         conductor_one: outcome.conductor_one.clone(),
     };
-    let new_status = status::compute(&bc, &observation, &seen.now);
-    notes.extend(events::transitions(bc.status.as_ref(), &new_status));
-    let mut pass = Pass { ctx, bc, seen, notes: Vec::new(), outcome };
+    let new_status = status::compute(bc, &observation, &seen.now);
+    let transitions = events::transitions(bc.status.as_ref(), &new_status);
+    pass.notes.extend(transitions);
+    if let Some(recheck) = pass.seen.sync.as_ref().and_then(|v| v.recheck) {
+        pass.outcome.recheck_in(recheck);
+    }
     if pass.bc.status.as_ref() != Some(&new_status) {
         pass.write_status(new_status).await?;
         debug!(namespace = %pass.namespace(), name = %pass.name(), "status updated");
     }
-    publish(ctx, &pass.bc, notes).await;
+    let Pass { ctx, bc, notes, outcome, .. } = pass;
+    publish(ctx, &bc, notes).await;
 
-    if let Some(p) = pass.outcome.into_problem() {
+    let wait = outcome.wait();
+    if let Some(p) = outcome.into_problem() {
         // The condition and event already tell the user; the error makes the controller back off.
         return Err(Error::Blocked(p.reason()));
     }

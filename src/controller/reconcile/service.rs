@@ -2,10 +2,10 @@
 //! Deployment that needs them, then the Deployment, then the CronJob of OneShot mode removed and the
 //! credentials of an earlier managed life revoked.
 
-use super::{Applied, Pass, Stage, apply_child};
+use super::{Pass, Stage, apply_child, record_apply};
 use crate::{
     Result,
-    controller::{credentials, events, oneshot, rotation_steps, status::Problem},
+    controller::{credentials, oneshot, rotation_steps, status::Problem},
     onboarding::Ids,
     resources, rotation,
 };
@@ -31,21 +31,10 @@ pub async fn converge(pass: &mut Pass<'_>, ids: Option<&Ids>) -> Result<()> {
             Ok(plan) => {
                 pass.outcome.config_hash = Some(plan.config_hash.clone());
                 let live = pass.seen.deployment.as_ref();
-                match apply_child(pass.ctx, &pass.bc, live, plan.deployment, "Deployment").await? {
-                    Applied::Conflict => {
-                        let problem = Problem::OwnershipConflict { kind: "Deployment", name: name.clone() };
-                        pass.outcome.block(Stage::Apply, problem)
-                    }
-                    Applied::Rejected(message) => {
-                        pass.outcome.block(Stage::Apply, Problem::Rejected { message })
-                    }
-                    Applied::Unchanged => pass.outcome.applied_current = true,
-                    Applied::Written(cause, d) => {
-                        pass.ctx.caches.wrote_deployment(&d);
-                        pass.outcome.applied_current = true;
-                        pass.note(events::applied("Deployment", cause, &name));
-                        pass.seen.deployment = Some(*d);
-                    }
+                let applied = apply_child(pass.ctx, &pass.bc, live, plan.deployment, "Deployment").await?;
+                if let Some(d) = record_apply(pass, applied, "Deployment") {
+                    pass.ctx.caches.wrote_deployment(&d);
+                    pass.seen.deployment = Some(d);
                 }
             }
         }
