@@ -132,13 +132,17 @@ impl<'a> Pass<'a> {
     /// copy equal to what was written.
     pub async fn write_status(&mut self, status: BatonConnectorStatus) -> Result<()> {
         let api: Api<BatonConnector> = Api::namespaced(self.ctx.client.clone(), &self.namespace());
+        let value = serde_json::to_value(&status).expect("status always serializes");
         let patch: json_patch::Patch =
-            serde_json::from_value(json!([{"op": "add", "path": "/status", "value": status}]))
+            serde_json::from_value(json!([{"op": "add", "path": "/status", "value": value}]))
                 .expect("valid JSON patch");
         let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
         api.patch_status(&self.name(), &params, &Patch::Json::<()>(patch)).await?;
         self.ctx.metrics.status_writes.inc();
-        self.bc.status = Some(status);
+        // What was written, as it reads back: times keep whole seconds on the wire, and a copy with
+        // ConductorOne's sub-second times would make the rest of the pass (the next rotation's time)
+        // differ from what the next pass reads.
+        self.bc.status = Some(serde_json::from_value(value).expect("status reads back"));
         Ok(())
     }
 
