@@ -9,7 +9,9 @@
 //!
 //! Options: `--n 1000,5000,10000`, `--idle <s>` (30), `--creates <count>` (50), `--brownout <count>`
 //! (200 connectors with ConductorOne settings; 0 skips the brownout), `--brownout-creates <count>` (20),
-//! `--brownout-deadline <s>` (90), `--timeout <s>` (1200, for convergence), `--out <file>`.
+//! `--brownout-deadline <s>` (90), `--managed <count>` (50 connectors with managed credentials; 0 skips
+//! them), `--timeout <s>` (1200, for convergence), `--out <file>`, `--operator <binary>` (another build of
+//! the operator, to compare two versions under the same harness).
 //! It exits non-zero only when it could not measure.
 
 #[path = "../tests/support/mod.rs"]
@@ -17,6 +19,8 @@ mod support;
 
 #[path = "fleet/brownout.rs"]
 mod brownout;
+#[path = "fleet/managed.rs"]
+mod managed;
 #[path = "fleet/manifests.rs"]
 mod manifests;
 #[path = "fleet/probe.rs"]
@@ -37,6 +41,7 @@ pub struct Args {
     pub brownout: usize,
     pub brownout_creates: usize,
     pub brownout_deadline: Duration,
+    pub managed: usize,
     pub timeout: Duration,
     pub out: PathBuf,
     pub operator: PathBuf,
@@ -56,6 +61,7 @@ fn parse() -> anyhow::Result<Args> {
         brownout: 200,
         brownout_creates: 20,
         brownout_deadline: Duration::from_secs(90),
+        managed: 50,
         timeout: Duration::from_secs(1200),
         out: target.join("fleet-bench.md"),
         operator: PathBuf::from(env!("CARGO_BIN_EXE_baton-operator")),
@@ -79,11 +85,15 @@ fn parse() -> anyhow::Result<Args> {
             "--brownout" => a.brownout = value.parse()?,
             "--brownout-creates" => a.brownout_creates = value.parse()?,
             "--brownout-deadline" => a.brownout_deadline = secs(&value)?,
+            "--managed" => a.managed = value.parse()?,
+            "--operator" => a.operator = value.into(),
             "--timeout" => a.timeout = secs(&value)?,
             "--out" => a.out = value.into(),
             other => bail!("unknown option {other}"),
         }
     }
+    // `--n 0` measures no fleet (only the managed connectors and the brownout).
+    a.sizes.retain(|&n| n > 0);
     a.sizes.sort_unstable();
     a.binaries = match support::control_plane::discover().map_err(anyhow::Error::msg)? {
         support::control_plane::Source::Binaries { etcd, apiserver, controller_manager } => {
@@ -110,7 +120,7 @@ async fn main() -> ExitCode {
         }
     };
     // Taken before measuring: the commit and working tree measured, not those at the end.
-    let context = context();
+    let context = context(&args);
     let mut failed = false;
     let mut fleets = Vec::new();
     for &n in &args.sizes {
@@ -122,6 +132,17 @@ async fn main() -> ExitCode {
             }
         }
     }
+    let managed = if args.managed > 0 {
+        managed::run(&args)
+            .await
+            .inspect_err(|e| {
+                log(&format!("managed: could not measure: {e:#}"));
+                failed = true;
+            })
+            .ok()
+    } else {
+        None
+    };
     let brownout = if args.brownout > 0 {
         brownout::run(&args)
             .await
@@ -133,7 +154,14 @@ async fn main() -> ExitCode {
     } else {
         None
     };
-    let table = report::table(&fleets, brownout.as_ref(), CREATE_DEADLINE, args.brownout_deadline, args.idle);
+    let table = report::table(
+        &fleets,
+        managed.as_ref(),
+        brownout.as_ref(),
+        CREATE_DEADLINE,
+        args.brownout_deadline,
+        args.idle,
+    );
     let doc = format!("{context}\n{}", table.markdown());
     println!("\n{doc}");
     if let Err(e) = std::fs::write(&args.out, &doc) {
@@ -145,7 +173,7 @@ async fn main() -> ExitCode {
 }
 
 /// When, on what, and which commit: the figures mean little without it.
-fn context() -> String {
+fn context(args: &Args) -> String {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -165,6 +193,6 @@ fn context() -> String {
         "Fleet benchmark, {}, commit {}{dirty}, {cores} cores, operator `{}`\n",
         k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M UTC"),
         git(&["rev-parse", "--short", "HEAD"]),
-        env!("CARGO_BIN_EXE_baton-operator")
+        args.operator.display()
     )
 }

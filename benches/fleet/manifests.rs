@@ -30,16 +30,26 @@ pub fn fleet_namespace(chunk: usize) -> String {
 pub fn secret(ns: &str, name: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\nstringData:\n  \
-         BATON_CLIENT_ID: bench@example.conductor.one/ccc\n  BATON_CLIENT_SECRET: secret-token:conductorone.com:v1:bench\n"
+         BATON_CLIENT_ID: bench@example.conductor.one/ccc\n  BATON_CLIENT_SECRET: secret-token:conductorone.com:v1:bench\n  \
+         api-token: bench\n"
     )
 }
 
-/// A BatonConnector with its own credentials Secret (`<name>-c1`), as in the README's example.
+/// A BatonConnector with its own credentials Secret (`<name>-c1`), as in the README's example, and
+/// the settings baton-okta requires (`baton-operator render` checks them): the API token from the same Secret.
 pub fn connector(ns: &str, name: &str) -> String {
     format!(
+        "{}  credentials:\n    secretRef:\n      name: {name}-c1\n",
+        connector_without_credentials(ns, name)
+    )
+}
+
+/// The same without `spec.credentials`, for a connector whose credential the operator manages.
+pub fn connector_without_credentials(ns: &str, name: &str) -> String {
+    format!(
         "apiVersion: baton.conductorone.com/v1alpha1\nkind: BatonConnector\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
-         spec:\n  connector: okta\n  env:\n  - name: BATON_DOMAIN\n    value: {name}.okta.com\n  \
-         credentials:\n    secretRef:\n      name: {name}-c1\n"
+         spec:\n  connector: okta\n  config:\n    domain:\n      value: {name}.okta.com\n    api-token:\n      \
+         secretKeyRef: {{name: {name}-c1, key: api-token}}\n"
     )
 }
 

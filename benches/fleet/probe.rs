@@ -111,6 +111,8 @@ pub struct Request {
     pub verb: String,
     /// `resource` or `resource/subresource`.
     pub resource: String,
+    /// The object's name, when the request names one.
+    pub name: String,
 }
 
 impl Request {
@@ -157,7 +159,8 @@ impl Audit {
                 resource = format!("{resource}/{sub}");
             }
             let verb = e["verb"].as_str().unwrap_or("?").to_string();
-            self.requests.push(Request { at, verb, resource });
+            let name = object["name"].as_str().unwrap_or_default().to_string();
+            self.requests.push(Request { at, verb, resource, name });
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 
 use crate::{
     brownout::{BrownoutResult, CALM, STEADY},
+    managed::ManagedResult,
     probe::{Latency, percentile},
     scenario::FleetResult,
 };
@@ -96,6 +97,7 @@ impl Table {
 
 pub fn table(
     fleets: &[FleetResult],
+    managed: Option<&ManagedResult>,
     brownout: Option<&BrownoutResult>,
     creates_deadline: Duration,
     brownout_deadline: Duration,
@@ -206,9 +208,52 @@ pub fn table(
         "",
     );
 
+    let columns = fleets.len().max(1);
+    if let Some(m) = managed {
+        let note = if m.settled { "" } else { " (did not settle)" };
+        let (minted, rotated) = (&m.minted_gets, &m.rotated_gets);
+        let mut cells = vec![format!(
+            "{} / {}{note} {}",
+            minted.revisions,
+            rotated.revisions,
+            mark(minted.revisions == 0 && rotated.revisions == 0)
+        )];
+        cells.extend(vec![String::new(); columns - 1]);
+        t.row(
+            &format!(
+                "**managed credentials** ({} connectors minted, rolled out, then all rotated): operator GETs of its credential Secrets, create → Ready / rotation → rolled out",
+                m.connectors
+            ),
+            cells,
+            "0 / 0",
+        );
+        let mut cells = vec![format!("{} / {}", minted.users + rotated.users, m.connectors)];
+        cells.extend(vec![String::new(); columns - 1]);
+        t.row(
+            "… first reads of the user's Secrets applied with the connectors (the watch saw them before any connector referenced them) / connectors",
+            cells,
+            "",
+        );
+        let per = |counts: &BTreeMap<String, usize>| {
+            let writes: BTreeMap<String, usize> = counts
+                .iter()
+                .filter(|(k, _)| ManagedResult::is_write(k))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            let total: usize = writes.values().sum();
+            format!(
+                "{:.2}: {}",
+                total as f64 / m.connectors.max(1) as f64,
+                by_verb(&writes, Some(m.connectors))
+            )
+        };
+        let mut cells = vec![format!("{} / {}", per(&m.minted), per(&m.rotated))];
+        cells.extend(vec![String::new(); columns - 1]);
+        t.row("… operator writes per managed connector, create → Ready / rotation → rolled out", cells, "");
+    }
+
     if let Some(b) = brownout {
         // The brownout does not depend on N: its figures go in the first column.
-        let columns = fleets.len().max(1);
         let blank = || vec![String::new(); columns - 1];
         let creates = b.cases.first().map_or(0, |(_, l)| l.len());
         let heading = vec![String::new(); columns];
