@@ -14,8 +14,7 @@
 //! the operator, to compare two versions under the same harness).
 //! It exits non-zero only when it could not measure.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use baton_test_support as support;
 
 #[path = "fleet/brownout.rs"]
 mod brownout;

@@ -10,8 +10,7 @@
 use super::*;
 use k8s_openapi::api::core::v1::Namespace;
 
-#[path = "doc_blocks.rs"]
-pub(crate) mod doc_blocks;
+use crate::support::doc_blocks;
 
 /// The blocks of `markdown` under `section` (the whole text when `None`) that the suite runs; the
 /// marked ones are printed as skipped, with their reason.

@@ -5,8 +5,7 @@
 //! No kubelet runs: `support::cluster::spawn_kubelet` marks the operator's pods Running and Ready so
 //! that ReplicaSets and Deployments report availability as they would on a node.
 
-#[path = "../support/mod.rs"]
-mod support;
+use baton_test_support as support;
 
 mod basics;
 mod catalog;

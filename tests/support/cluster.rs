@@ -307,7 +307,7 @@ pub async fn install_operator(
     admin: &Client,
     cp: &super::control_plane::ControlPlane,
 ) -> anyhow::Result<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = crate::repository();
     let read = |p: &str| std::fs::read_to_string(root.join(p)).with_context(|| format!("reading {p}"));
     apply_yaml(admin, &read("crds/baton.conductorone.com_batonconnectors.yaml")?, None).await?;
     eventually("the CRD to be established", Duration::from_secs(60), || async {

@@ -1,7 +1,7 @@
 //! Managed credentials through the controller, against a faked Kubernetes API and the fake
 //! ConductorOne server: issue, rotation, revocation, deletion, and a crash at every write.
 
-mod support;
+use baton_test_support as support;
 
 use std::{sync::Arc, time::Duration};
 

@@ -1,8 +1,7 @@
 //! Unit tests of the stand-in kubelet's environment resolution and of the Baton SDK contract the
 //! stand-in connector follows. Each expectation is the kubelet's or the SDK's documented behaviour.
 
-#[path = "support/mod.rs"]
-mod support;
+use baton_test_support as support;
 
 use std::collections::BTreeMap;
 

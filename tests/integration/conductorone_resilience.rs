@@ -1,7 +1,7 @@
 //! How the ConductorOne client copes with an unhealthy or busy server: 429 with Retry-After,
 //! 5xx, timeouts, dropped connections, and the shared rate limiter.
 
-mod support;
+use baton_test_support as support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Controller tests: one reconcile at a time against a faked Kubernetes HTTP API.
 
-mod support;
+use baton_test_support as support;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! ConductorOne: the operator creates the app and connector a manifest leaves out, exactly once
 //! (crash-tested), mints credentials for them, and deletes only what it created.
 
-mod support;
+use baton_test_support as support;
 
 use baton_operator::api::BATON_CATALOG_ID;
 use serde_json::{Value, json};

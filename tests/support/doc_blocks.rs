@@ -1,8 +1,7 @@
 //! The ```sh blocks of the Markdown docs, and the one marker of a block the end-to-end suite does not
 //! run: the line right above its fence reads `<!-- not run by the e2e suite: <reason> -->`.
 //! Shared by the e2e cases that run documented commands (`install.rs`, `helm.rs`) and by
-//! `tests/docs.rs`, which fails on an unmarked block that no case runs ([`RUN_BY_E2E`]).
-#![allow(dead_code)]
+//! `tests/integration/docs.rs`, which fails on an unmarked block that no case runs ([`RUN_BY_E2E`]).
 
 pub const MARKER_OPEN: &str = "<!-- not run by the e2e suite:";
 pub const MARKER_CLOSE: &str = "-->";

@@ -3,7 +3,7 @@
 //! Retries, timeouts and rate limiting are in `conductorone_resilience.rs`; secret-leak checks
 //! in `conductorone_secrets.rs`.
 
-mod support;
+use baton_test_support as support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Client secrets, issued connector secrets, their private keys and access tokens never show up
 //! in errors (`Display`, `Debug`, source chains), in `Debug` of the public structs, or in logs.
 
-mod support;
+use baton_test_support as support;
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -57,6 +57,10 @@ fn secret_forms(secret: &str) -> Vec<String> {
 // fake's spans alike.
 #[tokio::test(flavor = "current_thread")]
 async fn secrets_never_appear_in_errors_debug_or_logs() {
+    // A second live dispatcher, as in managed::no_secret_reaches_the_logs_events_or_status: the test
+    // threads of this binary share tracing's process-wide callsite interest, and without it a sibling
+    // thread with no subscriber can cache "never" and blind the capture.
+    let _anchor = tracing::Dispatch::new(tracing_subscriber::registry());
     let logs = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)

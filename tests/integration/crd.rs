@@ -4,7 +4,7 @@
 use baton_operator::api::{self, BatonConnector};
 use serde_json::json;
 
-const COMMITTED: &str = include_str!("../crds/baton.conductorone.com_batonconnectors.yaml");
+const COMMITTED: &str = include_str!("../../crds/baton.conductorone.com_batonconnectors.yaml");
 
 #[test]
 fn committed_crd_matches_the_code() {
@@ -17,7 +17,7 @@ fn committed_crd_matches_the_code() {
 
 #[test]
 fn helm_chart_carries_the_same_crd() {
-    let chart = include_str!("../charts/baton-operator/files/baton.conductorone.com_batonconnectors.yaml");
+    let chart = include_str!("../../charts/baton-operator/files/baton.conductorone.com_batonconnectors.yaml");
     assert!(
         chart == COMMITTED,
         "charts/baton-operator/files/ is stale: copy crds/baton.conductorone.com_batonconnectors.yaml there"

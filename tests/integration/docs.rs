@@ -280,8 +280,7 @@ fn readme_links_every_doc() {
     }
 }
 
-#[path = "e2e/doc_blocks.rs"]
-mod doc_blocks;
+use baton_test_support::doc_blocks;
 
 /// Every Markdown page a reader may run commands from.
 fn doc_files() -> Vec<String> {
