@@ -1,22 +1,20 @@
 //! baton-operator: runs ConductorOne Baton connectors on Kubernetes from `BatonConnector` resources.
 //!
 //! Data flows one way: a watch event triggers [`controller::reconcile`], which reads the current
-//! state, lets the pure builders in [`resources`] and [`controller::status`] decide, and writes only
-//! what changed.
+//! state, lets the pure functions in [`decide`] and the builders in [`resources`] decide, and writes
+//! only what changed. `docs/architecture.md` is the map.
 
 pub mod api;
 pub mod catalog;
 pub mod conductorone;
 pub mod controller;
+pub mod decide;
 pub mod leader;
 pub mod metrics;
-pub mod onboarding;
 pub mod plugin;
 pub mod render;
 pub mod resources;
-pub mod rotation;
 pub mod server;
-pub mod sync;
 pub mod telemetry;
 
 /// Errors of a reconcile. Messages name objects, never secret values.

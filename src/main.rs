@@ -182,7 +182,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ctx = Arc::new(controller::Context::new(client, conductorone, metrics, config));
     // Per-resource series are computed from the controller's cache at scrape time.
     registry.register_collector(Box::new(ctx.fleet.clone()));
-    registry.register_collector(Box::new(controller::watch_health::WatchMetrics(ctx.watch_health.clone())));
+    registry.register_collector(Box::new(controller::runtime::watch_health::WatchMetrics(
+        ctx.watch_health.clone(),
+    )));
     let ready = Arc::new(AtomicBool::new(false));
     let readiness = server::Readiness { listed: ready.clone(), watches: ctx.watch_health.clone() };
     let http = tokio::spawn(server::serve(listener, Arc::new(registry), readiness));

@@ -135,12 +135,18 @@ impl Metrics {
     }
 }
 
+/// Where the per-resource metrics come from: the BatonConnector caches of the running controllers
+/// (`controller::store::stored` implements it for them), so that this module knows nothing of how
+/// they are stored.
+pub trait FleetSource: Send + Sync {
+    /// Calls `f` with the namespace, name and sample of each readable resource held.
+    fn each(&self, f: &mut dyn FnMut(&str, &str, &Sample));
+}
+
 /// The BatonConnector caches of the running controllers. Per-resource metrics are computed from them
 /// at scrape time, so a deleted resource's series disappear with it and nothing is kept twice.
 #[derive(Clone, Default)]
-pub struct Fleet(
-    std::sync::Arc<std::sync::RwLock<Vec<kube::runtime::reflector::Store<crate::controller::Stored>>>>,
-);
+pub struct Fleet(std::sync::Arc<std::sync::RwLock<Vec<Box<dyn FleetSource>>>>);
 
 impl std::fmt::Debug for Fleet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -149,12 +155,24 @@ impl std::fmt::Debug for Fleet {
 }
 
 impl Fleet {
-    pub fn add(&self, store: kube::runtime::reflector::Store<crate::controller::Stored>) {
-        self.0.write().expect("fleet lock poisoned").push(store);
+    pub fn add(&self, source: impl FleetSource + 'static) {
+        self.0.write().expect("fleet lock poisoned").push(Box::new(source));
     }
 
-    fn objects(&self) -> Vec<std::sync::Arc<crate::controller::Stored>> {
-        self.0.read().expect("fleet lock poisoned").iter().flat_map(|s| s.state()).collect()
+    /// Each readable resource of every source, until `f` fails.
+    fn each(
+        &self,
+        f: &mut dyn FnMut(&str, &str, &Sample) -> Result<(), std::fmt::Error>,
+    ) -> Result<(), std::fmt::Error> {
+        let mut result = Ok(());
+        for source in self.0.read().expect("fleet lock poisoned").iter() {
+            source.each(&mut |namespace, name, sample| {
+                if result.is_ok() {
+                    result = f(namespace, name, sample);
+                }
+            });
+        }
+        result
     }
 }
 
@@ -214,23 +232,20 @@ impl prometheus_client::collector::Collector for Fleet {
         &self,
         mut encoder: prometheus_client::encoding::DescriptorEncoder,
     ) -> Result<(), std::fmt::Error> {
-        use kube::ResourceExt;
         use prometheus_client::{encoding::EncodeMetric, metrics::gauge::ConstGauge};
-        let objects = self.objects();
         // Unreadable resources have no sample: they are reported on themselves instead.
-        let samples = || objects.iter().filter_map(|o| Some((o.as_ref(), o.sample()?)));
         for (i, (name, help)) in SERIES.into_iter().enumerate() {
             let mut family =
                 encoder.encode_descriptor(name, help, None, ConstGauge::new(0.0f64).metric_type())?;
-            for (o, sample) in samples() {
-                let Some(v) = sample.values[i] else { continue };
+            self.each(&mut |namespace, name, sample| {
+                let Some(v) = sample.values[i] else { return Ok(()) };
                 let labels = ResourceLabels {
-                    namespace: o.namespace().unwrap_or_default(),
-                    name: o.name_any(),
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
                     connector: sample.connector.clone(),
                 };
-                ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
-            }
+                ConstGauge::new(v).encode(family.encode_family(&labels)?)
+            })?;
         }
         // One series per resource whose label is the reason, so dashboards can count connectors by
         // reason; reasons are the fixed set of docs/troubleshooting.md.
@@ -240,16 +255,15 @@ impl prometheus_client::collector::Collector for Fleet {
             None,
             ConstGauge::new(0.0f64).metric_type(),
         )?;
-        for (o, sample) in samples() {
+        self.each(&mut |namespace, name, sample| {
             let labels = ReasonResourceLabels {
-                namespace: o.namespace().unwrap_or_default(),
-                name: o.name_any(),
+                namespace: namespace.to_string(),
+                name: name.to_string(),
                 connector: sample.connector.clone(),
                 reason: sample.ready_reason.clone(),
             };
-            ConstGauge::new(1.0f64).encode(family.encode_family(&labels)?)?;
-        }
-        Ok(())
+            ConstGauge::new(1.0f64).encode(family.encode_family(&labels)?)
+        })
     }
 }
 
@@ -299,13 +313,13 @@ mod tests {
 
     #[test]
     fn per_resource_series_come_from_the_cache() {
-        let (store, mut writer) = reflector::store::<crate::controller::Stored>();
+        let (store, mut writer) = reflector::store::<crate::controller::store::stored::Stored>();
         for bc in [connector("a", true, false), connector("b", false, true)] {
             let stored = kube::core::DeserializeGuard(Ok(bc)).into();
             writer.apply_watcher_event(&watcher::Event::Apply(stored));
         }
         let fleet = Fleet::default();
-        fleet.add(store);
+        fleet.add(crate::controller::store::stored::Sampled(store));
         let mut registry = Registry::default();
         registry.register_collector(Box::new(fleet.clone()));
         let mut text = String::new();

@@ -13,12 +13,12 @@ use serde::Deserialize;
 
 use crate::{
     api::{BatonConnector, ConnectorRef, CredentialsStatus, RotationPhase},
+    decide::rotation::{self, StoredCredential, Trigger},
     resources::{
         self, SecretData, compare,
         credentials::{self, CREDENTIAL_ID_ANNOTATION, ISSUED_AT_ANNOTATION},
         deployment, inputs,
     },
-    rotation::{self, StoredCredential, Trigger},
 };
 
 /// Stands for a value the operator gets from ConductorOne when it mints a credential.

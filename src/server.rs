@@ -13,7 +13,7 @@ use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, rou
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use crate::controller::watch_health::WatchHealth;
+use crate::controller::runtime::watch_health::WatchHealth;
 
 /// What `/readyz` answers from.
 #[derive(Clone, Default)]
@@ -106,7 +106,7 @@ mod tests {
         assert_eq!(get(router.clone(), "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
         ready.listed.store(true, Ordering::Relaxed);
         assert_eq!(get(router.clone(), "/readyz").await.0, StatusCode::OK);
-        ready.watches.mark_failed_for_test(crate::controller::watch_health::WatchKind::Deployment);
+        ready.watches.mark_failed_for_test(crate::controller::runtime::watch_health::WatchKind::Deployment);
         let (status, _, body) = get(router.clone(), "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("Deployment"), "{body}");

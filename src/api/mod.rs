@@ -2,7 +2,9 @@
 
 pub mod conditions;
 mod config;
+mod oneshot_spec;
 pub mod reason;
+mod refs;
 mod schema;
 mod spec;
 mod status;
@@ -11,7 +13,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use config::*;
+pub use oneshot_spec::*;
 pub use reason::Reason;
+pub use refs::*;
 pub use spec::*;
 pub use status::*;
 

@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::Connector;
-
 /// A field's type: the five variants config fields have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldType {
@@ -304,4 +302,65 @@ fn rules(r: &Value) -> Rules {
         max_items: get_u("maxItems"),
         unique: flag("unique"),
     }
+}
+
+/// One catalogued connector.
+#[derive(Clone, Debug)]
+pub struct Connector {
+    /// The repository name without `baton-`, as in `spec.connector`.
+    pub name: String,
+    pub repository: String,
+    /// The commit `config_schema.json` was copied from.
+    pub commit: String,
+    pub display_name: Option<String>,
+    /// The baton-sdk version in the repository's go.mod.
+    pub sdk_version: String,
+    /// Whether schema and go.mod come from one commit (provenance.json `sameCommit`); otherwise
+    /// `sdk_version` may not be the SDK that generated the schema.
+    pub sdk_version_certain: bool,
+    pub fields: Vec<Field>,
+    pub groups: Vec<FieldGroup>,
+    pub constraints: Vec<Constraint>,
+}
+
+impl Connector {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The connector's own fields (not the SDK's ops fields), in schema order.
+    pub fn own_fields(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(|f| !f.ops)
+    }
+
+    /// The group the SDK validates when `auth-method` names none: the default one, else the first.
+    pub fn fallback_group(&self) -> Option<&FieldGroup> {
+        self.groups.iter().find(|g| g.default).or_else(|| self.groups.first())
+    }
+
+    pub fn group(&self, name: &str) -> Option<&FieldGroup> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    /// Every way to configure the connector: each field group by name, or `None` for a connector
+    /// without groups.
+    pub fn group_choices(&self) -> Vec<Option<&str>> {
+        if self.groups.is_empty() {
+            vec![None]
+        } else {
+            self.groups.iter().map(|g| Some(g.name.as_str())).collect()
+        }
+    }
+
+    /// The SDK version as numbers, if it reads as `vX.Y.Z`.
+    pub fn sdk(&self) -> Option<(u64, u64, u64)> {
+        parse_version(&self.sdk_version)
+    }
+}
+
+/// `v0.7.6` (or `v0.7.6-pre`, `0.7.6`) as numbers.
+pub fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+    let core = v.trim_start_matches('v').split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    Some((parts.next()??, parts.next()??, parts.next()??))
 }

@@ -1,7 +1,6 @@
 //! The public client and its operations on connector credentials and connectors.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,60 +10,19 @@ use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use super::config::ClientConfig;
 use super::credentials::{ApiCredentials, ClientId};
 use super::error::{Error, ErrorKind};
 use super::metrics::MetricsHook;
 use super::model::{
     AppInfo, AppResponse, ConnectorInfo, CreateAppRequest, CreateConnectorRequest, CredentialInfo,
     GetConnectorResponse, GetCredentialsResponse, IssuedCredential, ListAppsResponse, ListConnectorsResponse,
-    RotateCredentialRequest, RotateCredentialResponse,
+    NewConnector, RotateCredentialRequest, RotateCredentialResponse,
 };
 use super::retry::Idempotency;
 use super::tls;
 use super::token::TokenCache;
 use super::transport::{Endpoint, Transport};
-
-#[derive(Clone, Debug)]
-pub struct ClientConfig {
-    /// Limit for one HTTP attempt, from connecting until the body is read.
-    pub timeout: Duration,
-    /// Further attempts after the first for retryable failures (0 disables retries).
-    pub max_retries: u32,
-    /// Sustained rate of HTTP requests for the whole process, retries and token requests
-    /// included. Must be at least 1.
-    pub requests_per_second: u32,
-    /// Requests allowed at once above the sustained rate.
-    pub burst: u32,
-    /// Use plain `http://` for loopback hosts (`localhost`, 127.0.0.0/8, `::1`) and ignore
-    /// proxy settings. For tests against a local fake only; other hosts always get `https://`.
-    pub allow_insecure_http: bool,
-    /// First retry delay; doubles per attempt, with jitter.
-    pub backoff_base: Duration,
-    /// Ceiling for the exponential backoff.
-    pub backoff_max: Duration,
-    /// Longest `Retry-After` waited out inside a call. A longer request ends the call with
-    /// [`ErrorKind::RateLimited`] and [`Error::retry_after`] set, so the caller requeues
-    /// instead of holding a worker.
-    pub max_retry_after: Duration,
-    /// Extra CA certificates (PEM). When `None`, `SSL_CERT_FILE` is used if set.
-    pub ca_bundle: Option<PathBuf>,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        ClientConfig {
-            timeout: Duration::from_secs(15),
-            max_retries: 3,
-            requests_per_second: 5,
-            burst: 10,
-            allow_insecure_http: false,
-            backoff_base: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(10),
-            max_retry_after: Duration::from_secs(60),
-            ca_bundle: None,
-        }
-    }
-}
 
 /// ConductorOne API client. Cheap to clone; clones share the HTTP connection pool, the rate
 /// limiter and the token cache, so create one per process.
@@ -311,7 +269,7 @@ impl ConductorOneClient {
         &self,
         api: &ApiCredentials,
         app_id: &str,
-        connector: &crate::onboarding::NewConnector,
+        connector: &NewConnector,
     ) -> Result<ConnectorInfo, Error> {
         require_ids(CREATE_CONNECTOR, &[app_id])?;
         let request = CreateConnectorRequest {

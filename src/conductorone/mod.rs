@@ -30,6 +30,7 @@
 
 mod assertion;
 mod client;
+mod config;
 mod credentials;
 mod error;
 mod metrics;
@@ -41,9 +42,12 @@ mod tls;
 mod token;
 mod transport;
 
-pub use client::{ClientConfig, ConductorOneClient};
+pub use client::ConductorOneClient;
+pub use config::ClientConfig;
 pub use credentials::{ApiCredentials, ClientId};
 pub use error::{Error, ErrorKind};
 pub use metrics::{CallOutcome, MetricsHook};
-pub use model::{AppInfo, ConnectorInfo, CredentialInfo, IssuedCredential, SyncState, SyncStatus};
+pub use model::{
+    AppInfo, ConnectorInfo, CredentialInfo, IssuedCredential, NewConnector, SyncState, SyncStatus,
+};
 pub use secrecy::{ExposeSecret, SecretString};

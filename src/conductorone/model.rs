@@ -441,3 +441,12 @@ mod tests {
         assert!(info.can_resume_sync);
     }
 }
+
+/// What the operator sends to create a connector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewConnector {
+    pub display_name: String,
+    pub description: String,
+    pub catalog_id: String,
+    pub owner_user_ids: Vec<String>,
+}

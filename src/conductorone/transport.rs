@@ -7,7 +7,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::client::ClientConfig;
+use super::config::ClientConfig;
 use super::error::{Error, ErrorKind};
 use super::metrics::{CallOutcome, MetricsHook};
 use super::proto::{int64, null_default};

@@ -11,9 +11,9 @@ use kube::{
 use serde_json::json;
 
 use super::{
-    Scope,
     cli::Action,
     error::{self, PluginError, Result},
+    scope::Scope,
 };
 use crate::api::{self, BatonConnector, conditions};
 

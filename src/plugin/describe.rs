@@ -16,7 +16,7 @@ use super::{
     error::{self, Result},
     output::{age, table},
 };
-use crate::api::{BatonConnector, Mode};
+use crate::api::{BatonConnector, BatonConnectorStatus, Mode};
 
 /// How many events are shown; older ones are in `kubectl get events`.
 const EVENTS: usize = 8;
@@ -125,11 +125,45 @@ pub fn render(
     rows[0][0] = "  TYPE".into();
     table(out, &rows)?;
 
+    conductor_one(out, bc, &status)?;
+    sync(out, bc, &status, now)?;
+    schedule(out, bc, &status)?;
+    credentials(out, &status, now)?;
+
+    writeln!(out, "\nChildren:")?;
+    for line in children {
+        writeln!(out, "  {line}")?;
+    }
+
+    writeln!(out, "\nEvents (last {EVENTS}):")?;
+    if events.is_empty() {
+        writeln!(out, "  none")?;
+    }
+    let rows: Vec<_> = events
+        .iter()
+        .map(|e| {
+            vec![
+                format!("  {}", event_time(e).map_or("-".into(), |t| age(t, now))),
+                e.type_.clone().unwrap_or_default(),
+                e.reason.clone().unwrap_or_default(),
+                e.message.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(out, &rows)
+}
+
+/// The ConductorOne ids, and who created them.
+fn conductor_one(
+    out: &mut impl Write,
+    bc: &BatonConnector,
+    status: &BatonConnectorStatus,
+) -> std::io::Result<()> {
     if let Some(c1) = &bc.spec.conductor_one {
         writeln!(out, "\nConductorOne:")?;
         let created = status.conductor_one.clone().unwrap_or_default();
         let by = |operator: bool| if operator { " (created by the operator)" } else { "" };
-        match crate::onboarding::ids(bc) {
+        match crate::decide::onboarding::ids(bc) {
             Some(ids) => {
                 let app_created = c1.app_id.is_none() && created.created_app;
                 writeln!(out, "  App:            {}{}", ids.app, by(app_created))?;
@@ -141,6 +175,16 @@ pub fn render(
             writeln!(out, "  Paused:         since {} (spec.suspend)", at.0)?;
         }
     }
+    Ok(())
+}
+
+/// The last sync ConductorOne reported.
+fn sync(
+    out: &mut impl Write,
+    bc: &BatonConnector,
+    status: &BatonConnectorStatus,
+    now: Timestamp,
+) -> std::io::Result<()> {
     if let Some(sync) = &status.sync {
         writeln!(out, "\nSync (ConductorOne):")?;
         writeln!(out, "  State:          {}", sync.state.as_deref().unwrap_or("unknown"))?;
@@ -156,6 +200,11 @@ pub fn render(
             writeln!(out, "  Last error:     {e}")?;
         }
     }
+    Ok(())
+}
+
+/// OneShot mode's runs.
+fn schedule(out: &mut impl Write, bc: &BatonConnector, status: &BatonConnectorStatus) -> std::io::Result<()> {
     if bc.spec.mode == Mode::OneShot
         && let Some(s) = &status.schedule
     {
@@ -170,6 +219,11 @@ pub fn render(
             writeln!(out, "  Last failure:   Job {} {}: {}", f.job, f.reason, f.message)?;
         }
     }
+    Ok(())
+}
+
+/// The managed credential and its rotation.
+fn credentials(out: &mut impl Write, status: &BatonConnectorStatus, now: Timestamp) -> std::io::Result<()> {
     if let Some(c) = &status.credentials {
         writeln!(out, "\nCredentials:")?;
         writeln!(out, "  Secret:         {}", c.secret_name.as_deref().unwrap_or("-"))?;
@@ -208,26 +262,5 @@ pub fn render(
             writeln!(out, "  Pending revocations: {}", c.pending_revocations.join(", "))?;
         }
     }
-
-    writeln!(out, "\nChildren:")?;
-    for line in children {
-        writeln!(out, "  {line}")?;
-    }
-
-    writeln!(out, "\nEvents (last {EVENTS}):")?;
-    if events.is_empty() {
-        writeln!(out, "  none")?;
-    }
-    let rows: Vec<_> = events
-        .iter()
-        .map(|e| {
-            vec![
-                format!("  {}", event_time(e).map_or("-".into(), |t| age(t, now))),
-                e.type_.clone().unwrap_or_default(),
-                e.reason.clone().unwrap_or_default(),
-                e.message.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    table(out, &rows)
+    Ok(())
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod fields;
 pub mod manifest;
 pub mod output;
+pub mod scope;
 pub mod summary;
 #[cfg(test)]
 mod tests;
@@ -16,13 +17,14 @@ use std::{io::Write as _, process::ExitCode};
 
 use clap::{CommandFactory as _, Parser as _};
 use kube::{
-    Api, Client, Config,
+    Client, Config,
     config::{KubeConfigOptions, Kubeconfig},
 };
 
-use crate::api::{BatonConnector, GROUP};
+use crate::api::GROUP;
 use cli::{Cli, Command, Global};
 pub use error::{PluginError, Result};
+pub use scope::Scope;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -98,23 +100,6 @@ pub fn offline(cli: &Cli, out: &mut impl std::io::Write) -> Option<Result<()>> {
         }
         _ => return None,
     })
-}
-
-/// Where a command looks: one namespace, or all with `-A`.
-#[derive(Debug, Clone)]
-pub struct Scope {
-    pub namespace: String,
-    pub all_namespaces: bool,
-}
-
-impl Scope {
-    pub fn api(&self, client: &Client) -> Api<BatonConnector> {
-        if self.all_namespaces {
-            Api::all(client.clone())
-        } else {
-            Api::namespaced(client.clone(), &self.namespace)
-        }
-    }
 }
 
 /// Builds a client the way kubectl would: `--kubeconfig`, then `KUBECONFIG` or ~/.kube/config, then

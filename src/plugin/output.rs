@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::{Scope, cli::Output, summary::Summary};
+use super::{cli::Output, scope::Scope, summary::Summary};
 
 /// kubectl-style age: the largest unit or two, e.g. `3d4h`, `12m`, `40s`.
 pub fn age(since: Timestamp, now: Timestamp) -> String {

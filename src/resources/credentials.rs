@@ -5,7 +5,7 @@
 use kube::{Resource, ResourceExt, api::ObjectMeta};
 
 use super::labels;
-use crate::{api::BatonConnector, rotation};
+use crate::{api::BatonConnector, decide::rotation};
 
 /// The ConductorOne id of the credential a revision holds (not secret).
 pub const CREDENTIAL_ID_ANNOTATION: &str = "baton.conductorone.com/credential-id";

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::credentials::{CREDENTIAL_ID_ANNOTATION, EXPIRES_AT_ANNOTATION, ISSUED_AT_ANNOTATION};
 use crate::{
     api::{BatonConnector, Reason},
-    rotation::StoredCredential,
+    decide::rotation::StoredCredential,
 };
 
 pub const CLIENT_ID_KEY: &str = "BATON_CLIENT_ID";
@@ -135,7 +135,7 @@ pub fn referenced_secrets(bc: &BatonConnector) -> Vec<String> {
         names.extend(
             c.rotation
                 .iter()
-                .map(|r| crate::rotation::secret_name(&kube::ResourceExt::name_any(bc), r.revision)),
+                .map(|r| crate::decide::rotation::secret_name(&kube::ResourceExt::name_any(bc), r.revision)),
         );
     }
     names.sort();

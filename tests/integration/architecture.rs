@@ -310,7 +310,11 @@ fn no_import_cycle_between_modules() {
                         .map(move |(t, via)| format!("  {} → {} (names `{via}`)", name(m), name(t)))
                 })
                 .collect();
-            format!("a cycle among {}:\n{}", component.iter().map(|m| name(m)).collect::<Vec<_>>().join(", "), how.join("\n"))
+            format!(
+                "a cycle among {}:\n{}",
+                component.iter().map(|m| name(m)).collect::<Vec<_>>().join(", "),
+                how.join("\n")
+            )
         })
         .collect();
     assert!(found.is_empty(), "{}", found.join("\n"));

@@ -260,7 +260,7 @@ async fn unreadable_resource_is_reported_once_and_skipped() {
     let (fake, ctx) = setup();
     // Written for a newer CRD: a mode this operator does not know.
     fake.edit(BC, |bc| bc["spec"]["mode"] = json!("Batch"));
-    let guard: controller::Guarded = serde_json::from_value(fake.get(BC).unwrap()).unwrap();
+    let guard: controller::store::stored::Guarded = serde_json::from_value(fake.get(BC).unwrap()).unwrap();
     assert!(guard.0.is_err());
     let stored = Arc::new(controller::Stored::from(guard));
     controller::reconcile_stored(stored.clone(), ctx.clone()).await.unwrap();

@@ -59,7 +59,7 @@ fn exposed() -> BTreeSet<String> {
     metrics.reconcile_errors.get_or_create(&ReasonLabels { reason: "SecretNotFound" }).inc();
     metrics.applies.get_or_create(&ApplyLabels { kind: "Deployment", cause: "create" }).inc();
     registry.register_collector(Box::new(Fleet::default()));
-    registry.register_collector(Box::new(baton_operator::controller::watch_health::WatchMetrics(
+    registry.register_collector(Box::new(baton_operator::controller::runtime::watch_health::WatchMetrics(
         Default::default(),
     )));
     let mut text = String::new();

@@ -403,10 +403,10 @@ async fn connectors_of_one_app_are_read_with_one_list_request() {
     second.spec.conductor_one.as_mut().unwrap().connector_id = Some("second-connector".into());
     ctx.sync_poller.track(&first, false);
     ctx.sync_poller.track(&second, false);
-    ctx.sync_poller.poll_due(&ctx).await;
+    ctx.sync_poller.poll_due(&ctx.poller_io()).await;
     assert_eq!(w.c1.count("GET", &format!("/api/v1/apps/{APP}/connectors")), 1);
     assert_eq!(w.c1.count("GET", &harness::connector_path()), 0);
-    let polls = ctx.sync_polls.lock().unwrap();
+    let polls = ctx.sync_poller.results.lock().unwrap();
     assert_eq!(polls.len(), 2);
     assert!(polls.values().all(|p| p.result.is_ok()), "{polls:?}");
 }

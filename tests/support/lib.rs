@@ -1,8 +1,8 @@
 //! Test support shared by the integration tests, the end-to-end suite and the fleet benchmark.
 
 pub mod cluster;
-pub mod doc_blocks;
 pub mod control_plane;
+pub mod doc_blocks;
 pub mod fake_conductorone;
 pub mod fake_kube;
 pub mod harness;

@@ -171,7 +171,7 @@ impl World {
 pub async fn poll(ctx: &Context, kube: &FakeKube) {
     let bc: BatonConnector = serde_json::from_value(kube.get(BC).unwrap()).unwrap();
     ctx.sync_poller.track(&bc, false);
-    ctx.sync_poller.poll_due(ctx).await;
+    ctx.sync_poller.poll_due(&ctx.poller_io()).await;
 }
 
 /// Reconciles, playing the Deployment controller in between, until the rotation is over.

@@ -8,11 +8,12 @@ use kube::{
 };
 use tracing::{info, warn};
 
-use super::{FIELD_MANAGER, Pass, Stage};
+use super::pass::Pass;
 use crate::{
     Result,
     api::BatonConnector,
-    controller::{Context, events, status::Problem},
+    controller::context::{Context, FIELD_MANAGER},
+    decide::{events, outcome::Stage, status::Problem},
     metrics::ApplyLabels,
     resources::compare::{self, ApplyCause, Verdict},
 };

@@ -10,35 +10,37 @@
 //! 3. **write status** once, computed by the pure [`status::compute`] from what the pass came to,
 //!    and publish the events of its transitions.
 
-mod children;
-mod outcome;
-mod pass;
-mod service;
+pub mod children;
+pub mod finalizer;
+pub mod invalid;
+pub mod oneshot;
+pub mod pass;
+pub mod publish;
+pub mod service;
+pub mod sync_view;
 
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::{
-    Resource, ResourceExt,
-    runtime::{controller::Action, events::EventType},
-};
-use tracing::{debug, warn};
+use kube::{Resource, ResourceExt, runtime::controller::Action};
+use tracing::debug;
 
-pub(super) use children::{apply_child, delete_child, owned_by, record_apply};
-pub use outcome::Stage;
-pub use pass::{Observed, Pass};
+use pass::{Observed, Pass};
+use publish::publish;
 
-use super::{
-    Context, actions,
-    events::{self, Note},
-    finalizer, onboarding, oneshot, polling, runs,
-    status::{self, Observation},
+use crate::controller::{
+    c1::{actions, onboarding_steps},
+    context::Context,
 };
 use crate::{
     Error, Result,
     api::{BatonConnector, CredentialsStatus, Mode},
+    decide::{
+        events::{self},
+        rotation, runs,
+        status::{self, Observation},
+    },
     resources::{SecretData, inputs},
-    rotation,
 };
 
 /// The field manager of every write: status (all of it), the finalizer, the children.
@@ -48,7 +50,7 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
     bc.namespace().ok_or(Error::NotNamespaced)?;
     let mut bc = (*bc).clone();
     if bc.meta().deletion_timestamp.is_some() {
-        polling::forget(&ctx, &bc);
+        sync_view::forget(&ctx, &bc);
         return finalizer::cleanup(&ctx, &bc).await;
     }
     finalizer::ensure(&ctx, &mut bc).await?;
@@ -57,7 +59,7 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
     // Suspended: nothing is created in ConductorOne either.
     let ids = match pass.bc.spec.suspend {
         true => None,
-        false => onboarding::converge(&mut pass).await?,
+        false => onboarding_steps::converge(&mut pass).await?,
     };
     match pass.bc.spec.mode {
         // Suspended too: the CronJob is what takes `suspend`.
@@ -135,8 +137,8 @@ fn reported_credentials(
         };
         return (Some(reported), None);
     };
-    let interval = super::credentials::rotation_settings(m).map(|(i, _)| i).ok();
-    let seed = super::credentials::jitter_seed(bc);
+    let interval = crate::decide::credentials::rotation_settings(m).map(|(i, _)| i).ok();
+    let seed = crate::decide::credentials::jitter_seed(bc);
     let next = interval.and_then(|i| rotation::next_rotation(&state, i, &seed)).map(Time);
     let issuing = state.credential_id.is_none().then(|| {
         format!(
@@ -145,22 +147,4 @@ fn reported_credentials(
         )
     });
     (Some(CredentialsStatus { next_rotation_at: next, ..state }), issuing)
-}
-
-pub(super) async fn publish(ctx: &Context, bc: &BatonConnector, notes: Vec<Note>) {
-    let reference = bc.object_ref(&());
-    for note in notes {
-        let level = if note.warning { EventType::Warning } else { EventType::Normal };
-        let event = kube::runtime::events::Event {
-            type_: level,
-            reason: note.reason.into(),
-            note: Some(note.message),
-            action: note.action.into(),
-            secondary: None,
-        };
-        // An event that cannot be written must not fail the reconcile that already did the work.
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            warn!(error = %e, reason = note.reason, "could not publish event");
-        }
-    }
 }

@@ -18,15 +18,12 @@ use kube::{
 };
 use serde_json::json;
 
-use super::{FIELD_MANAGER, outcome::Outcome};
+use super::sync_view::{self, SyncView};
 use crate::{
     Error, Result,
     api::{BatonConnector, BatonConnectorStatus, ConductorOneStatus, CredentialsStatus},
-    controller::{
-        Context,
-        events::Note,
-        polling::{self, SyncView},
-    },
+    controller::context::{Context, FIELD_MANAGER},
+    decide::{events::Note, outcome::Outcome},
     resources::{SecretData, inputs},
 };
 
@@ -57,7 +54,7 @@ impl Observed {
             crate::api::Mode::OneShot => ctx.caches.jobs(&ctx.client, &ns, &name).await?,
             crate::api::Mode::Service => Vec::new(),
         };
-        let sync = polling::observe(ctx, bc, &secrets, now);
+        let sync = sync_view::observe(ctx, bc, &secrets, now);
         Ok(Self { now: Time(now), secrets, deployment, cronjob, jobs, sync })
     }
 }

@@ -2,12 +2,16 @@
 //! Deployment that needs them, then the Deployment, then the CronJob of OneShot mode removed and the
 //! credentials of an earlier managed life revoked.
 
-use super::{Pass, Stage, apply_child, record_apply};
+use super::{
+    children::{apply_child, record_apply},
+    oneshot,
+    pass::Pass,
+};
 use crate::{
     Result,
-    controller::{credentials, oneshot, rotation_steps, status::Problem},
-    onboarding::Ids,
-    resources, rotation,
+    controller::c1::{credential_calls, rotation_steps},
+    decide::{onboarding::Ids, outcome::Stage, rotation, status::Problem},
+    resources,
 };
 
 pub async fn converge(pass: &mut Pass<'_>, ids: Option<&Ids>) -> Result<()> {
@@ -39,7 +43,7 @@ pub async fn converge(pass: &mut Pass<'_>, ids: Option<&Ids>) -> Result<()> {
             }
         }
     }
-    credentials::revoke_leftovers(pass).await?;
+    credential_calls::revoke_leftovers(pass).await?;
     if pass.outcome.applied_current {
         oneshot::remove_cronjob(pass).await?;
     }

@@ -12,7 +12,7 @@ use kube::{
 use serde_json::json;
 use tracing::warn;
 
-use super::Context;
+use crate::controller::context::{Context, FIELD_MANAGER};
 use crate::{
     Result,
     api::{BatonConnector, conditions},
@@ -55,8 +55,7 @@ pub async fn report(ctx: &Context, invalid: &InvalidObject) -> Result<Action> {
     }});
     // The one field manager of status, though only these fields are written: the resource cannot be
     // read, so nothing else of its status can be computed, and a merge patch keeps the rest.
-    let params =
-        PatchParams { field_manager: Some(super::reconcile::FIELD_MANAGER.into()), ..Default::default() };
+    let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     api.patch_status(&name, &params, &Patch::Merge(&patch)).await?;
     let reference = ObjectReference {
         api_version: Some("baton.conductorone.com/v1alpha1".into()),

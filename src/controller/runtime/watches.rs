@@ -23,10 +23,16 @@ use kube::{
 use tracing::{info, warn};
 
 use super::{
-    Context, Guarded, Stored,
-    cache::{Caches, Key},
-    error_policy, reconcile_measured, stored,
+    reconciler::{error_policy, reconcile_measured},
     watch_health::{WatchKind, resilient},
+};
+use crate::controller::{
+    context::Context,
+    store::{
+        Key,
+        cache::Caches,
+        stored::{self, Guarded, Stored},
+    },
 };
 use crate::resources::labels;
 
@@ -85,7 +91,7 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
         .filter(move |r| future::ready(s.is_none() || r.namespace == s))
         .map(|r| ObjectRef::<Stored>::new(&r.name).within(r.namespace.as_deref().unwrap_or_default()));
 
-    ctx.fleet.add(reader.clone());
+    ctx.fleet.add(stored::Sampled(reader.clone()));
     spawn_readiness(reader.clone(), ready);
     let c = ctx.clone();
     Controller::for_stream(connector_events, reader)
@@ -196,7 +202,8 @@ fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>,
             let keep = |key: &Key| !in_scope(&key.0) || seen.contains(key);
             ctx.sync_poller.retain(keep);
             ctx.backoff.retain(|r| keep(&(r.namespace.clone().unwrap_or_default(), r.name.clone())));
-            ctx.sync_polls
+            ctx.sync_poller
+                .results
                 .lock()
                 .expect("sync poll lock poisoned")
                 .retain(|r, _| keep(&(r.namespace.clone().unwrap_or_default(), r.name.clone())));
@@ -212,7 +219,7 @@ fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>,
 /// Nothing is kept per resource once it is gone.
 fn forget(ctx: &Context, key: &Key) {
     let reference = ObjectRef::new(&key.1).within(&key.0);
-    ctx.sync_polls.lock().expect("sync poll lock poisoned").remove(&reference);
+    ctx.sync_poller.results.lock().expect("sync poll lock poisoned").remove(&reference);
     ctx.backoff.succeeded(&reference);
     ctx.sync_poller.forget(key);
 }

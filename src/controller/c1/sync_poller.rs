@@ -24,13 +24,44 @@ use tokio::{
 };
 use tracing::{debug, info};
 
-use super::{Context, PollFailure, PollResult, SyncPoll, cache::Key, credentials};
 use crate::api::Reason;
+use crate::controller::store::{Key, cache::Caches};
+use crate::decide::credentials;
+use crate::metrics::Metrics;
 use crate::{
     api::BatonConnector,
     conductorone::{ErrorKind, SyncState},
-    sync::{self, Observed},
+    decide::sync_status::{self as sync, Observed},
 };
+
+/// What one poll found, or why it found nothing.
+pub type PollResult = Result<Observed, PollFailure>;
+
+/// A poll that could not read the sync status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollFailure {
+    pub reason: crate::api::Reason,
+    pub message: String,
+    /// Only a person can fix it (ConductorOne refused the API credentials, the connector is gone).
+    pub permanent: bool,
+}
+
+/// One poll of ConductorOne's sync status.
+#[derive(Clone, Debug)]
+pub struct SyncPoll {
+    pub at: std::time::Instant,
+    /// The observation, or the failure's reason, message and whether it needs a person.
+    pub result: PollResult,
+}
+
+/// What the poller reads and calls with: the parts of the controller's context it needs, so that
+/// it depends on them and not on the context that holds it.
+pub struct PollerIo {
+    pub client: kube::Client,
+    pub conductorone: crate::conductorone::ConductorOneClient,
+    pub metrics: Arc<Metrics>,
+    pub caches: Arc<Caches>,
+}
 
 /// Polls in flight at once: enough to hide latency, few enough that a slow ConductorOne holds only
 /// these.
@@ -116,6 +147,9 @@ pub struct SyncPoller {
     budget: f64,
     pace: DefaultDirectRateLimiter,
     in_flight: Arc<Semaphore>,
+    /// The last poll of each resource, so polls follow their own cadence however often a resource
+    /// reconciles; the reconcile reads it instead of calling ConductorOne.
+    pub results: Mutex<std::collections::HashMap<ObjectRef<BatonConnector>, SyncPoll>>,
 }
 
 impl SyncPoller {
@@ -131,6 +165,7 @@ impl SyncPoller {
             budget,
             pace: RateLimiter::direct(quota.allow_burst(NonZeroU32::MIN)),
             in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
+            results: Default::default(),
         }
     }
 
@@ -200,7 +235,7 @@ impl SyncPoller {
     }
 
     /// Polls until the process stops.
-    pub async fn run(self: Arc<Self>, ctx: Arc<Context>) {
+    pub async fn run(self: Arc<Self>, ctx: Arc<PollerIo>) {
         // The first lists track every connector; the interval said at start is then the real one.
         ctx.caches.synced().await;
         let mut reported = None;
@@ -242,7 +277,7 @@ impl SyncPoller {
 
     /// Polls every connector that is due now and waits for the answers. For tests, which drive
     /// the operator step by step.
-    pub async fn poll_due(&self, ctx: &Context) {
+    pub async fn poll_due(&self, ctx: &PollerIo) {
         for group in self.take_due(Instant::now()) {
             self.poll_group(ctx, group).await;
         }
@@ -264,7 +299,7 @@ impl SyncPoller {
         groups.into_values().collect()
     }
 
-    async fn poll_group(&self, ctx: &Context, group: Vec<(Key, Target)>) {
+    async fn poll_group(&self, ctx: &PollerIo, group: Vec<(Key, Target)>) {
         let Some((_, first)) = group.first().cloned() else { return };
         let secrets =
             ctx.caches.secrets(&ctx.client, &first.namespace, std::slice::from_ref(&first.api_secret)).await;
@@ -311,15 +346,15 @@ impl SyncPoller {
         };
         let effective = self.effective_interval();
         for (key, result) in results {
-            self.record(ctx, key, result, effective);
+            self.record(key, result, effective);
         }
     }
 
     /// Stores an answer, schedules the next poll, and triggers a reconcile when the answer is new.
-    fn record(&self, ctx: &Context, key: Key, result: PollResult, effective: Duration) {
+    fn record(&self, key: Key, result: PollResult, effective: Duration) {
         let reference = ObjectRef::new(&key.1).within(&key.0);
         let changed = {
-            let mut polls = ctx.sync_polls.lock().expect("sync poll lock poisoned");
+            let mut polls = self.results.lock().expect("sync poll lock poisoned");
             let changed = polls.get(&reference).is_none_or(|p| p.result != result);
             polls.insert(
                 reference.clone(),
@@ -331,7 +366,7 @@ impl SyncPoller {
         let Some(entry) = s.entries.get_mut(&key) else {
             // Forgotten while the poll ran.
             drop(s);
-            ctx.sync_polls.lock().expect("sync poll lock poisoned").remove(&reference);
+            self.results.lock().expect("sync poll lock poisoned").remove(&reference);
             return;
         };
         entry.unchanged = if changed { 0 } else { entry.unchanged.saturating_add(1) };
@@ -353,7 +388,7 @@ fn key(bc: &BatonConnector) -> Option<Key> {
 /// What to poll for a resource; nothing until onboarding knows its connector.
 fn target(bc: &BatonConnector) -> Option<Target> {
     let c1 = bc.spec.conductor_one.as_ref()?;
-    let ids = crate::onboarding::ids(bc)?;
+    let ids = crate::decide::onboarding::ids(bc)?;
     Some(Target {
         namespace: bc.namespace()?,
         api_secret: c1.api_credentials_secret_ref.name.clone(),
@@ -369,7 +404,7 @@ fn has_reading(bc: &BatonConnector) -> bool {
 }
 
 fn failure(e: crate::conductorone::Error) -> PollFailure {
-    let reason = super::status::conductorone_reason(e.kind());
+    let reason = crate::decide::status::conductorone_reason(e.kind());
     PollFailure { reason, message: e.to_string(), permanent: e.is_permanent() }
 }
 

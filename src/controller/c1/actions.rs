@@ -5,17 +5,13 @@
 use kube::ResourceExt;
 use tracing::{info, warn};
 
-use super::{
-    credentials,
-    events::Note,
-    reconcile::{Pass, Stage},
-    status::Problem,
-};
 use crate::api::{ConductorOneStatus, Mode, SYNC_REQUESTED_AT};
+use crate::controller::reconcile::pass::Pass;
+use crate::decide::{credentials, events::Note, outcome::Stage, status::Problem};
 
 /// Makes the calls a person asked for; what they came to goes into the pass's outcome (a queued
 /// sync's request, a new pause record, a failure).
-pub(super) async fn act(pass: &mut Pass<'_>) {
+pub(crate) async fn act(pass: &mut Pass<'_>) {
     let (ctx, bc) = (pass.ctx, &pass.bc);
     let Some(c1) = bc.spec.conductor_one.as_ref() else { return };
     // Missing API credentials are reported by the sync status already.
@@ -35,7 +31,7 @@ pub(super) async fn act(pass: &mut Pass<'_>) {
         return;
     };
     // Until onboarding has the connector, there is nothing to act on; the request stays pending.
-    let Some(ids) = crate::onboarding::ids(bc) else { return };
+    let Some(ids) = crate::decide::onboarding::ids(bc) else { return };
     let now = pass.seen.now.clone();
     let mut notes = Vec::new();
     let (mut problem, mut conductor_one, mut handled_sync) = (None, None, None);

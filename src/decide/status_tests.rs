@@ -6,11 +6,11 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 
-use super::status::*;
 use crate::api::{
     RECONCILE_REQUESTED_AT, RESTART_REQUESTED_AT,
     conditions::{self as cond, find, is_true},
 };
+use crate::decide::status::*;
 use crate::resources::{InputProblem, testing::connector};
 
 fn t(s: i64) -> Time {
@@ -265,7 +265,7 @@ fn a_rollout_keeps_its_own_deadline() {
 #[test]
 fn oneshot_is_ready_when_scheduled_and_not_after_a_failed_run() {
     use crate::api::{Mode, RunFailure, ScheduleStatus};
-    use crate::controller::runs::Runs;
+    use crate::decide::runs::Runs;
     let mut bc = connector("okta", "okta");
     bc.spec.mode = Mode::OneShot;
     let scheduled = Runs { exists: true, status: ScheduleStatus::default() };

@@ -14,11 +14,15 @@ use kube::{
 };
 use serde::Deserialize;
 
-use super::{
-    Guarded,
-    packed::{Packed, Packer},
+use super::packed::{Packed, Packer};
+use crate::{
+    api::BatonConnector,
+    metrics::{FleetSource, Sample},
 };
-use crate::{api::BatonConnector, metrics::Sample};
+
+/// A BatonConnector, or the metadata of one that does not deserialize: one unreadable object must
+/// not stop the watch of all the others.
+pub type Guarded = DeserializeGuard<BatonConnector>;
 
 /// BatonConnectors pack against one with a status: most have one.
 static PACKER: Packer = Packer::new();
@@ -136,6 +140,24 @@ impl Resource for Stored {
 
     fn meta_mut(&mut self) -> &mut ObjectMeta {
         &mut self.metadata
+    }
+}
+
+/// A controller's store as the per-resource metrics read it.
+pub struct Sampled(pub kube::runtime::reflector::Store<Stored>);
+
+impl FleetSource for Sampled {
+    fn each(&self, f: &mut dyn FnMut(&str, &str, &Sample)) {
+        for stored in self.0.state() {
+            if let Some(sample) = stored.sample() {
+                let meta = kube::Resource::meta(stored.as_ref());
+                f(
+                    meta.namespace.as_deref().unwrap_or_default(),
+                    meta.name.as_deref().unwrap_or_default(),
+                    sample,
+                );
+            }
+        }
     }
 }
 

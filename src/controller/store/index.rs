@@ -8,7 +8,7 @@ use std::{
 
 use kube::{ResourceExt, runtime::watcher::Event};
 
-use super::{Guarded, cache::Key};
+use super::{Key, stored::Guarded};
 use crate::resources::inputs;
 
 #[derive(Default)]

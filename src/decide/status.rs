@@ -209,15 +209,6 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
         None => workload_state(obs.deployment),
     };
     let oneshot = bc.spec.mode == crate::api::Mode::OneShot;
-    let credentials_secrets: Vec<&str> = bc
-        .spec
-        .credentials
-        .secret_ref
-        .iter()
-        .map(|r| r.name.as_str())
-        .chain(bc.spec.conductor_one.iter().map(|c| c.api_credentials_secret_ref.name.as_str()))
-        .collect();
-
     let mut desired = Vec::new();
     desired.push(if suspended {
         Desired::new(
@@ -230,9 +221,67 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
         Desired::new(cond::SUSPENDED, false, Reason::NotSuspended, "")
     });
 
+    desired.push(credentials_condition(bc, obs, oneshot, suspended));
+
+    desired.push(workload_condition(&workload));
+
+    let synced = obs.sync.as_ref().map(|(_, c, permanent)| (c, *permanent));
+    if let Some((c, _)) = synced {
+        desired.push(c.clone());
+    }
+    let (ready, reconciling, stalled) =
+        summary(suspended, obs.problem.as_ref(), obs.issuing.as_deref(), &workload, synced);
+    let (reconciling, stalled) = progress_deadline(&previous.conditions, reconciling, stalled, now);
+    desired.push(ready);
+    desired.push(reconciling);
+    desired.push(stalled);
+
+    let handled_requests = handled_requests(bc, obs, &previous);
+    let runs = obs.runs.as_ref().filter(|r| r.exists);
+    let shown_workload = workload_status(bc, obs, runs, &previous);
+
+    BatonConnectorStatus {
+        observed_generation: generation.unwrap_or(previous.observed_generation),
+        conditions: cond::merge(&previous.conditions, desired, generation, now),
+        image: running_image(obs.deployment)
+            .or_else(|| runs.map(|_| crate::resources::image::reference(bc)))
+            .or(previous.image),
+        workload: shown_workload,
+        handled_requests,
+        credentials: obs.credentials.clone().or(previous.credentials),
+        sync: match &obs.sync {
+            Some((status, _, _)) => status.clone(),
+            None => None,
+        },
+        schedule: runs.map(|r| r.status.clone()),
+        conductor_one: obs
+            .conductor_one
+            .clone()
+            .or(previous.conductor_one)
+            .filter(|c| *c != crate::api::ConductorOneStatus::default()),
+    }
+}
+
+/// `CredentialsReady`: the first problem with the credentials' Secrets, else where the credential
+/// comes from.
+fn credentials_condition(
+    bc: &BatonConnector,
+    obs: &Observation<'_>,
+    oneshot: bool,
+    suspended: bool,
+) -> Desired {
+    let credentials_secrets: Vec<&str> = bc
+        .spec
+        .credentials
+        .secret_ref
+        .iter()
+        .map(|r| r.name.as_str())
+        .chain(bc.spec.conductor_one.iter().map(|c| c.api_credentials_secret_ref.name.as_str()))
+        .collect();
+
     let credentials_problem = obs.problem.as_ref().filter(|p| p.is_credentials(&credentials_secrets));
     let managed = obs.credentials.as_ref().and_then(|c| c.credential_id.as_ref());
-    desired.push(match credentials_problem {
+    match credentials_problem {
         Some(p) => Desired::new(cond::CREDENTIALS_READY, false, p.reason(), p.message()),
         None if oneshot => Desired::new(
             cond::CREDENTIALS_READY,
@@ -259,9 +308,12 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
             "client ID and secret are present",
         ),
         None => Desired::new(cond::CREDENTIALS_READY, false, Reason::Unknown, "credentials were not checked"),
-    });
+    }
+}
 
-    desired.push(match &workload {
+/// `WorkloadAvailable`, from the state of the Deployment or of the OneShot runs.
+fn workload_condition(workload: &WorkloadState) -> Desired {
+    match workload {
         WorkloadState::Available => {
             Desired::new(cond::WORKLOAD_AVAILABLE, true, Reason::Available, "the connector pod is available")
         }
@@ -283,21 +335,17 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
         WorkloadState::RunFailed(m) => {
             Desired::new(cond::WORKLOAD_AVAILABLE, false, Reason::RunFailed, m.clone())
         }
-    });
-
-    let synced = obs.sync.as_ref().map(|(_, c, permanent)| (c, *permanent));
-    if let Some((c, _)) = synced {
-        desired.push(c.clone());
     }
-    let (ready, reconciling, stalled) =
-        summary(suspended, obs.problem.as_ref(), obs.issuing.as_deref(), &workload, synced);
-    let (reconciling, stalled) = progress_deadline(&previous.conditions, reconciling, stalled, now);
-    desired.push(ready);
-    desired.push(reconciling);
-    desired.push(stalled);
+}
 
+/// The requests (annotations) this status answers: a restart once the workload carries it.
+fn handled_requests(
+    bc: &BatonConnector,
+    obs: &Observation<'_>,
+    previous: &BatonConnectorStatus,
+) -> HandledRequests {
     let annotations = bc.annotations();
-    let handled_requests = HandledRequests {
+    HandledRequests {
         restart: if obs.applied_current {
             annotations.get(RESTART_REQUESTED_AT).cloned()
         } else {
@@ -306,47 +354,34 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
         reconcile: annotations.get(RECONCILE_REQUESTED_AT).cloned(),
         rotate: previous.handled_requests.rotate.clone(),
         sync: obs.handled_sync.clone().or(previous.handled_requests.sync.clone()),
-    };
-    let runs = obs.runs.as_ref().filter(|r| r.exists);
-
-    BatonConnectorStatus {
-        observed_generation: generation.unwrap_or(previous.observed_generation),
-        conditions: cond::merge(&previous.conditions, desired, generation, now),
-        image: running_image(obs.deployment)
-            .or_else(|| runs.map(|_| crate::resources::image::reference(bc)))
-            .or(previous.image),
-        workload: runs
-            .map(|r| WorkloadStatus {
-                name: bc.name_any(),
-                available_replicas: i32::try_from(r.status.active.len()).unwrap_or(i32::MAX),
-                config_hash: obs
-                    .config_hash
-                    .clone()
-                    .or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
-            })
-            .or_else(|| {
-                obs.deployment.map(|d| WorkloadStatus {
-                    name: d.name_any(),
-                    available_replicas: d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
-                    config_hash: obs
-                        .config_hash
-                        .clone()
-                        .or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
-                })
-            }),
-        handled_requests,
-        credentials: obs.credentials.clone().or(previous.credentials),
-        sync: match &obs.sync {
-            Some((status, _, _)) => status.clone(),
-            None => None,
-        },
-        schedule: runs.map(|r| r.status.clone()),
-        conductor_one: obs
-            .conductor_one
-            .clone()
-            .or(previous.conductor_one)
-            .filter(|c| *c != crate::api::ConductorOneStatus::default()),
     }
+}
+
+/// `status.workload`: the OneShot runs' or the Deployment's, keeping the last config hash.
+fn workload_status(
+    bc: &BatonConnector,
+    obs: &Observation<'_>,
+    runs: Option<&super::runs::Runs>,
+    previous: &BatonConnectorStatus,
+) -> Option<WorkloadStatus> {
+    runs.map(|r| WorkloadStatus {
+        name: bc.name_any(),
+        available_replicas: i32::try_from(r.status.active.len()).unwrap_or(i32::MAX),
+        config_hash: obs
+            .config_hash
+            .clone()
+            .or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
+    })
+    .or_else(|| {
+        obs.deployment.map(|d| WorkloadStatus {
+            name: d.name_any(),
+            available_replicas: d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
+            config_hash: obs
+                .config_hash
+                .clone()
+                .or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
+        })
+    })
 }
 
 fn credential_message(c: &CredentialsStatus) -> String {

@@ -10,11 +10,12 @@ use kube::{
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{
-    Context, credentials,
-    events::Note,
-    reconcile::{FIELD_MANAGER, publish},
+use super::publish::publish;
+use crate::controller::{
+    c1::{credential_calls, onboarding_steps},
+    context::{Context, FIELD_MANAGER},
 };
+use crate::decide::{credentials, events::Note, outcome::CleanupError};
 use crate::{
     Error, Result,
     api::{BatonConnector, DeletionPolicy},
@@ -28,7 +29,7 @@ const MAX_ATTEMPTS: u32 = 5;
 /// Managed credentials, credentials left from when the resource was managed, or an app and connector
 /// the operator creates (or created) in ConductorOne are to be cleaned up on deletion.
 fn wanted(bc: &BatonConnector) -> bool {
-    let creates = bc.spec.conductor_one.as_ref().is_some_and(crate::onboarding::creates);
+    let creates = bc.spec.conductor_one.as_ref().is_some_and(crate::decide::onboarding::creates);
     (bc.spec.credentials.managed.is_some() || creates || has_work(bc))
         && bc.spec.deletion_policy == DeletionPolicy::Revoke
 }
@@ -39,8 +40,8 @@ fn has_work(bc: &BatonConnector) -> bool {
         .status
         .as_ref()
         .and_then(|s| s.credentials.as_ref())
-        .is_some_and(|c| !crate::rotation::minted(c).is_empty());
-    minted || crate::onboarding::owns_anything(bc)
+        .is_some_and(|c| !crate::decide::rotation::minted(c).is_empty());
+    minted || crate::decide::onboarding::owns_anything(bc)
 }
 
 fn present(bc: &BatonConnector) -> Option<usize> {
@@ -69,7 +70,7 @@ pub async fn cleanup(ctx: &Context, bc: &BatonConnector) -> Result<Action> {
     let Some(index) = present(bc) else { return Ok(Action::await_change()) };
     if wanted(bc) && has_work(bc) {
         let Ok(_slot) = ctx.c1_slots.try_acquire() else {
-            return Ok(Action::requeue(super::C1_BUSY_RETRY));
+            return Ok(Action::requeue(crate::decide::outcome::C1_BUSY_RETRY));
         };
         let attempt = ctx.backoff.failures(&ObjectRef::from(bc)) + 1;
         let note = match clean_up(ctx, bc).await {
@@ -122,45 +123,13 @@ async fn clean_up(ctx: &Context, bc: &BatonConnector) -> std::result::Result<Vec
         .map_err(|e| CleanupError::retryable(format!("reading Secret {name:?}: {e}")))?;
     let creds =
         credentials::api_credentials(bc, c1, &secrets).map_err(|p| CleanupError::permanent(p.to_string()))?;
-    let failed = credentials::revoke_all(ctx, bc, &creds).await;
+    let failed = credential_calls::revoke_all(ctx, bc, &creds).await;
     if let Some((_, e)) = failed.first() {
         let ids: Vec<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
         return Err(CleanupError::from_conductorone(format!("credentials {ids:?}: {e}"), e));
     }
     // The connector goes only once no credential of it is left valid.
-    super::onboarding::delete_created(ctx, bc, &creds).await
-}
-
-/// Why cleaning up in ConductorOne failed. The message names objects, never secret values.
-#[derive(Debug)]
-pub(super) struct CleanupError {
-    message: String,
-    /// Retrying will not cure it (no access, refused credentials): deletion gives up at once.
-    permanent: bool,
-}
-
-impl CleanupError {
-    pub fn retryable(message: String) -> Self {
-        Self { message, permanent: false }
-    }
-
-    pub fn permanent(message: String) -> Self {
-        Self { message, permanent: true }
-    }
-
-    /// A failed ConductorOne call, permanent when ConductorOne's answer says so.
-    pub fn from_conductorone(message: String, e: &crate::conductorone::Error) -> Self {
-        Self { message, permanent: e.is_permanent() }
-    }
-}
-
-impl std::fmt::Display for CleanupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.permanent {
-            true => write!(f, "{} (permanent)", self.message),
-            false => f.write_str(&self.message),
-        }
-    }
+    onboarding_steps::delete_created(ctx, bc, &creds).await
 }
 
 fn remove_ops(index: usize) -> serde_json::Value {

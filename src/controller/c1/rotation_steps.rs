@@ -11,18 +11,19 @@ use kube::{
 };
 use tracing::{info, warn};
 
-use super::{
+use crate::controller::reconcile::pass::Pass;
+use crate::decide::{
     credentials::{self, c1_problem, credential_secret, expiry_horizon, jitter_seed, reads_credentials_from},
     events::Note,
-    reconcile::{Pass, Stage},
+    outcome::Stage,
     status::{self, Problem},
 };
 use crate::{
     Result,
     api::{ConnectorRef, ROTATE_REQUESTED_AT, RotationPhase},
     conductorone::{ApiCredentials, ErrorKind},
-    onboarding::Ids,
-    rotation::{self, Step, StoredCredential},
+    decide::onboarding::Ids,
+    decide::rotation::{self, Step, StoredCredential},
 };
 
 /// A bound on steps per pass, so that a bug can never turn into a hot loop against ConductorOne.

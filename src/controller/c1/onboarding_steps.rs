@@ -1,4 +1,4 @@
-//! Zero-click onboarding's side effects (the decisions are in [`crate::onboarding`]): creates the
+//! Zero-click onboarding's side effects (the decisions are in [`crate::decide::onboarding`]): creates the
 //! ConductorOne app and connector the spec leaves out, and deletes them with the resource.
 //!
 //! Like a rotation, each creation is journaled in status before the call (`creating*Since`) and its
@@ -9,18 +9,18 @@
 use kube::ResourceExt;
 use tracing::{info, warn};
 
-use super::{
-    Context, credentials,
+use crate::controller::{context::Context, reconcile::pass::Pass};
+use crate::decide::{
+    credentials,
     events::Note,
-    finalizer::CleanupError,
-    reconcile::{Pass, Stage},
+    outcome::{CleanupError, Stage},
     status::Problem,
 };
 use crate::{
     Result,
     api::{BatonConnector, ConductorOneSpec, ConductorOneStatus},
     conductorone::{ApiCredentials, Error as C1Error, ErrorKind},
-    onboarding::{self, Ids, Step},
+    decide::onboarding::{self, Ids, Step},
 };
 
 /// A bound on steps per reconcile (release, find, create app, create connector and records).
@@ -29,7 +29,7 @@ const MAX_STEPS: usize = 8;
 /// Brings the resource's ConductorOne app and connector into being; returns their ids once they
 /// exist (`None` before, or without `conductorOne`). What keeps it from finishing goes into the
 /// pass's outcome.
-pub(super) async fn converge(pass: &mut Pass<'_>) -> Result<Option<Ids>> {
+pub(crate) async fn converge(pass: &mut Pass<'_>) -> Result<Option<Ids>> {
     let Some(c1) = pass.bc.spec.conductor_one.clone() else { return Ok(None) };
     let mut slot = None;
     for _ in 0..MAX_STEPS {
@@ -269,7 +269,7 @@ fn created_note(reason: &'static str, message: String) -> Note {
 /// Deletion with `deletionPolicy: Revoke`, after the credentials are revoked: deletes the connector
 /// and then the app the operator created (the app only when no other connector is in it), and what
 /// a creation with a lost reply may have made. Says what it could not delete and why.
-pub(super) async fn delete_created(
+pub(crate) async fn delete_created(
     ctx: &Context,
     bc: &BatonConnector,
     api: &ApiCredentials,

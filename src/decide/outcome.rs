@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
-use crate::{api::ConductorOneStatus, controller::status::Problem};
+use crate::api::ConductorOneStatus;
+use crate::decide::status::Problem;
+
+/// How soon a reconcile that found every ConductorOne slot taken comes back.
+pub const C1_BUSY_RETRY: Duration = Duration::from_secs(2);
 
 /// The stages of a pass that can block it, in the order their problems are reported: what keeps
 /// onboarding from finishing explains the rest; an object the operator cannot write explains why a
@@ -70,11 +74,43 @@ impl Outcome {
 
     /// Every ConductorOne slot was taken: come back shortly rather than hold a worker.
     pub fn busy(&mut self) {
-        self.recheck_in(crate::controller::C1_BUSY_RETRY);
+        self.recheck_in(C1_BUSY_RETRY);
     }
 
     pub fn wait(&self) -> Option<Duration> {
         self.wait
+    }
+}
+
+/// Why cleaning up in ConductorOne failed. The message names objects, never secret values.
+#[derive(Debug)]
+pub struct CleanupError {
+    pub message: String,
+    /// Retrying will not cure it (no access, refused credentials): deletion gives up at once.
+    pub permanent: bool,
+}
+
+impl CleanupError {
+    pub fn retryable(message: String) -> Self {
+        Self { message, permanent: false }
+    }
+
+    pub fn permanent(message: String) -> Self {
+        Self { message, permanent: true }
+    }
+
+    /// A failed ConductorOne call, permanent when ConductorOne's answer says so.
+    pub fn from_conductorone(message: String, e: &crate::conductorone::Error) -> Self {
+        Self { message, permanent: e.is_permanent() }
+    }
+}
+
+impl std::fmt::Display for CleanupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.permanent {
+            true => write!(f, "{} (permanent)", self.message),
+            false => f.write_str(&self.message),
+        }
     }
 }
 
@@ -122,6 +158,6 @@ mod tests {
         o.recheck_in(Duration::from_secs(60));
         o.busy();
         o.recheck_in(Duration::from_secs(30));
-        assert_eq!(o.wait(), Some(crate::controller::C1_BUSY_RETRY));
+        assert_eq!(o.wait(), Some(C1_BUSY_RETRY));
     }
 }

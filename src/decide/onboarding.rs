@@ -7,6 +7,7 @@
 //! someone else is reported, not replaced.
 
 use crate::api::{BATON_CATALOG_ID, BatonConnector, ConductorOneSpec, ConductorOneStatus};
+use crate::conductorone::NewConnector;
 
 /// The app and connector a resource uses in ConductorOne.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,15 +107,6 @@ pub fn has_marker(description: &str, uid: &str) -> bool {
 pub struct NewApp {
     pub display_name: String,
     pub description: String,
-}
-
-/// What the operator sends to create a connector.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewConnector {
-    pub display_name: String,
-    pub description: String,
-    pub catalog_id: String,
-    pub owner_user_ids: Vec<String>,
 }
 
 fn described(user: Option<&str>, namespace: &str, name: &str, uid: &str) -> String {

@@ -13,18 +13,18 @@ use kube::{
 use tracing::info;
 
 use super::{
-    credentials,
-    events::Note,
-    reconcile::{Pass, Stage, apply_child, delete_child, owned_by, record_apply},
-    status::Problem,
+    children::{apply_child, delete_child, owned_by, record_apply},
+    pass::Pass,
 };
+use crate::controller::c1::credential_calls;
+use crate::decide::{events::Note, outcome::Stage, status::Problem};
 use crate::{
     Result,
     api::SYNC_REQUESTED_AT,
     resources::{self, cronjob},
 };
 
-pub(super) async fn converge(pass: &mut Pass<'_>) -> Result<()> {
+pub(crate) async fn converge(pass: &mut Pass<'_>) -> Result<()> {
     let name = pass.name();
     match resources::plan_cronjob(&pass.bc, &pass.seen.secrets) {
         Err(p) => pass.outcome.block(Stage::Inputs, Problem::Input(p)),
@@ -49,7 +49,7 @@ pub(super) async fn converge(pass: &mut Pass<'_>) -> Result<()> {
         pass.note(replaced("Deployment", "CronJob", &name));
         pass.seen.deployment = None;
     }
-    credentials::revoke_leftovers(pass).await?;
+    credential_calls::revoke_leftovers(pass).await?;
     let request = kube::ResourceExt::annotations(&pass.bc).get(SYNC_REQUESTED_AT).cloned();
     if let Some(request) = request
         && pass.bc.status.as_ref().and_then(|s| s.handled_requests.sync.as_ref()) != Some(&request)
@@ -77,7 +77,7 @@ async fn run_now(pass: &Pass<'_>, job: Job) -> Result<()> {
 }
 
 /// Service mode: the CronJob of OneShot mode goes once the Deployment is on the current template.
-pub(super) async fn remove_cronjob(pass: &mut Pass<'_>) -> Result<()> {
+pub(crate) async fn remove_cronjob(pass: &mut Pass<'_>) -> Result<()> {
     let Some(c) = pass.seen.cronjob.as_ref().filter(|c| owned_by(*c, &pass.bc)) else { return Ok(()) };
     let cronjob = kube::ResourceExt::name_any(c);
     delete_child::<CronJob>(pass.ctx, &pass.bc, &cronjob).await?;
