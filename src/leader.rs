@@ -6,13 +6,20 @@
 //! Lease every `retry_period`, so a handover takes about that long rather than the lease duration.
 //! A standby judges expiry by its own clock (how long the record has not changed), as client-go
 //! does, so clock skew between nodes does not matter.
+//!
+//! The decisions and their timings are in [`decision`], free of I/O and of clock reads so that they are
+//! tested at exact instants; this module only reads and writes the Lease and sleeps. It is written
+//! here rather than taken from a crate: `kube-lease-manager`, the maintained one, is on kube 4 and
+//! k8s-openapi 0.28 in its newest release (0.12, June 2026), so it would bring a second kube client
+//! into this kube 5 build; and it judges expiry by the holder's `renewTime` plus the duration against
+//! this node's wall clock, where this module, as client-go, counts on its own monotonic clock from
+//! when it saw the record change, so that clock skew between nodes cannot hand the lease over early.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
+mod decision;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
 };
 
 use anyhow::Context as _;
@@ -28,32 +35,10 @@ use serde_json::{Value, json};
 use tokio::{sync::watch, task::JoinHandle, time::Instant};
 use tracing::{debug, info, warn};
 
+pub use self::decision::LeaderConfig;
+use self::decision::{Acquire, Next, Outcome, Renewer, Standby, holder};
+
 const FIELD_MANAGER: &str = "baton-operator/leader";
-
-/// Where the lease lives and who this replica is.
-#[derive(Clone, Debug)]
-pub struct LeaderConfig {
-    pub namespace: String,
-    pub lease_name: String,
-    pub identity: String,
-    /// How long a lease stays valid without renewal.
-    pub duration: Duration,
-    /// How often a standby reads the Lease, and how often a failed renewal is retried.
-    pub retry_period: Duration,
-}
-
-impl LeaderConfig {
-    /// The holder renews three times per lease duration.
-    fn renew_every(&self) -> Duration {
-        self.duration / 3
-    }
-
-    /// A holder that could not renew for this long stops, leaving a third of the duration as margin
-    /// before a standby may take over.
-    fn renew_deadline(&self) -> Duration {
-        self.duration * 2 / 3
-    }
-}
 
 /// A held lease, renewed in the background until released or lost.
 pub struct Leadership {
@@ -74,13 +59,13 @@ pub async fn acquire(
     let api: Api<Lease> = Api::namespaced(client, &config.namespace);
     ready.store(true, Ordering::Relaxed);
     info!(identity = %config.identity, lease = %config.lease_name, "waiting to lead");
-    let mut seen = Observed::default();
+    let mut standby = Standby::default();
     let acquired_at = loop {
         // The lease counts from before the request that took it: the write may have been applied
         // long before its answer arrived, and a standby's clock starts when it sees that write.
         let attempt = Instant::now();
         // An API server that hangs must not hold the standby in one attempt.
-        match tokio::time::timeout(config.duration, try_acquire(&api, config, &mut seen)).await {
+        match tokio::time::timeout(config.duration, try_acquire(&api, config, &mut standby)).await {
             Ok(Ok(true)) => break attempt,
             Ok(Ok(false)) => {}
             Ok(Err(e)) => {
@@ -119,69 +104,37 @@ impl Leadership {
     }
 }
 
-/// The last version of the Lease a standby saw, and when it first saw it.
-#[derive(Default)]
-struct Observed {
-    version: Option<String>,
-    since: Option<Instant>,
-}
-
+/// The wall-clock stamp written into `acquireTime`/`renewTime`. Only people and tools read it: no
+/// decision here depends on it.
 fn now() -> Value {
     serde_json::to_value(MicroTime(Timestamp::now())).unwrap_or(Value::Null)
 }
 
-fn holder(lease: &Lease) -> Option<&str> {
-    lease.spec.as_ref()?.holder_identity.as_deref().filter(|h| !h.is_empty())
-}
-
-fn duration_secs(config: &LeaderConfig) -> i32 {
-    i32::try_from(config.duration.as_secs().max(1)).unwrap_or(i32::MAX)
-}
-
-/// Takes the lease when it is free, expired or already ours. `Ok(false)`: another replica holds it,
-/// or won a race for it.
-async fn try_acquire(api: &Api<Lease>, config: &LeaderConfig, seen: &mut Observed) -> anyhow::Result<bool> {
-    let Some(lease) = api.get_opt(&config.lease_name).await? else {
-        let lease: Lease = serde_json::from_value(json!({
-            "metadata": {"name": config.lease_name},
-            "spec": {"holderIdentity": config.identity, "leaseDurationSeconds": duration_secs(config),
-                     "acquireTime": now(), "renewTime": now(), "leaseTransitions": 0},
-        }))?;
-        let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-        return match api.create(&params, &lease).await {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-            Err(e) => Err(e.into()),
-        };
-    };
-    let version = lease.metadata.resource_version.clone();
-    let current = holder(&lease).map(str::to_string);
-    if current.as_deref().is_some_and(|h| h != config.identity) {
-        if seen.version != version {
-            *seen = Observed { version, since: Some(Instant::now()) };
-            return Ok(false);
+/// One read of the Lease and the write the standby's decision calls for. `Ok(false)`: another replica
+/// holds it, or won a race for it.
+async fn try_acquire(api: &Api<Lease>, config: &LeaderConfig, standby: &mut Standby) -> anyhow::Result<bool> {
+    let lease = api.get_opt(&config.lease_name).await?;
+    match standby.observe(lease.as_ref(), Instant::now(), config) {
+        Acquire::Wait => Ok(false),
+        Acquire::Create => {
+            let lease: Lease = serde_json::from_value(json!({
+                "metadata": {"name": config.lease_name},
+                "spec": decision::create_spec(config, &now()),
+            }))?;
+            let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+            match api.create(&params, &lease).await {
+                Ok(_) => Ok(true),
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                Err(e) => Err(e.into()),
+            }
         }
-        let valid_for = lease
-            .spec
-            .as_ref()
-            .and_then(|s| s.lease_duration_seconds)
-            .map_or(config.duration, |s| Duration::from_secs(u64::try_from(s).unwrap_or(0)));
-        if seen.since.is_some_and(|t| t.elapsed() <= valid_for) {
-            return Ok(false);
+        Acquire::Take { version, transitions, expired } => {
+            if let Some(previous) = expired {
+                info!(%previous, "the leader-election lease expired; taking it");
+            }
+            conditional_patch(api, config, version, decision::take_spec(config, transitions, &now())).await
         }
-        info!(
-            previous = current.as_deref().unwrap_or_default(),
-            "the leader-election lease expired; taking it"
-        );
     }
-    let transitions = lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0);
-    let mut spec = json!({"holderIdentity": config.identity, "leaseDurationSeconds": duration_secs(config),
-                          "renewTime": now()});
-    if current.as_deref() != Some(config.identity.as_str()) {
-        spec["acquireTime"] = now();
-        spec["leaseTransitions"] = json!(transitions + 1);
-    }
-    conditional_patch(api, config, version, spec).await
 }
 
 /// A merge patch that applies only to the version read: the API server answers 409 when the Lease
@@ -202,13 +155,9 @@ async fn conditional_patch(
     }
 }
 
-/// Renews the lease until told to stop; reports a loss (another holder, or no renewal within the
-/// deadline) on `lost` and returns.
-///
-/// The deadline is kept by the clock, not by the answers: a renewal that hangs (an API server that
-/// accepts connections but cannot reach etcd, a network that drops packets) is abandoned when the
-/// deadline comes, so this replica stops a third of the lease duration before a standby may take
-/// over, whatever the API server does. Each renewal counts from before its request was sent.
+/// Renews the lease on the [`Renewer`]'s schedule until told to stop; reports a loss (another
+/// holder, or no renewal within the deadline) on `lost` and returns. Each attempt is cut off at the
+/// time the schedule leaves it, so a hanging API server cannot keep this replica leading.
 async fn renew(
     api: Api<Lease>,
     config: LeaderConfig,
@@ -216,80 +165,70 @@ async fn renew(
     mut stop: watch::Receiver<bool>,
     acquired_at: Instant,
 ) {
-    let mut renewed = acquired_at;
-    let mut wait = config.renew_every();
+    let mut renewer = Renewer::new(acquired_at, &config);
+    let mut wait = renewer.first_wait();
     loop {
-        let deadline = renewed + config.renew_deadline();
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             () = tokio::time::sleep(wait) => {}
         }
         let attempt = Instant::now();
-        let left = deadline.saturating_duration_since(attempt);
-        let outcome = match tokio::time::timeout(left, renew_once(&api, &config)).await {
-            Ok(Ok(Renewal::Renewed)) => Ok(true),
-            Ok(Ok(Renewal::Conflict)) => Ok(false),
-            Ok(Ok(Renewal::TakenBy(holder))) => {
+        let answer =
+            tokio::time::timeout(renewer.budget(attempt), renew_once(&api, &config)).await.unwrap_or_else(
+                |_| Err(anyhow::anyhow!("no answer from the API server before the renewal deadline")),
+            );
+        let outcome = answer.unwrap_or_else(|e| {
+            warn!(error = %format!("{e:#}"), "could not renew the leader-election lease");
+            Outcome::Failed
+        });
+        let renewed = matches!(outcome, Outcome::Renewed);
+        match renewer.record(attempt, outcome, Instant::now()) {
+            Next::Wait(next) => {
+                if renewed {
+                    debug!("lease renewed");
+                }
+                wait = next;
+            }
+            Next::TakenBy(holder) => {
                 warn!(%holder, "another replica holds the leader-election lease");
                 let _ = lost.send(true);
                 return;
             }
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(anyhow::anyhow!("no answer from the API server before the renewal deadline")),
-        };
-        match outcome {
-            Ok(true) => {
-                debug!("lease renewed");
-                renewed = attempt;
-                wait = config.renew_every();
+            Next::Deadline => {
+                warn!(
+                    deadline = ?config.renew_deadline(),
+                    "no renewal of the leader-election lease within the deadline; stopping before a standby may take over"
+                );
+                let _ = lost.send(true);
+                return;
             }
-            Ok(false) => wait = Duration::ZERO,
-            Err(e) => {
-                warn!(error = %format!("{e:#}"), "could not renew the leader-election lease");
-                wait = config.retry_period.min(deadline.saturating_duration_since(Instant::now()));
-            }
-        }
-        if Instant::now() >= renewed + config.renew_deadline() {
-            warn!(
-                deadline = ?config.renew_deadline(),
-                "no renewal of the leader-election lease within the deadline; stopping before a standby may take over"
-            );
-            let _ = lost.send(true);
-            return;
         }
     }
 }
 
-/// What one renewal found.
-enum Renewal {
-    Renewed,
-    /// The Lease changed between the read and the write; try again at once.
-    Conflict,
-    TakenBy(String),
-}
-
-async fn renew_once(api: &Api<Lease>, config: &LeaderConfig) -> anyhow::Result<Renewal> {
+/// One renewal: a read, then a write conditional on it while the Lease still names this replica.
+async fn renew_once(api: &Api<Lease>, config: &LeaderConfig) -> anyhow::Result<Outcome> {
     let lease = api.get(&config.lease_name).await?;
     if holder(&lease) != Some(config.identity.as_str()) {
-        return Ok(Renewal::TakenBy(holder(&lease).unwrap_or_default().to_string()));
+        return Ok(Outcome::TakenBy(holder(&lease).unwrap_or_default().to_string()));
     }
-    let spec = json!({"renewTime": now(), "leaseDurationSeconds": duration_secs(config)});
+    let spec = decision::renew_spec(config, &now());
     Ok(if conditional_patch(api, config, lease.metadata.resource_version, spec).await? {
-        Renewal::Renewed
+        Outcome::Renewed
     } else {
-        Renewal::Conflict
+        Outcome::Conflict
     })
 }
 
 /// Empties the holder when it is still this replica. `Ok(false)`: someone else holds it.
 async fn clear_holder(api: &Api<Lease>, config: &LeaderConfig) -> anyhow::Result<bool> {
     for _ in 0..3 {
-        let Some(lease) = api.get_opt(&config.lease_name).await? else { return Ok(false) };
-        if holder(&lease) != Some(config.identity.as_str()) {
+        let lease = api.get_opt(&config.lease_name).await?;
+        if !decision::should_release(lease.as_ref(), config) {
             return Ok(false);
         }
-        let spec = json!({"holderIdentity": null, "acquireTime": null, "renewTime": null});
-        if conditional_patch(api, config, lease.metadata.resource_version, spec).await? {
+        let version = lease.and_then(|l| l.metadata.resource_version);
+        if conditional_patch(api, config, version, decision::release_spec()).await? {
             return Ok(true);
         }
     }
@@ -298,6 +237,8 @@ async fn clear_holder(api: &Api<Lease>, config: &LeaderConfig) -> anyhow::Result
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn config() -> LeaderConfig {

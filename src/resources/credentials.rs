@@ -1,6 +1,6 @@
 //! The identity of a managed-credentials Secret revision: its name, labels, annotation keys and
 //! owner. `controller::credentials` writes these Secrets from it, and `render` shows the Secret the
-//! operator would create from it too; `tests/managed.rs` checks the two outputs side by side.
+//! operator would create from it too; `tests/integration/managed.rs` checks the two outputs side by side.
 
 use kube::{Resource, ResourceExt, api::ObjectMeta};
 

@@ -132,7 +132,7 @@ pub(crate) async fn examples_converge(env: &mut Env) -> anyhow::Result<()> {
     files.sort();
     ensure!(files.len() >= 4, "expected the example files, found {files:?}");
     // These two need ConductorOne: `onboarding` applies the zero-click one against the fake, and the
-    // README quickstart (`install`), which tests/docs.rs keeps equal to okta-managed.yaml, the other.
+    // README quickstart (`install`), which tests/integration/docs.rs keeps equal to okta-managed.yaml, the other.
     let needs_conductorone =
         |f: &Path| f.file_name().is_some_and(|n| n == "okta-zero-click.yaml" || n == "okta-managed.yaml");
     for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml") && !needs_conductorone(f))
