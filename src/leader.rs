@@ -239,17 +239,7 @@ async fn clear_holder(api: &Api<Lease>, config: &LeaderConfig) -> anyhow::Result
 mod tests {
     use std::time::Duration;
 
-    use super::*;
-
-    fn config() -> LeaderConfig {
-        LeaderConfig {
-            namespace: "baton-system".into(),
-            lease_name: "lease".into(),
-            identity: "me".into(),
-            duration: Duration::from_secs(15),
-            retry_period: Duration::from_secs(1),
-        }
-    }
+    use super::{decision::tests::config, *};
 
     /// Runs the renewal loop of a lease just acquired against `api` until it reports the lease lost;
     /// how long after the acquisition that was.

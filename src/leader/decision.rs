@@ -222,12 +222,13 @@ impl Renewer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     const SEC: Duration = Duration::from_secs(1);
 
-    fn config() -> LeaderConfig {
+    /// A 15 s lease retried every second; the I/O loop's tests use it too.
+    pub(in crate::leader) fn config() -> LeaderConfig {
         LeaderConfig {
             namespace: "baton-system".into(),
             lease_name: "lease".into(),
