@@ -24,12 +24,11 @@ use tokio::{
 };
 use tracing::{debug, info};
 
-use crate::api::Reason;
 use crate::controller::store::{Key, cache::Caches};
 use crate::decide::credentials;
 use crate::metrics::Metrics;
 use crate::{
-    api::BatonConnector,
+    api::{BatonConnector, Reason},
     conductorone::{ErrorKind, SyncState},
     decide::sync_status::{self as sync, Observed},
 };
@@ -40,7 +39,7 @@ pub type PollResult = Result<Observed, PollFailure>;
 /// A poll that could not read the sync status.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PollFailure {
-    pub reason: crate::api::Reason,
+    pub reason: Reason,
     pub message: String,
     /// Only a person can fix it (ConductorOne refused the API credentials, the connector is gone).
     pub permanent: bool,
@@ -148,8 +147,8 @@ pub struct SyncPoller {
     pace: DefaultDirectRateLimiter,
     in_flight: Arc<Semaphore>,
     /// The last poll of each resource, so polls follow their own cadence however often a resource
-    /// reconciles; the reconcile reads it instead of calling ConductorOne.
-    pub results: Mutex<std::collections::HashMap<ObjectRef<BatonConnector>, SyncPoll>>,
+    /// reconciles; the reconcile reads it ([`SyncPoller::last`]) instead of calling ConductorOne.
+    pub results: Mutex<HashMap<ObjectRef<BatonConnector>, SyncPoll>>,
 }
 
 impl SyncPoller {
@@ -220,28 +219,45 @@ impl SyncPoller {
         }
     }
 
+    /// Stops polling a connector; its last answer stays for the reconciles still to come.
     pub fn forget(&self, key: &Key) {
         self.schedule.lock().expect("poll schedule poisoned").remove(key);
     }
 
-    /// Forgets every connector `keep` says no to (a relist did not find them: deleted while the
-    /// watch was down).
+    /// Forgets a resource that is gone: its schedule and its last answer.
+    pub fn forget_resource(&self, key: &Key) {
+        self.forget(key);
+        self.results.lock().expect("sync poll lock poisoned").remove(&reference(key));
+    }
+
+    /// The last poll of a resource.
+    pub fn last(&self, bc: &ObjectRef<BatonConnector>) -> Option<SyncPoll> {
+        self.results.lock().expect("sync poll lock poisoned").get(bc).cloned()
+    }
+
+    /// Forgets every connector `keep` says no to, schedule and answer (a relist did not find them:
+    /// deleted while the watch was down).
     pub fn retain(&self, keep: impl Fn(&Key) -> bool) {
         let mut s = self.schedule.lock().expect("poll schedule poisoned");
         let gone: Vec<Key> = s.entries.keys().filter(|k| !keep(k)).cloned().collect();
         for key in gone {
             s.remove(&key);
         }
+        drop(s);
+        self.results
+            .lock()
+            .expect("sync poll lock poisoned")
+            .retain(|r, _| keep(&(r.namespace.clone().unwrap_or_default(), r.name.clone())));
     }
 
     /// Polls until the process stops.
-    pub async fn run(self: Arc<Self>, ctx: Arc<PollerIo>) {
+    pub async fn run(self: Arc<Self>, io: Arc<PollerIo>) {
         // The first lists track every connector; the interval said at start is then the real one.
-        ctx.caches.synced().await;
+        io.caches.synced().await;
         let mut reported = None;
         loop {
             let effective = self.effective_interval();
-            ctx.metrics.sync_poll_interval.set(effective.as_secs_f64());
+            io.metrics.sync_poll_interval.set(effective.as_secs_f64());
             if reported.is_none_or(|r: Duration| r.abs_diff(effective) > r / 10) {
                 info!(
                     connectors = self.tracked(),
@@ -252,12 +268,12 @@ impl SyncPoller {
                 );
                 reported = Some(effective);
             }
-            ctx.metrics.sync_poll_connectors.set(self.tracked() as i64);
+            io.metrics.sync_poll_connectors.set(self.tracked() as i64);
             for group in self.take_due(Instant::now()) {
                 let permit = self.in_flight.clone().acquire_owned().await.expect("never closed");
-                let (this, ctx) = (self.clone(), ctx.clone());
+                let (this, io) = (self.clone(), io.clone());
                 tokio::spawn(async move {
-                    this.poll_group(&ctx, group).await;
+                    this.poll_group(&io, group).await;
                     drop(permit);
                 });
             }
@@ -277,9 +293,9 @@ impl SyncPoller {
 
     /// Polls every connector that is due now and waits for the answers. For tests, which drive
     /// the operator step by step.
-    pub async fn poll_due(&self, ctx: &PollerIo) {
+    pub async fn poll_due(&self, io: &PollerIo) {
         for group in self.take_due(Instant::now()) {
-            self.poll_group(ctx, group).await;
+            self.poll_group(io, group).await;
         }
     }
 
@@ -299,10 +315,10 @@ impl SyncPoller {
         groups.into_values().collect()
     }
 
-    async fn poll_group(&self, ctx: &PollerIo, group: Vec<(Key, Target)>) {
+    async fn poll_group(&self, io: &PollerIo, group: Vec<(Key, Target)>) {
         let Some((_, first)) = group.first().cloned() else { return };
         let secrets =
-            ctx.caches.secrets(&ctx.client, &first.namespace, std::slice::from_ref(&first.api_secret)).await;
+            io.caches.secrets(&io.client, &first.namespace, std::slice::from_ref(&first.api_secret)).await;
         let api = secrets
             .ok()
             .and_then(|s| credentials::api_credentials_in(&first.namespace, &first.api_secret, &s).ok());
@@ -317,7 +333,7 @@ impl SyncPoller {
         };
         self.pace.until_ready().await;
         let results: Vec<(Key, PollResult)> = if group.len() == 1 {
-            let r = match ctx.conductorone.get_connector(&api, &first.app_id, &first.connector_id).await {
+            let r = match io.conductorone.get_connector(&api, &first.app_id, &first.connector_id).await {
                 Ok(i) if i.deleted_at.is_some() => Err(deleted(&first)),
                 Ok(i) => Ok(Observed::from_connector(&i)),
                 Err(e) if e.kind() == ErrorKind::NotFound && first.created => Err(deleted(&first)),
@@ -325,7 +341,7 @@ impl SyncPoller {
             };
             vec![(group[0].0.clone(), r)]
         } else {
-            match ctx.conductorone.list_connectors(&api, &first.app_id).await {
+            match io.conductorone.list_connectors(&api, &first.app_id).await {
                 Ok(list) => group
                     .iter()
                     .map(|(k, t)| {
@@ -352,7 +368,7 @@ impl SyncPoller {
 
     /// Stores an answer, schedules the next poll, and triggers a reconcile when the answer is new.
     fn record(&self, key: Key, result: PollResult, effective: Duration) {
-        let reference = ObjectRef::new(&key.1).within(&key.0);
+        let reference = reference(&key);
         let changed = {
             let mut polls = self.results.lock().expect("sync poll lock poisoned");
             let changed = polls.get(&reference).is_none_or(|p| p.result != result);
@@ -379,6 +395,10 @@ impl SyncPoller {
             let _ = self.triggers.send(reference);
         }
     }
+}
+
+fn reference(key: &Key) -> ObjectRef<BatonConnector> {
+    ObjectRef::new(&key.1).within(&key.0)
 }
 
 fn key(bc: &BatonConnector) -> Option<Key> {

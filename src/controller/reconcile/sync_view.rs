@@ -33,8 +33,7 @@ pub fn observe(ctx: &Context, bc: &BatonConnector, secrets: &SecretData, now: Ti
         let condition = sync::failed_condition(p.reason(), &p.to_string());
         return Some(SyncView { status: previous, condition, permanent, recheck: None });
     }
-    let poll =
-        ctx.sync_poller.results.lock().expect("sync poll lock poisoned").get(&ObjectRef::from(bc)).cloned();
+    let poll = ctx.sync_poller.last(&ObjectRef::from(bc));
     let freshness = humantime::parse_duration(&c1.sync_freshness).unwrap_or(Duration::from_secs(86400));
     let created = bc.metadata.creation_timestamp.as_ref().map(|t| t.0);
     let fresh = |status: SyncStatus, observed: &Observed| {
@@ -74,8 +73,7 @@ pub fn observe(ctx: &Context, bc: &BatonConnector, secrets: &SecretData, now: Ti
 
 /// Forgets a deleted resource.
 pub fn forget(ctx: &Context, bc: &BatonConnector) {
-    ctx.sync_poller.results.lock().expect("sync poll lock poisoned").remove(&ObjectRef::from(bc));
     if let (Some(ns), Some(name)) = (&bc.metadata.namespace, &bc.metadata.name) {
-        ctx.sync_poller.forget(&(ns.clone(), name.clone()));
+        ctx.sync_poller.forget_resource(&(ns.clone(), name.clone()));
     }
 }

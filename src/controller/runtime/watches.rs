@@ -202,11 +202,6 @@ fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>,
             let keep = |key: &Key| !in_scope(&key.0) || seen.contains(key);
             ctx.sync_poller.retain(keep);
             ctx.backoff.retain(|r| keep(&(r.namespace.clone().unwrap_or_default(), r.name.clone())));
-            ctx.sync_poller
-                .results
-                .lock()
-                .expect("sync poll lock poisoned")
-                .retain(|r, _| keep(&(r.namespace.clone().unwrap_or_default(), r.name.clone())));
             return;
         }
     };
@@ -218,10 +213,8 @@ fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>,
 
 /// Nothing is kept per resource once it is gone.
 fn forget(ctx: &Context, key: &Key) {
-    let reference = ObjectRef::new(&key.1).within(&key.0);
-    ctx.sync_poller.results.lock().expect("sync poll lock poisoned").remove(&reference);
-    ctx.backoff.succeeded(&reference);
-    ctx.sync_poller.forget(key);
+    ctx.backoff.succeeded(&ObjectRef::new(&key.1).within(&key.0));
+    ctx.sync_poller.forget_resource(key);
 }
 
 /// Children carry the operator's labels; nothing else is watched.
