@@ -33,6 +33,9 @@ enum Command {
     Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
+    /// Print the ValidatingAdmissionPolicy (and its binding) that refuses, at `kubectl apply`, the
+    /// definite errors in a catalogued connector's settings.
+    AdmissionPolicy,
     /// Print the objects `run` would apply for the BatonConnectors in a file (no cluster needed).
     /// Secrets in the same file stand in for the cluster's.
     Render {
@@ -125,6 +128,9 @@ async fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Crd => write_stdout(&api::crds_yaml()),
+        Command::AdmissionPolicy => write_stdout(&baton_operator::catalog::admission::manifests(
+            baton_operator::catalog::Catalog::embedded(),
+        )),
         Command::Render { file, namespace } => {
             let input = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin()).context("reading standard input")?

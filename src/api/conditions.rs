@@ -11,28 +11,59 @@ pub const WORKLOAD_AVAILABLE: &str = "WorkloadAvailable";
 pub const CREDENTIALS_READY: &str = "CredentialsReady";
 pub const SUSPENDED: &str = "Suspended";
 pub const SYNCED: &str = "Synced";
+pub const CONFIG_VALID: &str = "ConfigValid";
 
 /// The order conditions are written in, so a status never differs by ordering alone.
 pub const ORDER: &[&str] =
-    &[READY, RECONCILING, STALLED, WORKLOAD_AVAILABLE, CREDENTIALS_READY, SYNCED, SUSPENDED];
+    &[READY, RECONCILING, STALLED, WORKLOAD_AVAILABLE, CREDENTIALS_READY, CONFIG_VALID, SYNCED, SUSPENDED];
+
+/// A condition's status. `Unknown` is for what the operator cannot judge (a connector that is not in
+/// the catalog has no schema to check against), as `metav1.Condition` allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    True,
+    False,
+    Unknown,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::True => "True",
+            Self::False => "False",
+            Self::Unknown => "Unknown",
+        }
+    }
+
+    pub fn is_true(self) -> bool {
+        self == Self::True
+    }
+}
+
+impl From<bool> for Status {
+    fn from(status: bool) -> Self {
+        if status { Self::True } else { Self::False }
+    }
+}
 
 /// A condition as computed, before the transition time is decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Desired {
     pub type_: &'static str,
-    pub status: bool,
+    pub status: Status,
     pub reason: Reason,
     pub message: String,
 }
 
 impl Desired {
-    pub fn new(type_: &'static str, status: bool, reason: Reason, message: impl Into<String>) -> Self {
-        Self { type_, status, reason, message: message.into() }
+    pub fn new(
+        type_: &'static str,
+        status: impl Into<Status>,
+        reason: Reason,
+        message: impl Into<String>,
+    ) -> Self {
+        Self { type_, status: status.into(), reason, message: message.into() }
     }
-}
-
-fn status_str(status: bool) -> &'static str {
-    if status { "True" } else { "False" }
 }
 
 /// Turns desired conditions into `metav1.Condition`s. A condition keeps its previous
@@ -46,7 +77,7 @@ pub fn merge(
     let mut out: Vec<Condition> = desired
         .into_iter()
         .map(|d| {
-            let status = status_str(d.status).to_string();
+            let status = d.status.as_str().to_string();
             let last_transition_time = previous
                 .iter()
                 .find(|p| p.type_ == d.type_ && p.status == status)

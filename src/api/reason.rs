@@ -66,6 +66,16 @@ reasons! {
     OwnershipConflict,
     /// The API server refused what the operator built, or the resource cannot be read.
     InvalidSpec,
+    // The connector's settings, checked against its catalogued schema.
+    /// The settings match the connector's catalogued schema (ConfigValid).
+    Validated,
+    /// The settings are valid; the message lists warnings (unknown or deprecated fields).
+    ValidatedWithWarnings,
+    /// A definite error in the connector's settings: the SDK would refuse to start with them, or a
+    /// secret field is given inline. The running workload is left as it is.
+    ConfigInvalid,
+    /// A custom connector, not in the catalog: its settings are not validated (ConfigValid=Unknown).
+    NotCatalogued,
     // ConductorOne's answers.
     InvalidCredentials,
     Unauthorized,
@@ -155,6 +165,7 @@ impl Reason {
                 | Self::SecretKeyEmpty
                 | Self::OwnershipConflict
                 | Self::InvalidSpec
+                | Self::ConfigInvalid
                 | Self::ProgressDeadlineExceeded
                 | Self::Unauthorized
                 | Self::Forbidden

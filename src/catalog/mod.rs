@@ -1,6 +1,7 @@
 //! The connector catalog: each ConductorOne connector's `config_schema.json` (see `catalog/README.md`),
 //! embedded at build time and parsed into typed structures once, on first use.
 
+pub mod admission;
 pub mod example;
 mod model;
 pub mod validate;

@@ -11,7 +11,7 @@ use crate::api::BatonConnectorSpec;
 /// The SDK's own flags that `config_schema.json` leaves out (CLI-only or SDK-internal) but every
 /// connector reads, plus the ops fields of the newest SDK (older schemas export fewer): always
 /// allowed. The ones the operator sets itself are refused by the CRD instead.
-const SDK_FIELDS: &[&str] = &[
+pub const SDK_FIELDS: &[&str] = &[
     "auth-method",
     "log-format",
     "file",

@@ -4,7 +4,7 @@
 
 use crate::api::{
     BatonConnectorStatus, Reason,
-    conditions::{self, READY, STALLED, SYNCED},
+    conditions::{self, CONFIG_VALID, READY, STALLED, SYNCED},
 };
 use crate::resources::compare::ApplyCause;
 
@@ -89,6 +89,7 @@ pub fn transitions(old: Option<&BatonConnectorStatus>, new: &BatonConnectorStatu
             });
         }
     }
+    notes.extend(settings_checked(old, new, &notes));
     let old_failure = old.and_then(|s| s.schedule.as_ref()).and_then(|s| s.last_failure.as_ref());
     let new_failure = new.schedule.as_ref().and_then(|s| s.last_failure.as_ref());
     match (old_failure, new_failure) {
@@ -129,6 +130,29 @@ pub fn transitions(old: Option<&BatonConnectorStatus>, new: &BatonConnectorStatu
         });
     }
     notes
+}
+
+/// What the check of the connector's settings found, once per change of it: a definite error (unless
+/// `Ready` just said the same), or new warnings of a connector that is Ready. While it is not, the
+/// `Ready` event says what is wrong, and the warnings are often its echo (a required field that a
+/// `secretRefs` Secret not found yet may supply).
+fn settings_checked(
+    old: Option<&BatonConnectorStatus>,
+    new: &BatonConnectorStatus,
+    so_far: &[Note],
+) -> Option<Note> {
+    let config = conditions::find(&new.conditions, CONFIG_VALID)?;
+    let old_config = old.and_then(|s| conditions::find(&s.conditions, CONFIG_VALID));
+    if old_config.is_some_and(|o| o.reason == config.reason && o.message == config.message) {
+        return None;
+    }
+    let reason = match Reason::parse(&config.reason)? {
+        Reason::ConfigInvalid => "ConfigInvalid",
+        Reason::ValidatedWithWarnings if conditions::is_true(&new.conditions, READY) => "ConfigWarnings",
+        _ => return None,
+    };
+    let said = so_far.iter().any(|n| n.reason == reason);
+    (!said).then(|| Note { warning: true, reason, action: "Validate", message: config.message.clone() })
 }
 
 #[cfg(test)]
@@ -194,6 +218,33 @@ mod tests {
         assert!(transitions(Some(&bad), &bad).is_empty());
         let back = transitions(Some(&bad), &good);
         assert!(back.iter().any(|n| n.reason == "SyncRecovered"));
+    }
+
+    fn with_config(mut s: BatonConnectorStatus, ok: bool, reason: Reason, m: &str) -> BatonConnectorStatus {
+        let now = Time(Timestamp::from_second(1).unwrap());
+        s.conditions.retain(|c| c.type_ != CONFIG_VALID);
+        s.conditions.extend(merge(&[], vec![Desired::new(CONFIG_VALID, ok, reason, m)], Some(1), &now));
+        s
+    }
+
+    #[test]
+    fn invalid_settings_are_one_event_and_new_warnings_another() {
+        let good = with_config(status(true, "Available"), true, Reason::Validated, "ok");
+        let bad = with_config(status(false, "ConfigInvalid"), false, Reason::ConfigInvalid, "no domain");
+        let notes = transitions(Some(&good), &bad);
+        assert_eq!(notes.iter().filter(|n| n.reason == "ConfigInvalid").count(), 1, "{notes:?}");
+        assert!(transitions(Some(&bad), &bad).is_empty());
+        // Still invalid, for another reason: Ready's reason is the same, the check's message is new.
+        let other = with_config(status(false, "ConfigInvalid"), false, Reason::ConfigInvalid, "no token");
+        let notes = transitions(Some(&bad), &other);
+        assert_eq!((notes.len(), notes[0].message.as_str()), (1, "no token"));
+        let warned = with_config(status(true, "Available"), true, Reason::ValidatedWithWarnings, "w");
+        let notes = transitions(Some(&good), &warned);
+        assert_eq!((notes.len(), notes[0].reason, notes[0].warning), (1, "ConfigWarnings", true));
+        assert!(transitions(Some(&warned), &warned).is_empty());
+        let not_ready =
+            with_config(status(false, "SecretNotFound"), true, Reason::ValidatedWithWarnings, "w");
+        assert!(transitions(Some(&good), &not_ready).iter().all(|n| n.reason != "ConfigWarnings"));
     }
 
     #[test]

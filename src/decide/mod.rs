@@ -1,8 +1,9 @@
 //! The decisions, as pure functions of what was observed: the next ConductorOne step of a rotation
-//! or of onboarding, what a sync status means, the status and its conditions, the events, the
+//! or of onboarding, what a sync status means, the status and its conditions, the connector settings' check, the events, the
 //! outcome of a pass. No I/O and no clock: the controller passes the time in. The desired children
 //! are built by [`crate::resources`].
 
+pub mod config;
 pub mod credentials;
 pub mod events;
 pub mod onboarding;

@@ -16,6 +16,8 @@ pub const C1_BUSY_RETRY: Duration = Duration::from_secs(2);
 pub enum Stage {
     /// Creating the ConductorOne app and connector.
     Onboarding,
+    /// The connector's settings break its catalogued schema: nothing built from them is applied.
+    Config,
     /// Applying the workload (the API server refused it, or someone else owns it).
     Apply,
     /// Managed credentials: their settings and the rotation's ConductorOne calls.
@@ -44,6 +46,8 @@ pub struct Outcome {
     pub handled_sync: Option<String>,
     /// A new `status.conductorOne`, when an action changed it.
     pub conductor_one: Option<ConductorOneStatus>,
+    /// The connector's settings as checked against the catalog (`ConfigValid`).
+    pub settings: Option<crate::catalog::validate::Outcome>,
 }
 
 impl Outcome {
@@ -62,9 +66,16 @@ impl Outcome {
         self.problem().cloned()
     }
 
-    /// Whether a stage of the workload (apply, rotation, inputs) is blocked.
+    /// Whether a stage of the workload (its settings, apply, rotation, inputs) is blocked.
     pub fn workload_blocked(&self) -> bool {
-        self.problems.iter().any(|(s, _)| matches!(s, Stage::Apply | Stage::Rotation | Stage::Inputs))
+        self.problems
+            .iter()
+            .any(|(s, _)| matches!(s, Stage::Config | Stage::Apply | Stage::Rotation | Stage::Inputs))
+    }
+
+    /// Whether `stage` has a problem.
+    pub fn blocked(&self, stage: Stage) -> bool {
+        self.problems.iter().any(|(s, _)| *s == stage)
     }
 
     /// Look again after `delay` at the latest.
@@ -149,6 +160,15 @@ mod tests {
         assert!(!o.workload_blocked());
         o.block(Stage::Inputs, rejected("y"));
         assert!(o.workload_blocked());
+    }
+
+    #[test]
+    fn invalid_settings_block_the_workload_and_explain_more_than_its_inputs() {
+        let mut o = Outcome::default();
+        o.block(Stage::Inputs, rejected("inputs"));
+        o.block(Stage::Config, rejected("config"));
+        assert!(o.workload_blocked() && o.blocked(Stage::Config) && !o.blocked(Stage::Apply));
+        assert_eq!(o.problem(), Some(&rejected("config")));
     }
 
     #[test]

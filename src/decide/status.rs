@@ -28,6 +28,9 @@ pub enum Problem {
     /// The API server refused the object the operator built (for example a value the schema cannot
     /// check). Only a change to the resource can fix it.
     Rejected { message: String },
+    /// The connector's settings break its catalogued schema (the SDK would refuse to start, or a
+    /// secret sits in the manifest): the workload is not changed until they are fixed.
+    ConfigInvalid { errors: Vec<String> },
     /// ConductorOne refused or failed a call. `permanent` errors (bad or unauthorized API
     /// credentials) need a person; the others are retried with backoff.
     ConductorOne { reason: Reason, message: String, permanent: bool },
@@ -39,6 +42,7 @@ impl Problem {
             Self::Input(p) => p.reason(),
             Self::OwnershipConflict { .. } => Reason::OwnershipConflict,
             Self::Rejected { .. } => Reason::InvalidSpec,
+            Self::ConfigInvalid { .. } => Reason::ConfigInvalid,
             Self::ConductorOne { reason, .. } => *reason,
         }
     }
@@ -50,6 +54,9 @@ impl Problem {
                 "{kind} {name:?} exists and is not owned by this BatonConnector; delete it or rename the resource"
             ),
             Self::Rejected { message } => format!("invalid spec: {message}"),
+            Self::ConfigInvalid { errors } => {
+                format!("invalid connector settings, not rolled out: {}", listing(errors))
+            }
             Self::ConductorOne { message, .. } => format!("ConductorOne: {message}"),
         }
     }
@@ -59,7 +66,7 @@ impl Problem {
     pub fn needs_person(&self) -> bool {
         match self {
             Self::Input(p) => !p.may_resolve_itself(),
-            Self::OwnershipConflict { .. } | Self::Rejected { .. } => true,
+            Self::OwnershipConflict { .. } | Self::Rejected { .. } | Self::ConfigInvalid { .. } => true,
             Self::ConductorOne { permanent, .. } => *permanent,
         }
     }
@@ -75,6 +82,19 @@ impl Problem {
         };
         credentials_secrets.contains(&name.as_str())
     }
+}
+
+/// How many errors or warnings a message lists before it says how many more there are: a condition
+/// message is read in `kubectl get`/`describe`, and the event carries the same text.
+const LISTED: usize = 3;
+
+/// Up to [`LISTED`] entries joined with `; `, then how many were left out.
+pub fn listing(entries: &[String]) -> String {
+    let mut text = entries.iter().take(LISTED).cloned().collect::<Vec<_>>().join("; ");
+    if entries.len() > LISTED {
+        text.push_str(&format!("; and {} more", entries.len() - LISTED));
+    }
+    text
 }
 
 /// The reason of a ConductorOne failure.
@@ -196,6 +216,8 @@ pub struct Observation<'a> {
     pub handled_sync: Option<String>,
     /// A new `status.conductorOne`, when an action changed it.
     pub conductor_one: Option<crate::api::ConductorOneStatus>,
+    /// The `ConfigValid` condition, from the check of the connector's settings.
+    pub config: Option<Desired>,
 }
 
 /// Computes the full status. Deterministic: the same observation and previous status give the same
@@ -224,6 +246,7 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
     desired.push(credentials_condition(bc, obs, oneshot, suspended));
 
     desired.push(workload_condition(&workload));
+    desired.extend(obs.config.clone());
 
     let synced = obs.sync.as_ref().map(|(_, c, permanent)| (c, *permanent));
     if let Some((c, _)) = synced {
@@ -424,7 +447,9 @@ fn progress_deadline(
     let deadline = k8s_openapi::jiff::SignedDuration::try_from(PROGRESS_DEADLINE).unwrap_or_default();
     match since {
         Some(elapsed)
-            if reconciling.status && elapsed > deadline && !OWN_DEADLINE.contains(&reconciling.reason) =>
+            if reconciling.status.is_true()
+                && elapsed > deadline
+                && !OWN_DEADLINE.contains(&reconciling.reason) =>
         {
             let message = format!(
                 "no progress for {}: {}",
@@ -469,7 +494,7 @@ fn summary(
     }
     // Running (or scheduled) is not enough when ConductorOne can tell whether it actually syncs.
     let running = |reason: Reason, message: String| match synced {
-        Some((s, permanent)) if !s.status => {
+        Some((s, permanent)) if !s.status.is_true() => {
             let ready = Desired::new(cond::READY, false, s.reason, s.message.clone());
             if permanent {
                 (ready, not_reconciling(), Desired::new(cond::STALLED, true, s.reason, s.message.clone()))

@@ -57,6 +57,7 @@ fn obs(problem: Option<Problem>, d: Option<&Deployment>) -> Observation<'_> {
         runs: None,
         handled_sync: None,
         conductor_one: None,
+        config: None,
     }
 }
 
@@ -289,4 +290,41 @@ fn oneshot_is_ready_when_scheduled_and_not_after_a_failed_run() {
     // Not on the current template yet: in progress.
     let o = Observation { runs: Some(scheduled), applied_current: false, ..obs(None, None) };
     assert_eq!(reason(&compute(&bc, &o, &t(10)), cond::READY), "Progressing");
+}
+
+#[test]
+fn invalid_settings_stall_and_keep_the_running_pod_reported_as_available() {
+    let errors = vec!["spec.config.domain (BATON_DOMAIN): required".to_string()];
+    let config = Some(cond::Desired::new(
+        cond::CONFIG_VALID,
+        false,
+        crate::api::Reason::ConfigInvalid,
+        listing(&errors),
+    ));
+    let d = deployment(1, 1, 1, 1, None);
+    let mut o = obs(Some(Problem::ConfigInvalid { errors }), Some(&d));
+    o.config_hash = None;
+    o.applied_current = false;
+    o.config = config;
+    let s = compute(&connector("okta", "okta"), &o, &t(10));
+    assert_eq!(reason(&s, cond::READY), "ConfigInvalid");
+    assert!(is_true(&s.conditions, cond::STALLED) && !is_true(&s.conditions, cond::RECONCILING));
+    assert!(find(&s.conditions, cond::READY).unwrap().message.contains("BATON_DOMAIN"));
+    assert_eq!(reason(&s, cond::CONFIG_VALID), "ConfigInvalid");
+    // The connector that runs is still the one with the last good settings.
+    assert!(is_true(&s.conditions, cond::WORKLOAD_AVAILABLE));
+}
+
+#[test]
+fn a_custom_connector_reports_config_valid_unknown() {
+    let mut o = obs(None, None);
+    o.config = Some(cond::Desired::new(
+        cond::CONFIG_VALID,
+        cond::Status::Unknown,
+        crate::api::Reason::NotCatalogued,
+        "not in the catalog",
+    ));
+    let s = compute(&connector("okta", "in-house"), &o, &t(10));
+    let c = find(&s.conditions, cond::CONFIG_VALID).unwrap();
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("Unknown", "NotCatalogued"));
 }

@@ -212,7 +212,7 @@ mod tests {
     fn recent_completed_sync_is_synced() {
         let o = observed("Done", Some(1000));
         let c = condition(&status(None, &o, ts(1000)), &o, DAY, Some(ts(0)), ts(2000));
-        assert!(c.status);
+        assert!(c.status.is_true());
         assert_eq!(c.reason, "Synced");
     }
 
@@ -221,7 +221,7 @@ mod tests {
         let o = observed("Done", Some(1000));
         let now = 1000 + 2 * 86400;
         let c = condition(&status(None, &o, ts(now)), &o, DAY, Some(ts(0)), ts(now));
-        assert!(!c.status);
+        assert!(!c.status.is_true());
         assert_eq!(c.reason, "SyncStale");
     }
 
@@ -230,7 +230,7 @@ mod tests {
         let mut o = observed("Error", Some(1000));
         o.last_error = Some("okta: 401".into());
         let c = condition(&status(None, &o, ts(1000)), &o, DAY, None, ts(1001));
-        assert_eq!((c.status, c.reason.as_str()), (false, "SyncFailed"));
+        assert_eq!((c.status.is_true(), c.reason.as_str()), (false, "SyncFailed"));
         assert!(c.message.contains("okta: 401"));
         let o = observed("Disabled", Some(1000));
         assert_eq!(condition(&status(None, &o, ts(1000)), &o, DAY, None, ts(1001)).reason, "SyncDisabled");

@@ -5,6 +5,7 @@ use super::*;
 pub(crate) async fn status_starts_unobserved(env: &mut Env) -> anyhow::Result<()> {
     // Before the operator runs, a new resource must read as not yet observed (kstatus: in progress).
     namespace(&env.client, "defaults", json!({})).await?;
+    okta_app(&env.client, "defaults").await?;
     apply_value(&env.client, connector("fresh", "okta", json!({})), Some("defaults")).await?;
     let bc = get_bc(&env.client, "defaults", "fresh").await?;
     ensure!(bc.status.as_ref().map(|s| s.observed_generation) == Some(-1), "status: {:?}", bc.status);
@@ -117,6 +118,7 @@ pub(crate) async fn invalid_resources_are_refused(env: &mut Env) -> anyhow::Resu
     }
     // The connector of an existing resource cannot change.
     let valid = json!({"connector": "okta", "credentials": {"secretRef": {"name": "a"}}});
+    okta_app(&env.client, "invalid").await?;
     apply_value(&env.client, connector("immutable", "okta", valid), Some("invalid")).await?;
     let patch = json!({"spec": {"connector": "github"}});
     match api.patch("immutable", &PatchParams::default(), &Patch::Merge(&patch)).await {
@@ -177,6 +179,7 @@ pub(crate) async fn examples_converge(env: &mut Env) -> anyhow::Result<()> {
 
 pub(crate) async fn two_resources_for_one_connector_do_not_share_pods(env: &mut Env) -> anyhow::Result<()> {
     ready_connector(env, "twins", "okta-a", json!({})).await?;
+    okta_app(&env.client, "twins").await?;
     apply_value(&env.client, connector("okta-b", "okta", json!({})), Some("twins")).await?;
     wait_ready(&env.client, "twins", "okta-b").await?;
     let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), "twins");
@@ -287,6 +290,7 @@ pub(crate) async fn restricted_namespace_admits_connector_pods(env: &mut Env) ->
     ensure_operator(env).await?;
     namespace(&env.client, "restricted", json!({"pod-security.kubernetes.io/enforce": "restricted"})).await?;
     apply_value(&env.client, credentials_secret("c1"), Some("restricted")).await?;
+    okta_app(&env.client, "restricted").await?;
     apply_value(
         &env.client,
         connector("okta", "okta", json!({"healthCheck": {"enabled": true}})),

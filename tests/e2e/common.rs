@@ -7,12 +7,25 @@ pub(crate) fn credentials_secret(name: &str) -> Value {
         "BATON_CLIENT_ID": "e2e@example.conductor.one/ccc", "BATON_CLIENT_SECRET": "secret-token:conductorone.com:v1:e2e"}})
 }
 
+/// The settings baton-okta requires (its API-token field group), as a person keeps them: in a Secret
+/// that `secretRefs` names.
 pub(crate) fn app_secret(name: &str, token: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {"BATON_API_TOKEN": token}})
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+           "stringData": {"BATON_DOMAIN": "e2e.okta.com", "BATON_API_TOKEN": token}})
 }
 
+/// The Secret `okta-app` that [`connector`] reads by default, in `ns`.
+pub(crate) async fn okta_app(client: &Client, ns: &str) -> anyhow::Result<()> {
+    apply_value(client, app_secret("okta-app", "e2e-token"), Some(ns)).await.map(|_| ())
+}
+
+/// A BatonConnector; without settings of its own (`secretRefs`, `config`), it reads baton-okta's from
+/// the Secret `okta-app` ([`okta_app`]), since the operator rolls out no settings the SDK would refuse.
 pub(crate) fn connector(name: &str, app: &str, spec: Value) -> Value {
     let mut base = json!({"connector": app, "credentials": {"secretRef": {"name": "c1"}}});
+    if spec.get("secretRefs").is_none() && spec.get("config").is_none() {
+        base["secretRefs"] = json!([{"name": "okta-app"}]);
+    }
     base.as_object_mut().unwrap().extend(spec.as_object().cloned().unwrap_or_default());
     json!({"apiVersion": "baton.conductorone.com/v1alpha1", "kind": "BatonConnector", "metadata": {"name": name}, "spec": base})
 }
@@ -68,6 +81,7 @@ pub(crate) async fn ready_connector(
     ensure_operator(env).await?;
     namespace(&env.client, ns, json!({})).await?;
     apply_value(&env.client, credentials_secret("c1"), Some(ns)).await?;
+    okta_app(&env.client, ns).await?;
     apply_value(&env.client, connector(name, "okta", spec), Some(ns)).await?;
     wait_ready(&env.client, ns, name).await
 }
@@ -183,6 +197,7 @@ pub(crate) async fn synced_connector(
         "stringData": {"clientId": principal.client_id, "clientSecret": principal.client_secret}});
     apply_value(&env.client, api_secret, Some(ns)).await?;
     let spec = json!({"conductorOne": {"apiCredentialsSecretRef": {"name": "c1-api"}, "appId": app, "connectorId": connector_id}});
+    okta_app(&env.client, ns).await?;
     apply_value(&env.client, connector("okta", "okta", spec), Some(ns)).await?;
     Ok(())
 }

@@ -28,6 +28,7 @@ pub(crate) async fn unreadable_resource_does_not_block_the_fleet(env: &mut Env) 
     // Put the real CRD back whatever happened; the stored object keeps its unknown mode.
     apply_yaml(&env.client, &original, None).await?;
     future?;
+    okta_app(&env.client, "unreadable").await?;
     apply_value(&env.client, connector("fine", "okta", json!({})), Some("unreadable")).await?;
     wait_ready(&env.client, "unreadable", "fine").await?;
     let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
@@ -124,6 +125,7 @@ pub(crate) async fn leader_election_lets_one_replica_reconcile(env: &mut Env) ->
     b.wait_ready().await?;
     namespace(&env.client, "leader", json!({})).await?;
     apply_value(&env.client, credentials_secret("c1"), Some("leader")).await?;
+    okta_app(&env.client, "leader").await?;
     apply_value(&env.client, connector("first", "okta", json!({})), Some("leader")).await?;
     wait_ready(&env.client, "leader", "first").await?;
     let reconciled = |m: &str| {
@@ -151,6 +153,7 @@ pub(crate) async fn leader_election_lets_one_replica_reconcile(env: &mut Env) ->
         Ok((holder.as_deref() == Some(standby_id)).then(|| sigterm.elapsed()))
     })
     .await?;
+    okta_app(&env.client, "leader").await?;
     apply_value(&env.client, connector("second", "okta", json!({})), Some("leader")).await?;
     wait_ready(&env.client, "leader", "second").await?;
     let converged = sigterm.elapsed();

@@ -26,9 +26,11 @@ pub(crate) async fn sigterm_finishes_the_in_flight_reconcile_then_hands_over(
     apply_value(&env.client, api_secret, Some(ns)).await?;
     let issued_before = env.c1.count("POST", ISSUE);
     env.c1.inject(FaultRule::new(Fault::Delay(Duration::from_secs(3))).on("POST", ISSUE));
+    okta_app(&env.client, ns).await?;
     let mut bc = connector("okta", "okta", json!({}));
     bc["spec"] = json!({
         "connector": "okta",
+        "secretRefs": [{"name": "okta-app"}],
         "credentials": {"managed": {}},
         "conductorOne": {"apiCredentialsSecretRef": {"name": "c1-api"}, "appId": app, "connectorId": connector_id},
     });

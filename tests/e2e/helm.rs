@@ -137,6 +137,7 @@ pub(crate) async fn chart_readme_runs_as_written_with_a_real_helm(_env: &mut Env
             let args = ["--namespace".to_string(), "identity,connectors".to_string()];
             operator = Some(fresh.operator_as(NS, NAME, "chart-operator", &args).await?);
             apply_value(&c, credentials_secret("c1"), Some("identity")).await?;
+            okta_app(&c, "identity").await?;
             apply_value(&c, connector("okta", "okta", json!({})), Some("identity")).await?;
             wait_ready(&c, "identity", "okta").await?;
         } else if block.contains("replicaCount=2") {

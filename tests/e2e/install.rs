@@ -200,6 +200,7 @@ pub(crate) async fn readme_install_and_worked_example_run_as_written(env: &mut E
     // The operator running as the installed ServiceAccount reconciles a connector until it is Ready.
     namespace(&fresh.client, "identity", json!({})).await?;
     apply_value(&fresh.client, credentials_secret("c1"), Some("identity")).await?;
+    okta_app(&fresh.client, "identity").await?;
     apply_value(&fresh.client, connector("okta", "okta", json!({})), Some("identity")).await?;
     wait_ready(&fresh.client, "identity", "okta").await?;
     let out = fresh.sh("baton-operator render -f examples/okta.yaml").await?;
@@ -399,7 +400,9 @@ pub(crate) async fn namespaced_install_reads_no_secret_outside_its_namespaces(
     }
     Api::<k8s_openapi::api::core::v1::Secret>::namespaced(as_operator, "identity").get("c1").await?;
 
+    okta_app(&fresh.client, "identity").await?;
     apply_value(&fresh.client, connector("watched", "okta", json!({})), Some("identity")).await?;
+    okta_app(&fresh.client, "elsewhere").await?;
     apply_value(&fresh.client, connector("unwatched", "okta", json!({})), Some("elsewhere")).await?;
     wait_ready(&fresh.client, "identity", "watched").await?;
     let other = get_bc(&fresh.client, "elsewhere", "unwatched").await?;

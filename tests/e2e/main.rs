@@ -7,6 +7,7 @@
 
 use baton_test_support as support;
 
+mod admission;
 mod basics;
 mod catalog;
 mod common;
@@ -89,6 +90,7 @@ async fn main() -> ExitCode {
         basics::hand_edits_are_put_back,
         basics::restricted_namespace_admits_connector_pods,
         catalog::new_output_applies_for_every_connector,
+        admission::admission_policy_refuses_definite_errors_at_apply,
         managed::managed_credentials_issue_rotate_and_revoke,
         oneshot::oneshot_runs_on_schedule_and_on_request,
         oneshot::switching_modes_cleans_up_both_ways,

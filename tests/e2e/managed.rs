@@ -13,8 +13,10 @@ pub(crate) async fn managed_credentials_issue_rotate_and_revoke(env: &mut Env) -
     let api_secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "c1-api"},
         "stringData": {"clientId": principal.client_id, "clientSecret": principal.client_secret}});
     apply_value(&env.client, api_secret, Some(ns)).await?;
+    okta_app(&env.client, ns).await?;
     let spec = json!({
         "connector": "okta",
+        "secretRefs": [{"name": "okta-app"}],
         "credentials": {"managed": {"rotation": {"interval": "720h", "gracePeriod": "2s"}}},
         "conductorOne": {"apiCredentialsSecretRef": {"name": "c1-api"}, "appId": app, "connectorId": connector_id},
     });

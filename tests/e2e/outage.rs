@@ -38,6 +38,7 @@ where
 fn managed_spec(app: &str, connector_id: &str) -> Value {
     json!({
         "connector": "okta",
+        "secretRefs": [{"name": "okta-app"}],
         "credentials": {"managed": {"rotation": {"interval": "720h", "gracePeriod": "1s"}}},
         "conductorOne": {"apiCredentialsSecretRef": {"name": "c1-api"}, "appId": app, "connectorId": connector_id},
     })
@@ -182,6 +183,7 @@ pub(crate) async fn changes_during_an_api_server_outage_are_acted_on_within_the_
             Api::<BatonConnector>::namespaced(second.clone(), ns)
                 .patch("rotated", &PatchParams::default(), &Patch::Merge(&rotate))
                 .await?;
+            okta_app(&second, ns).await?;
             apply_value(&second, connector("created", "okta", json!({})), Some(ns)).await?;
             anyhow::Ok(())
         };
@@ -279,7 +281,7 @@ pub(crate) async fn rotations_onboarding_and_creates_survive_repeated_restarts(
         // An onboarding under way: no app or connector given, the operator creates both.
         let onboard = format!("onboard-{round}");
         let mut bc = connector(&onboard, "okta", json!({}));
-        bc["spec"] = json!({"connector": "okta", "credentials": {"managed": {}},
+        bc["spec"] = json!({"connector": "okta", "secretRefs": [{"name": "okta-app"}], "credentials": {"managed": {}},
             "conductorOne": {"apiCredentialsSecretRef": {"name": "c1-api"}, "app": {"displayName": format!("Okta {round}")}}});
         apply_value(&env.client, bc, Some(ns)).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -345,6 +347,7 @@ pub(crate) async fn leader_steps_down_during_an_outage_longer_than_the_lease(
     let ns = "outage-leader";
     namespace(&env.client, ns, json!({})).await?;
     apply_value(&env.client, credentials_secret("c1"), Some(ns)).await?;
+    okta_app(&env.client, ns).await?;
     apply_value(&env.client, connector("before", "okta", json!({})), Some(ns)).await?;
     wait_ready(&env.client, ns, "before").await?;
 
@@ -378,6 +381,7 @@ pub(crate) async fn leader_steps_down_during_an_outage_longer_than_the_lease(
         .and_then(timestamp)
         .context("the standby never led")?;
     ensure!(took_over > stopped, "the standby led at {took_over} while the old leader acted until {stopped}");
+    okta_app(&env.client, ns).await?;
     apply_value(&env.client, connector("after", "okta", json!({})), Some(ns)).await?;
     wait_ready(&env.client, ns, "after").await?;
     println!(

@@ -124,9 +124,11 @@ pub(crate) async fn plugin_rotate_waits_for_the_operator(env: &mut Env) -> anyho
     let api_secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "c1-api"},
         "stringData": {"clientId": principal.client_id, "clientSecret": principal.client_secret}});
     apply_value(&env.client, api_secret, Some(ns)).await?;
+    okta_app(&env.client, ns).await?;
     let mut bc = connector("okta", "okta", json!({}));
     bc["spec"] = json!({
         "connector": "okta",
+        "secretRefs": [{"name": "okta-app"}],
         "credentials": {"managed": {"rotation": {"interval": "720h", "gracePeriod": "1s"}}},
         "conductorOne": {"apiCredentialsSecretRef": {"name": "c1-api"}, "appId": app, "connectorId": connector_id},
     });
@@ -205,6 +207,7 @@ pub(crate) async fn plugin_errors_have_their_exit_codes(env: &mut Env) -> anyhow
     let mut bc = connector("asleep", "okta", json!({"suspend": true}));
     bc["spec"]["credentials"] = json!({"secretRef": {"name": "c1"}});
     apply_value(&env.client, credentials_secret("c1"), Some(ns)).await?;
+    okta_app(&env.client, ns).await?;
     apply_value(&env.client, bc, Some(ns)).await?;
     let run =
         plugin(&env.admin_kubeconfig, &["restart", "asleep", "-n", ns, "--wait", "--timeout", "3s"]).await?;

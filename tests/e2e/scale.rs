@@ -36,6 +36,7 @@ pub(crate) async fn slow_or_unreachable_conductorone_never_delays_other_connecto
     let ns = "brownout";
     ensure_operator(env).await?;
     namespace(&env.client, ns, json!({})).await?;
+    okta_app(&env.client, ns).await?;
     apply_value(&env.client, credentials_secret("c1"), Some(ns)).await?;
     let calm = create_timed(env, ns, "calm", 5).await?;
 
@@ -116,6 +117,7 @@ pub(crate) async fn shards_split_the_fleet_and_a_connector_moves_without_a_rollo
     let ns = "shards";
     namespace(&env.client, ns, json!({})).await?;
     apply_value(&env.client, credentials_secret("c1"), Some(ns)).await?;
+    okta_app(&env.client, ns).await?;
     let mut bc = connector("okta", "okta", json!({}));
     bc["metadata"]["labels"] = json!({"example.com/shard": "a"});
     apply_value(&env.client, bc.clone(), Some(ns)).await?;

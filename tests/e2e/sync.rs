@@ -86,6 +86,7 @@ pub(crate) async fn kstatus_reads_progress_current_and_failed(env: &mut Env) -> 
     env.operator.metrics_port = 0;
     namespace(&env.client, "kstatus", json!({})).await?;
     apply_value(&env.client, credentials_secret("c1"), Some("kstatus")).await?;
+    okta_app(&env.client, "kstatus").await?;
     apply_value(&env.client, connector("good", "okta", json!({})), Some("kstatus")).await?;
     ensure!(read("good").await? == KStatus::InProgress);
     ensure_operator(env).await?;
@@ -96,6 +97,7 @@ pub(crate) async fn kstatus_reads_progress_current_and_failed(env: &mut Env) -> 
         "stringData": {"BATON_CLIENT_ID": "x@example.conductor.one/ccc"}});
     apply_value(&env.client, broken, Some("kstatus")).await?;
     let spec = json!({"credentials": {"secretRef": {"name": "broken"}}});
+    okta_app(&env.client, "kstatus").await?;
     apply_value(&env.client, connector("bad", "okta", spec), Some("kstatus")).await?;
     eventually("kstatus Failed", WAIT, || async {
         Ok((read("bad").await? == KStatus::Failed).then_some(()))

@@ -33,3 +33,19 @@ fn catalog_matches_the_shared_copy() {
     );
     assert!(ours.len() > 100, "{} files", ours.len());
 }
+
+/// The admission policy in `config/admission/` and the chart is the one this catalog generates.
+#[test]
+fn committed_admission_policy_matches_the_catalog() {
+    let generated =
+        baton_operator::catalog::admission::manifests(baton_operator::catalog::Catalog::embedded());
+    for file in
+        ["config/admission/admission-policy.yaml", "charts/baton-operator/files/admission-policy.yaml"]
+    {
+        let committed = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        assert!(
+            committed == generated,
+            "{file} is stale: run `cargo run -- admission-policy > {file}` (after a catalog refresh)"
+        );
+    }
+}

@@ -129,6 +129,15 @@ fn defaults_render_the_rules_and_pod_of_config_default() {
         docs(&std::fs::read_to_string("crds/baton.conductorone.com_batonconnectors.yaml").unwrap());
     assert_eq!(crd["spec"], committed[0]["spec"], "the chart's CRD differs from crds/");
     assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
+    for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
+        let (ours, theirs) = (one(&chart, kind, None), one(&config, kind, None));
+        assert_eq!(ours["spec"], theirs["spec"], "the chart's {kind} differs from config/admission/");
+        assert_eq!(ours["metadata"]["name"], theirs["metadata"]["name"]);
+        assert!(
+            ours["metadata"]["labels"]["app.kubernetes.io/name"].is_string(),
+            "{kind} has the chart's labels"
+        );
+    }
 }
 
 #[test]
@@ -227,7 +236,7 @@ fn every_documented_option_renders() {
 
 #[test]
 fn optional_parts_off_render_only_the_operator() {
-    let off = "rbac.create=false,serviceAccount.create=false,installCRDs=false,metrics.service.enabled=false";
+    let off = "rbac.create=false,serviceAccount.create=false,installCRDs=false,metrics.service.enabled=false,admissionPolicy.enabled=false";
     let Some(chart) = render("off", &["--set", off]) else { return };
     let kinds: Vec<&str> = chart.iter().filter_map(|o| o["kind"].as_str()).collect();
     assert_eq!(kinds, ["Deployment"]);
@@ -248,6 +257,7 @@ fn every_value_is_exercised() {
         "fullnameOverride",
         "rbac",
         "installCRDs",
+        "admissionPolicy",
         "resources",
         "podSecurityContext",
         "securityContext",

@@ -273,3 +273,100 @@ async fn unreadable_resource_is_reported_once_and_skipped() {
     controller::reconcile_stored(stored, ctx).await.unwrap();
     assert!(fake.writes().is_empty(), "reported once: {:?}", fake.writes());
 }
+
+/// Settings baton-okta would refuse at start: nothing is rolled out, the status names the field and
+/// its variable with one event, and once fixed the connector is created as usual. A running
+/// connector given broken settings keeps running on its last good ones.
+#[tokio::test]
+async fn settings_the_sdk_would_refuse_are_reported_and_never_rolled_out() {
+    let (fake, ctx) = setup();
+    fake.put(APP, secret("okta-app", &[("BATON_OKTA_PRIVATE_KEY_ID", "kid")]));
+    let err = run(&fake, &ctx).await.unwrap_err();
+    assert!(
+        matches!(err, baton_operator::Error::Blocked(baton_operator::api::Reason::ConfigInvalid)),
+        "{err}"
+    );
+    assert!(fake.get(DEPLOY).is_none(), "no Deployment for settings the SDK would refuse");
+    assert_eq!(condition(&fake, "Ready"), ("False".into(), "ConfigInvalid".into()));
+    assert_eq!(condition(&fake, "Stalled"), ("True".into(), "ConfigInvalid".into()));
+    assert_eq!(condition(&fake, "ConfigValid"), ("False".into(), "ConfigInvalid".into()));
+    let ready = message(&fake, "Ready");
+    for part in ["api-token", "BATON_API_TOKEN", "api-token-group", "private-key-group"] {
+        assert!(ready.contains(part), "{part} not in {ready}");
+    }
+    let events: Vec<_> = fake.writes().into_iter().filter(|c| c.path.contains("/events")).collect();
+    assert_eq!(events.len(), 1, "one event: {events:?}");
+    assert!(events[0].body.contains("Warning") && events[0].body.contains("ConfigInvalid"));
+    fake.clear_calls();
+    let _ = run(&fake, &ctx).await;
+    assert_eq!(fake.writes().len(), 0, "the same finding writes no second status or event");
+
+    fake.put(APP, secret("okta-app", &[("BATON_API_TOKEN", "token-1")]));
+    run(&fake, &ctx).await.unwrap();
+    assert!(fake.get(DEPLOY).is_some());
+    assert_eq!(condition(&fake, "ConfigValid"), ("True".into(), "Validated".into()));
+    make_available(&fake);
+    run(&fake, &ctx).await.unwrap();
+    assert_eq!(condition(&fake, "Ready"), ("True".into(), "Available".into()));
+
+    // A typo on the running connector: the Deployment is left as it is.
+    fake.edit(BC, |bc| {
+        bc["spec"]["env"][0]["name"] = json!("BATON_DOMIAN");
+        bc["metadata"]["generation"] = json!(2);
+    });
+    fake.clear_calls();
+    assert!(run(&fake, &ctx).await.is_err());
+    assert_eq!(deployment_writes(&fake), 0);
+    assert_eq!(condition(&fake, "Ready"), ("False".into(), "ConfigInvalid".into()));
+    assert_eq!(condition(&fake, "WorkloadAvailable"), ("True".into(), "Available".into()));
+    assert!(message(&fake, "Ready").contains("did you mean BATON_DOMAIN"), "{}", message(&fake, "Ready"));
+}
+
+/// A connector that is not in the catalog runs exactly as before, and its status says it is not
+/// validated.
+#[tokio::test]
+async fn a_custom_connector_runs_unvalidated_and_says_so() {
+    let (fake, ctx) = setup();
+    fake.edit(BC, |bc| {
+        bc["spec"]["connector"] = json!("in-house");
+        bc["spec"]["env"] = json!([{"name": "BATON_ANYTHING", "value": "x"}]);
+    });
+    run(&fake, &ctx).await.unwrap();
+    assert!(fake.get(DEPLOY).is_some());
+    assert_eq!(condition(&fake, "ConfigValid"), ("Unknown".into(), "NotCatalogued".into()));
+    make_available(&fake);
+    run(&fake, &ctx).await.unwrap();
+    assert_eq!(condition(&fake, "Ready"), ("True".into(), "Available".into()));
+}
+
+/// OneShot mode: no CronJob for settings the SDK would refuse; suspending still reaches the CronJob.
+#[tokio::test]
+async fn oneshot_settings_the_sdk_would_refuse_get_no_cronjob() {
+    const CRONJOB: &str = "/apis/batch/v1/namespaces/ns/cronjobs/okta";
+    let (fake, ctx) = setup();
+    fake.edit(BC, |bc| {
+        bc["spec"]["mode"] = json!("OneShot");
+        bc["spec"]["schedule"] = json!("0 3 * * *");
+        bc["spec"]["output"] = json!({"s3": {"bucket": "uploads", "region": "us-west-2"}});
+        bc["spec"].as_object_mut().unwrap().remove("credentials");
+        bc["spec"]["env"] = json!([]);
+    });
+    let err = run(&fake, &ctx).await.unwrap_err();
+    assert!(
+        matches!(err, baton_operator::Error::Blocked(baton_operator::api::Reason::ConfigInvalid)),
+        "{err}"
+    );
+    assert!(fake.get(CRONJOB).is_none());
+    assert_eq!(condition(&fake, "Ready"), ("False".into(), "ConfigInvalid".into()));
+    assert!(message(&fake, "ConfigValid").contains("BATON_DOMAIN"));
+    fake.edit(BC, |bc| bc["spec"]["env"] = json!([{"name": "BATON_DOMAIN", "value": "acme.okta.com"}]));
+    run(&fake, &ctx).await.unwrap();
+    assert!(fake.get(CRONJOB).is_some());
+}
+
+fn message(fake: &FakeKube, type_: &str) -> String {
+    let bc = fake.get(BC).unwrap();
+    let c =
+        bc["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == type_).unwrap().clone();
+    c["message"].as_str().unwrap().to_string()
+}

@@ -487,18 +487,17 @@ async fn a_pause_made_by_someone_else_is_left_alone() {
 #[tokio::test]
 async fn render_shows_the_secret_and_pod_the_controller_creates() {
     let w = World::new("1s").await;
-    // The settings baton-okta requires, or render refuses the connector as the SDK would.
-    w.kube.edit(BC, |bc| {
-        bc["spec"]["env"] = json!([{"name": "BATON_DOMAIN", "value": "acme.okta.com"},
-                                   {"name": "BATON_API_TOKEN", "value": "not-a-real-token"}]);
-    });
     w.reconcile().await.unwrap();
     let live_secret = w.kube.get(&format!("{SECRETS}/okta-c1-credentials-1")).unwrap();
     let live_deploy = w.kube.get(DEPLOY).unwrap();
     let mut bc = w.kube.get(BC).unwrap();
     // The resource as a person writes it: no status, so render numbers the first revision itself.
     bc.as_object_mut().unwrap().remove("status");
-    let out = baton_operator::render::render(&serde_yaml::to_string(&bc).unwrap(), "ns").unwrap();
+    // Render reads the Secrets the resource references from the same file.
+    let app = w.kube.get(&format!("{SECRETS}/okta-app")).unwrap();
+    let file =
+        format!("{}---\n{}", serde_yaml::to_string(&app).unwrap(), serde_yaml::to_string(&bc).unwrap());
+    let out = baton_operator::render::render(&file, "ns").unwrap();
     let docs: Vec<serde_json::Value> = out.split("---\n").map(|d| serde_yaml::from_str(d).unwrap()).collect();
     let (secret, deploy) = (&docs[0], &docs[1]);
     for field in ["name", "namespace", "labels", "ownerReferences"] {

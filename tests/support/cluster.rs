@@ -89,6 +89,8 @@ fn resource_for(gvk: &GroupVersionKind) -> anyhow::Result<(ApiResource, bool)> {
         "CustomResourceDefinition" => ("customresourcedefinitions", false),
         "BatonConnector" => ("batonconnectors", true),
         "Deployment" => ("deployments", true),
+        "ValidatingAdmissionPolicy" => ("validatingadmissionpolicies", false),
+        "ValidatingAdmissionPolicyBinding" => ("validatingadmissionpolicybindings", false),
         other => bail!("the e2e suite does not know kind {other}"),
     };
     Ok((ApiResource::from_gvk_with_plural(gvk, plural), namespaced))

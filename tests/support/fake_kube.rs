@@ -190,12 +190,18 @@ impl FakeKube {
     }
 
     fn is_collection(&self, path: &str) -> bool {
-        self.state
-            .lock()
-            .unwrap()
-            .objects
-            .keys()
-            .any(|k| k.rsplit_once('/').is_some_and(|(dir, _)| dir == path))
+        // `.../namespaces/<ns>/<plural>` is a collection even while it is empty, as on a real API
+        // server (a OneShot pass lists Jobs before there are any).
+        let namespaced_plural =
+            path.rsplit_once("/namespaces/").is_some_and(|(_, rest)| rest.split('/').count() == 2);
+        namespaced_plural
+            || self
+                .state
+                .lock()
+                .unwrap()
+                .objects
+                .keys()
+                .any(|k| k.rsplit_once('/').is_some_and(|(dir, _)| dir == path))
     }
 
     /// A list of the objects directly under `path`, filtered by a `labelSelector` of `key=value` and

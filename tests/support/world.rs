@@ -45,6 +45,13 @@ impl World {
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "c1-api", "namespace": "ns"},
                    "data": {"clientId": b64(&principal.client_id), "clientSecret": b64(&principal.client_secret)}}),
         );
+        // The app's own settings, complete for baton-okta's API-token group: the operator checks them
+        // against the catalog before it rolls anything out.
+        kube.put(
+            &format!("{SECRETS}/okta-app"),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "okta-app", "namespace": "ns"},
+                   "data": {"token": b64("okta-api-token")}}),
+        );
         kube.put(
             BC,
             json!({
@@ -52,6 +59,8 @@ impl World {
                 "metadata": {"name": "okta", "namespace": "ns"},
                 "spec": {
                     "connector": "okta",
+                    "config": {"domain": {"value": "acme.okta.com"},
+                               "api-token": {"secretKeyRef": {"name": "okta-app", "key": "token"}}},
                     "credentials": {"managed": {"rotation": {"interval": "720h", "gracePeriod": grace}}},
                     "conductorOne": {"apiCredentialsSecretRef": {"name": "c1-api"}, "appId": APP, "connectorId": CONNECTOR},
                 },

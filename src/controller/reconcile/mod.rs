@@ -36,7 +36,9 @@ use crate::{
     Error, Result,
     api::{BatonConnector, CredentialsStatus, Mode},
     decide::{
+        config,
         events::{self},
+        outcome::Stage,
         rotation, runs,
         status::{self, Observation},
     },
@@ -56,6 +58,7 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
     finalizer::ensure(&ctx, &mut bc).await?;
     let seen = Observed::read(&ctx, &bc).await?;
     let mut pass = Pass::new(&ctx, bc, seen);
+    check_settings(&mut pass);
     // Suspended: nothing is created in ConductorOne either.
     let ids = match pass.bc.spec.suspend {
         true => None,
@@ -69,6 +72,17 @@ pub async fn reconcile(bc: Arc<BatonConnector>, ctx: Arc<Context>) -> Result<Act
     }
     actions::act(&mut pass).await;
     finish(pass).await
+}
+
+/// Checks the connector's settings against the catalog. Definite errors hold back the workload's
+/// apply (the running connector keeps its last good settings), except while suspended: then nothing
+/// rolls out anyway, and a OneShot CronJob must still take `suspend`.
+fn check_settings(pass: &mut Pass<'_>) {
+    let settings = config::check(&pass.bc, &pass.seen.secrets, crate::catalog::Catalog::embedded());
+    if let Some(p) = config::problem(&settings).filter(|_| !pass.bc.spec.suspend) {
+        pass.outcome.block(Stage::Config, p);
+    }
+    pass.outcome.settings = Some(settings);
 }
 
 /// Computes the status from what the pass came to, writes it when it changed, publishes the events.
@@ -90,6 +104,7 @@ async fn finish(mut pass: Pass<'_>) -> Result<Action> {
         runs,
         handled_sync: outcome.handled_sync.clone(),
         conductor_one: outcome.conductor_one.clone(),
+        config: outcome.settings.as_ref().map(config::condition),
     };
     let new_status = status::compute(bc, &observation, &seen.now);
     let transitions = events::transitions(bc.status.as_ref(), &new_status);

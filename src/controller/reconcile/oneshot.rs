@@ -26,6 +26,10 @@ use crate::{
 
 pub(crate) async fn converge(pass: &mut Pass<'_>) -> Result<()> {
     let name = pass.name();
+    // Settings the SDK would refuse are not applied: the CronJob keeps the last good ones.
+    if pass.outcome.blocked(Stage::Config) {
+        return Ok(());
+    }
     match resources::plan_cronjob(&pass.bc, &pass.seen.secrets) {
         Err(p) => pass.outcome.block(Stage::Inputs, Problem::Input(p)),
         Ok((desired, hash)) => {

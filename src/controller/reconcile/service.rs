@@ -29,7 +29,8 @@ pub async fn converge(pass: &mut Pass<'_>, ids: Option<&Ids>) -> Result<()> {
     };
     // A ConductorOne failure mid-rotation must not stop the workload that runs on the current
     // credential from being kept in shape.
-    if let Some(credentials_secret) = credentials_secret {
+    // Settings the SDK would refuse are not rolled out: the running pods keep the last good ones.
+    if let Some(credentials_secret) = credentials_secret.filter(|_| !pass.outcome.blocked(Stage::Config)) {
         match resources::plan(&pass.bc, &pass.seen.secrets, &credentials_secret) {
             Err(p) => pass.outcome.block(Stage::Inputs, Problem::Input(p)),
             Ok(plan) => {

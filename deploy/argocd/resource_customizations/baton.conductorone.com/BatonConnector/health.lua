@@ -14,6 +14,7 @@ local HARD_REASONS = {
   SecretKeyEmpty = true,
   OwnershipConflict = true,
   InvalidSpec = true,
+  ConfigInvalid = true,
   ProgressDeadlineExceeded = true,
   Unauthorized = true,
   Forbidden = true,
