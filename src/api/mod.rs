@@ -26,6 +26,9 @@ pub const GROUP: &str = "baton.conductorone.com";
 pub const ROTATE_REQUESTED_AT: &str = "baton.conductorone.com/rotate-requested-at";
 pub const RESTART_REQUESTED_AT: &str = "baton.conductorone.com/restart-requested-at";
 pub const RECONCILE_REQUESTED_AT: &str = "baton.conductorone.com/reconcile-requested-at";
+/// Opt-in, per resource: take over the unowned Deployment (or CronJob) of the resource's own name, as
+/// left by a hand-written install, instead of stalling with `OwnershipConflict`.
+pub const ADOPT_EXISTING: &str = "baton.conductorone.com/adopt-existing";
 /// OneShot mode: one run now. (Service mode: ConductorOne's ForceSync, with zero-click onboarding.)
 pub const SYNC_REQUESTED_AT: &str = "baton.conductorone.com/sync-requested-at";
 

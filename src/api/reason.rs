@@ -41,6 +41,9 @@ reasons! {
     Progressing,
     /// The Deployment does not exist yet.
     NotCreated,
+    /// Taking over a hand-written Deployment (the `adopt-existing` annotation): the old pods run until
+    /// the operator's own are available.
+    Adopting,
     /// The rollout, or one cause of Reconciling, outlasted its deadline.
     ProgressDeadlineExceeded,
     /// OneShot mode: the last finished run failed.
@@ -111,8 +114,10 @@ impl Reason {
     /// suspension or a first credential, and not for what the `Synced` condition and the runs
     /// announce themselves.
     pub fn warns_when_not_ready(self) -> bool {
-        !matches!(self, Self::Progressing | Self::Suspended | Self::IssuingCredentials | Self::RunFailed)
-            && !self.comes_from_sync()
+        !matches!(
+            self,
+            Self::Progressing | Self::Suspended | Self::IssuingCredentials | Self::RunFailed | Self::Adopting
+        ) && !self.comes_from_sync()
     }
 
     /// `Ready` reasons that come from the `Synced` condition, which has events of its own.

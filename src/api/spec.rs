@@ -23,6 +23,12 @@ use super::{
 /// A Baton connector run by baton-operator: one application (Okta, Segment, GitHub, ...) synced into
 /// ConductorOne. The operator turns it into a Deployment (and the Secret it needs), keeps it rolled
 /// out, and reports its health in `status`.
+///
+/// A Deployment (or CronJob) of the resource's name that the operator did not create is never taken
+/// over, unless the resource carries the annotation `baton.conductorone.com/adopt-existing: "true"`:
+/// then a hand-written Deployment that no controller owns is replaced with no gap (its pods keep
+/// running until the operator's own pod is available; `status.adoption` meanwhile), and a CronJob is
+/// taken over in place. The Secrets it names are only read, never changed.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "baton.conductorone.com",

@@ -44,6 +44,23 @@ pub struct BatonConnectorStatus {
     /// What the operator did to the connector in ConductorOne.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conductor_one: Option<ConductorOneStatus>,
+    /// An adoption of a hand-written Deployment under way (the `adopt-existing` annotation): the
+    /// old pods keep running until the operator's own are available, then they are removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adoption: Option<AdoptionStatus>,
+}
+
+/// The journal of one adoption: what the old Deployment selected, so that its ReplicaSets (left
+/// running, without an owner, when it was released) can be found and removed once the operator's
+/// own pods are available.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdoptionStatus {
+    /// The adopted Deployment's `spec.selector.matchLabels`.
+    #[serde(default)]
+    pub selector: std::collections::BTreeMap<String, String>,
+    /// When the old Deployment was released.
+    pub released_at: Time,
 }
 
 /// The operator's own actions on the connector in ConductorOne.
@@ -95,6 +112,7 @@ impl Default for BatonConnectorStatus {
             sync: None,
             schedule: None,
             conductor_one: None,
+            adoption: None,
         }
     }
 }

@@ -21,6 +21,7 @@ pub struct Note {
 pub fn applied(kind: &str, cause: ApplyCause, name: &str) -> Note {
     let (reason, message) = match cause {
         ApplyCause::Create => ("Created", format!("created {kind} {name}")),
+        ApplyCause::Adopt => ("Adopted", format!("took over {kind} {name}, which it had not created")),
         ApplyCause::Drift => {
             ("DriftCorrected", format!("put back fields of {kind} {name} that were changed by hand"))
         }

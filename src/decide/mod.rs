@@ -3,6 +3,7 @@
 //! outcome of a pass. No I/O and no clock: the controller passes the time in. The desired children
 //! are built by [`crate::resources`].
 
+pub mod adoption;
 pub mod config;
 pub mod credentials;
 pub mod events;

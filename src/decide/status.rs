@@ -24,7 +24,8 @@ pub enum Problem {
     Input(InputProblem),
     /// A child object with our name exists but belongs to someone else; taking it over silently could
     /// break whatever owns it.
-    OwnershipConflict { kind: &'static str, name: String },
+    /// `owner`: the object's controller, when another controller owns it.
+    OwnershipConflict { kind: &'static str, name: String, owner: Option<String> },
     /// The API server refused the object the operator built (for example a value the schema cannot
     /// check). Only a change to the resource can fix it.
     Rejected { message: String },
@@ -50,8 +51,12 @@ impl Problem {
     pub fn message(&self) -> String {
         match self {
             Self::Input(p) => p.to_string(),
-            Self::OwnershipConflict { kind, name } => format!(
-                "{kind} {name:?} exists and is not owned by this BatonConnector; delete it or rename the resource"
+            Self::OwnershipConflict { kind, name, owner: None } => format!(
+                "{kind} {name:?} exists and is not owned by this BatonConnector; delete it, rename the resource, or let it adopt the {kind} (annotation {}: \"true\")",
+                crate::api::ADOPT_EXISTING
+            ),
+            Self::OwnershipConflict { kind, name, owner: Some(owner) } => format!(
+                "{kind} {name:?} is controlled by {owner}; the operator never takes over another controller's object, adoption included: rename the resource"
             ),
             Self::Rejected { message } => format!("invalid spec: {message}"),
             Self::ConfigInvalid { errors } => {
@@ -252,8 +257,17 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
     if let Some((c, _)) = synced {
         desired.push(c.clone());
     }
-    let (ready, reconciling, stalled) =
-        summary(suspended, obs.problem.as_ref(), obs.issuing.as_deref(), &workload, synced);
+    let adopting = previous.adoption.as_ref().map(|_| {
+        "adopting the hand-written Deployment of this name: its pods keep running until this connector's pod is available"
+    });
+    let (ready, reconciling, stalled) = match adopting {
+        Some(m) if obs.problem.is_none() && !suspended && !matches!(workload, WorkloadState::Available) => (
+            Desired::new(cond::READY, false, Reason::Adopting, m),
+            Desired::new(cond::RECONCILING, true, Reason::Adopting, m),
+            Desired::new(cond::STALLED, false, Reason::NotStalled, ""),
+        ),
+        _ => summary(suspended, obs.problem.as_ref(), obs.issuing.as_deref(), &workload, synced),
+    };
     let (reconciling, stalled) = progress_deadline(&previous.conditions, reconciling, stalled, now);
     desired.push(ready);
     desired.push(reconciling);
@@ -282,6 +296,7 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
             .clone()
             .or(previous.conductor_one)
             .filter(|c| *c != crate::api::ConductorOneStatus::default()),
+        adoption: previous.adoption,
     }
 }
 

@@ -144,7 +144,7 @@ fn app_secret_problem_does_not_blame_credentials() {
 #[test]
 fn ownership_conflict_and_rejection_stall() {
     for p in [
-        Problem::OwnershipConflict { kind: "Deployment", name: "okta".into() },
+        Problem::OwnershipConflict { kind: "Deployment", name: "okta".into(), owner: None },
         Problem::Rejected { message: "spec.template: invalid".into() },
     ] {
         let s = compute(&connector("okta", "okta"), &obs(Some(p.clone()), None), &t(10));

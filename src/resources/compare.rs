@@ -35,6 +35,8 @@ pub enum ApplyCause {
     Update,
     /// Someone changed a field the operator sets.
     Drift,
+    /// The resource adopts an object it did not create (the `adopt-existing` annotation).
+    Adopt,
 }
 
 impl ApplyCause {
@@ -44,6 +46,7 @@ impl ApplyCause {
             Self::Create => "create",
             Self::Update => "update",
             Self::Drift => "drift",
+            Self::Adopt => "adopt",
         }
     }
 }

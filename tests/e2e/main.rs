@@ -8,6 +8,7 @@
 use baton_test_support as support;
 
 mod admission;
+mod adoption;
 mod basics;
 mod catalog;
 mod common;
@@ -106,6 +107,7 @@ async fn main() -> ExitCode {
         fleet::unreadable_resource_does_not_block_the_fleet,
         fleet::operator_restart_writes_nothing,
         fleet::delete_garbage_collects_children,
+        adoption::adoption_takes_over_a_hand_written_deployment_with_no_gap,
         scale::slow_or_unreachable_conductorone_never_delays_other_connectors,
         scale::shards_split_the_fleet_and_a_connector_moves_without_a_rollout,
         fleet::leader_election_lets_one_replica_reconcile,

@@ -129,9 +129,15 @@ pub async fn namespace(client: &Client, name: &str, labels: serde_json::Value) -
 /// Plays the kubelet, which this control plane lacks: every pod the operator's Deployments create is
 /// marked Running and Ready, so ReplicaSets count it available. Runs until dropped.
 pub fn spawn_kubelet(client: Client) -> tokio::task::JoinHandle<()> {
+    spawn_kubelet_for(client, "app.kubernetes.io/managed-by=baton-operator")
+}
+
+/// The same stand-in kubelet for the pods `selector` selects (a hand-written connector's, say).
+pub fn spawn_kubelet_for(client: Client, selector: &str) -> tokio::task::JoinHandle<()> {
+    let selector = selector.to_string();
     tokio::spawn(async move {
         let pods: Api<Pod> = Api::all(client.clone());
-        let config = watcher::Config::default().labels("app.kubernetes.io/managed-by=baton-operator");
+        let config = watcher::Config::default().labels(&selector);
         // A real kubelet retries its watch at once when the API server comes back; kube's default
         // back-off (up to a minute) would leave pods unready long after an outage case.
         let stream = watcher(pods, config).applied_objects();

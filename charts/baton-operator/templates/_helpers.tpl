@@ -104,6 +104,11 @@ data changes, and writes managed credentials.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Adoption (the adopt-existing annotation): the ReplicaSets a released hand-written Deployment left
+# running are found by its selector and deleted once the connector's own pod is available.
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["list", "delete"]
 # OneShot mode: the CronJob, and a Job for each requested run.
 - apiGroups: ["batch"]
   resources: ["cronjobs"]

@@ -10,6 +10,7 @@
 //! 3. **write status** once, computed by the pure [`status::compute`] from what the pass came to,
 //!    and publish the events of its transitions.
 
+pub mod adoption;
 pub mod children;
 pub mod finalizer;
 pub mod invalid;

@@ -13,11 +13,11 @@ use kube::{
 use tracing::info;
 
 use super::{
-    children::{apply_child, delete_child, owned_by, record_apply},
+    children::{Applied, apply_child, delete_child, owned_by, record_apply},
     pass::Pass,
 };
 use crate::controller::c1::credential_calls;
-use crate::decide::{events::Note, outcome::Stage, status::Problem};
+use crate::decide::{adoption::Takeover, events::Note, outcome::Stage, status::Problem};
 use crate::{
     Result,
     api::SYNC_REQUESTED_AT,
@@ -34,8 +34,20 @@ pub(crate) async fn converge(pass: &mut Pass<'_>) -> Result<()> {
         Err(p) => pass.outcome.block(Stage::Inputs, Problem::Input(p)),
         Ok((desired, hash)) => {
             pass.outcome.config_hash = Some(hash);
+            let live = pass.seen.cronjob.as_ref();
+            let take_over = live.is_some_and(|l| {
+                !owned_by(l, &pass.bc) && crate::decide::adoption::cronjob(&pass.bc, l) == Takeover::InPlace
+            });
             let applied =
-                apply_child(pass.ctx, &pass.bc, pass.seen.cronjob.as_ref(), desired, "CronJob").await?;
+                match apply_child(pass.ctx, &pass.bc, live, desired.clone(), "CronJob", take_over).await? {
+                    // Found by the API server, not the cache: adopt it in place if asked to.
+                    Applied::Conflict(found)
+                        if crate::decide::adoption::cronjob(&pass.bc, &*found) == Takeover::InPlace =>
+                    {
+                        apply_child(pass.ctx, &pass.bc, Some(&*found), desired, "CronJob", true).await?
+                    }
+                    applied => applied,
+                };
             if let Some(c) = record_apply(pass, applied, "CronJob") {
                 pass.ctx.caches.wrote_cronjob(&c);
                 pass.seen.cronjob = Some(c);

@@ -3,7 +3,8 @@
 //! credentials of an earlier managed life revoked.
 
 use super::{
-    children::{apply_child, record_apply},
+    adoption,
+    children::{Applied, apply_child, record_apply},
     oneshot,
     pass::Pass,
 };
@@ -36,11 +37,24 @@ pub async fn converge(pass: &mut Pass<'_>, ids: Option<&Ids>) -> Result<()> {
             Ok(plan) => {
                 pass.outcome.config_hash = Some(plan.config_hash.clone());
                 let live = pass.seen.deployment.as_ref();
-                let applied = apply_child(pass.ctx, &pass.bc, live, plan.deployment, "Deployment").await?;
+                let applied = match apply_child(
+                    pass.ctx,
+                    &pass.bc,
+                    live,
+                    plan.deployment,
+                    "Deployment",
+                    false,
+                )
+                .await?
+                {
+                    Applied::Conflict(live) => adoption::on_conflict(pass, *live).await?,
+                    applied => applied,
+                };
                 if let Some(d) = record_apply(pass, applied, "Deployment") {
                     pass.ctx.caches.wrote_deployment(&d);
                     pass.seen.deployment = Some(d);
                 }
+                adoption::finish(pass).await?;
             }
         }
     }
