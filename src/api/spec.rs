@@ -352,6 +352,13 @@ pub struct ManagedCredentials {
     /// When and how credentials rotate.
     #[serde(default)]
     pub rotation: RotationSpec,
+    /// ConductorOne ids of credentials of this connector made by hand ("Rotate" in the UI), such as
+    /// the one a hand-written Deployment used before the resource adopted it. Each is revoked once,
+    /// after the connector runs on a credential the operator minted and no pod of an adopted
+    /// Deployment is left. A credential the operator minted is never revoked this way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub revoke_hand_made: Vec<String>,
 }
 
 /// Rotation of managed credentials.

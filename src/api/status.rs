@@ -233,6 +233,9 @@ pub struct CredentialsStatus {
     /// credential of the new one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub superseded: Vec<SupersededCredential>,
+    /// Ids of `credentials.managed.revokeHandMade` already revoked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked_hand_made: Vec<String>,
 }
 
 /// A connector in ConductorOne.

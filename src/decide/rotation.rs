@@ -252,6 +252,7 @@ pub fn supersede(state: &CredentialsStatus, base: &str, connector: &ConnectorRef
         pending_revocations: Vec::new(),
         minted_for: Some(connector.clone()),
         superseded,
+        revoked_hand_made: state.revoked_hand_made.clone(),
     }
 }
 

@@ -206,3 +206,95 @@ async fn refuses_another_controllers_deployment(client: &Client, ns: &str) -> an
     );
     Ok(())
 }
+
+/// Adoption with a switch to managed credentials: the operator mints its own credential for the
+/// adopted connector, and revokes the hand-made one the old pods used only once none of them is left.
+pub(crate) async fn adoption_with_managed_credentials_revokes_the_hand_made_one_last(
+    env: &mut Env,
+) -> anyhow::Result<()> {
+    let ns = "adopt-managed";
+    ensure_operator(env).await?;
+    namespace(&env.client, ns, json!({})).await?;
+    let kubelet =
+        cluster::spawn_kubelet_for(env.client.clone(), &format!("app={NAME},!app.kubernetes.io/managed-by"));
+    let result = managed_takeover(env, ns).await;
+    kubelet.abort();
+    result
+}
+
+async fn managed_takeover(env: &mut Env, ns: &str) -> anyhow::Result<()> {
+    let client = env.client.clone();
+    let (app, connector_id) = ("app-adopt", "conn-adopt");
+    env.c1.add_connector(app, connector_id, "SentinelOne");
+    env.c1.set_sync_status(app, connector_id, done_sync());
+    let (hand_made, hand_secret) =
+        env.c1.issue_by_hand(app, connector_id).context("the fake has the connector")?;
+    let principal = env.c1.register_principal("adopt-operator");
+    apply_value(
+        &client,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "c1-api"},
+        "stringData": {"clientId": principal.client_id, "clientSecret": principal.client_secret}}),
+        Some(ns),
+    )
+    .await?;
+    let mut secret = seed_secret();
+    secret["stringData"]["BATON_CLIENT_ID"] = json!(hand_made.client_id);
+    secret["stringData"]["BATON_CLIENT_SECRET"] = json!(hand_secret);
+    apply_value(&client, secret, Some(ns)).await?;
+    apply_value(&client, seed_deployment(), Some(ns)).await?;
+    eventually("the hand-written connector to run", WAIT, || async {
+        Ok((ready_pods(&client, ns).await? == 1).then_some(()))
+    })
+    .await?;
+
+    // When the last hand-written pod went, as the suite saw it (every 50 ms).
+    let (old_gone_at, done) = (Arc::new(std::sync::Mutex::new(None)), Arc::new(AtomicBool::new(false)));
+    let watcher = {
+        let (client, old_gone_at, done, ns) =
+            (client.clone(), old_gone_at.clone(), done.clone(), ns.to_string());
+        tokio::spawn(async move {
+            while !done.load(Ordering::SeqCst) {
+                let old: anyhow::Result<Vec<Pod>> =
+                    list(&client, &ns, &format!("app={NAME},!app.kubernetes.io/managed-by")).await;
+                if let Ok(old) = old {
+                    let mut at = old_gone_at.lock().unwrap();
+                    match (old.iter().any(|p| p.metadata.deletion_timestamp.is_none()), *at) {
+                        (false, None) => *at = Some(k8s_openapi::jiff::Timestamp::now()),
+                        (true, _) => *at = None,
+                        _ => {}
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let mut bc = adopting(NAME, true);
+    bc["spec"]["credentials"] = json!({"managed": {"revokeHandMade": [hand_made.id]}});
+    bc["spec"]["conductorOne"] =
+        json!({"apiCredentialsSecretRef": {"name": "c1-api"}, "appId": app, "connectorId": connector_id});
+    apply_value(&client, bc, Some(ns)).await?;
+    let c1 = &env.c1;
+    let bc = eventually("the hand-made credential to be revoked", WAIT, || async {
+        let bc = get_bc(&client, ns, NAME).await?;
+        let ready = condition(&bc, "Ready").is_some_and(|(s, _)| s == "True");
+        let revoked = c1.credential(&hand_made.id).is_some_and(|c| c.is_revoked());
+        Ok((ready && revoked).then_some(bc))
+    })
+    .await?;
+    done.store(true, Ordering::SeqCst);
+    watcher.await?;
+    let revoked_at = env.c1.credential(&hand_made.id).and_then(|c| c.revoked_at).context("revoked")?;
+    let gone_at = old_gone_at.lock().unwrap().context("the hand-written pods never went")?;
+    ensure!(
+        revoked_at >= gone_at - k8s_openapi::jiff::SignedDuration::from_millis(100),
+        "the hand-made credential was revoked at {revoked_at}, before the last old pod went at {gone_at}"
+    );
+    let credentials = bc.status.as_ref().and_then(|s| s.credentials.clone()).context("credentials status")?;
+    ensure!(credentials.revoked_hand_made == vec![hand_made.id.clone()], "{credentials:?}");
+    let minted = credentials.credential_id.clone().context("a minted credential")?;
+    ensure!(
+        env.c1.credential(&minted).is_some_and(|c| !c.is_revoked()),
+        "the operator's own credential was revoked"
+    );
+    Ok(())
+}

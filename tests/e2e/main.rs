@@ -108,6 +108,7 @@ async fn main() -> ExitCode {
         fleet::operator_restart_writes_nothing,
         fleet::delete_garbage_collects_children,
         adoption::adoption_takes_over_a_hand_written_deployment_with_no_gap,
+        adoption::adoption_with_managed_credentials_revokes_the_hand_made_one_last,
         scale::slow_or_unreachable_conductorone_never_delays_other_connectors,
         scale::shards_split_the_fleet_and_a_connector_moves_without_a_rollout,
         fleet::leader_election_lets_one_replica_reconcile,

@@ -233,6 +233,12 @@ impl FakeConductorOne {
         connector.extra.extend(fields);
     }
 
+    /// A credential made by hand, as a person clicks "Rotate" in the UI: the record and its client
+    /// secret. `None` for a connector the fake does not have.
+    pub fn issue_by_hand(&self, app_id: &str, connector_id: &str) -> Option<(StoredCredential, String)> {
+        handlers::issue(&self.state, app_id, connector_id)
+    }
+
     pub fn credential(&self, id: &str) -> Option<StoredCredential> {
         self.state.lock().credentials.iter().find(|c| c.id == id).cloned()
     }

@@ -149,3 +149,77 @@ async fn delete_revisions(pass: &Pass<'_>) -> Result<()> {
     }
     Ok(())
 }
+
+/// `credentials.managed.revokeHandMade`: once the connector runs on a credential the operator
+/// minted and no pod of an adopted Deployment is left (so nothing uses the hand-made ones any more),
+/// revoke each named credential once, and journal it. Never one the operator minted.
+pub(crate) async fn revoke_hand_made(pass: &mut Pass<'_>) -> Result<()> {
+    let Some(managed) = pass.bc.spec.credentials.managed.as_ref() else { return Ok(()) };
+    let state = pass.credentials();
+    let minted = rotation::minted(&state);
+    let todo: Vec<String> = managed
+        .revoke_hand_made
+        .iter()
+        .filter(|id| !state.revoked_hand_made.contains(id) && !minted.contains(id))
+        .cloned()
+        .collect();
+    if todo.is_empty() || pass.outcome.workload_blocked() || pass.status().adoption.is_some() {
+        return Ok(());
+    }
+    let Some(secret) = rotation::workload_secret(&state, &pass.name()) else { return Ok(()) };
+    let on_minted = state.credential_id.is_some()
+        && pass.seen.deployment.as_ref().is_some_and(|d| {
+            crate::decide::status::workload_state(Some(d)) == crate::decide::status::WorkloadState::Available
+                && reads_credentials_from(d, &secret)
+        });
+    if !on_minted {
+        return Ok(());
+    }
+    let (Some(c1), Some(ids)) =
+        (pass.bc.spec.conductor_one.as_ref(), crate::decide::onboarding::ids(&pass.bc))
+    else {
+        return Ok(());
+    };
+    let Ok(_slot) = pass.ctx.c1_slots.try_acquire() else {
+        pass.outcome.busy();
+        return Ok(());
+    };
+    let api = match api_credentials(&pass.bc, c1, &pass.seen.secrets) {
+        Ok(api) => api,
+        Err(p) => {
+            pass.outcome.block(Stage::Leftovers, Problem::Input(p));
+            return Ok(());
+        }
+    };
+    let mut revoked = Vec::new();
+    let mut failure = None;
+    for id in &todo {
+        match pass.ctx.conductorone.revoke_credential(&api, &ids.app, &ids.connector, id).await {
+            Ok(()) => revoked.push(id.clone()),
+            // Revoked or deleted already: nothing uses it.
+            Err(e) if e.kind() == ErrorKind::NotFound => revoked.push(id.clone()),
+            Err(e) => {
+                failure = Some(c1_problem(&e));
+                break;
+            }
+        }
+    }
+    if !revoked.is_empty() {
+        let mut next = state.clone();
+        next.revoked_hand_made.extend(revoked.iter().cloned());
+        pass.record_credentials(&next, None).await?;
+        info!(credentials = ?revoked, "revoked hand-made credentials");
+        pass.note(Note {
+            warning: false,
+            reason: "CredentialRevoked",
+            action: "RotateCredentials",
+            message: format!(
+                "revoked hand-made credentials {revoked:?}: the connector runs on one the operator minted"
+            ),
+        });
+    }
+    if let Some(problem) = failure {
+        pass.outcome.block(Stage::Leftovers, problem);
+    }
+    Ok(())
+}

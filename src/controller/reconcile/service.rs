@@ -59,6 +59,7 @@ pub async fn converge(pass: &mut Pass<'_>, ids: Option<&Ids>) -> Result<()> {
         }
     }
     credential_calls::revoke_leftovers(pass).await?;
+    credential_calls::revoke_hand_made(pass).await?;
     if pass.outcome.applied_current {
         oneshot::remove_cronjob(pass).await?;
     }

@@ -233,18 +233,27 @@ async fn rotate_credential(AxumState(state): AppState, headers: HeaderMap, body:
     let Some((app_id, connector_id)) = rotate_request(&body) else {
         return grpc_error(StatusCode::BAD_REQUEST, 3, "invalid argument: expected {appId, connectorId}");
     };
-    let mut inner = state.lock();
-    if inner.connector_mut(&app_id, &connector_id).is_none() {
-        return grpc_error(StatusCode::NOT_FOUND, 5, "connector not found");
+    match issue(&state, &app_id, &connector_id) {
+        Some((credential, secret)) => {
+            json_response(StatusCode::OK, json!({"credential": credential.to_json(&secret)}))
+        }
+        None => grpc_error(StatusCode::NOT_FOUND, 5, "connector not found"),
     }
+}
+
+/// Issues a credential for a connector (RotateCredential, or "Rotate" in the UI): the stored record
+/// and the client secret, which is returned only here.
+pub(super) fn issue(state: &State, app_id: &str, connector_id: &str) -> Option<(StoredCredential, String)> {
+    let mut inner = state.lock();
+    inner.connector_mut(app_id, connector_id)?;
     let (secret, key) = mint_secret();
     let id = new_id();
     let client_id = format!("{}@{}/ccc", new_id().to_lowercase(), state.authority);
     let now = Timestamp::now();
     let credential = StoredCredential {
         id: id.clone(),
-        app_id,
-        connector_id,
+        app_id: app_id.to_owned(),
+        connector_id: connector_id.to_owned(),
         client_id: client_id.clone(),
         display_name: format!("Credential {}", inner.credentials.len() + 1),
         created_at: now,
@@ -252,12 +261,11 @@ async fn rotate_credential(AxumState(state): AppState, headers: HeaderMap, body:
         last_used_at: None,
         revoked_at: None,
     };
-    let body = json!({"credential": credential.to_json(&secret)});
-    inner.credentials.push(credential);
+    inner.credentials.push(credential.clone());
     inner
         .principals
         .insert(client_id, Principal { key, api_access: false, disabled: false, credential_id: Some(id) });
-    json_response(StatusCode::OK, body)
+    Some((credential, secret))
 }
 
 async fn get_credential(
