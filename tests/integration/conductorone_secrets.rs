@@ -69,7 +69,9 @@ async fn secrets_never_appear_in_errors_debug_or_logs() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let cfg = ClientConfig { timeout: Duration::from_millis(300), max_retries: 0, ..config() };
+    // Long enough that only the delayed answer times out, even on a loaded machine (300 ms once made
+    // another call of this test a Timeout under CI-like load).
+    let cfg = ClientConfig { timeout: Duration::from_secs(2), max_retries: 0, ..config() };
     let (fake, client, api) = setup(cfg.clone()).await;
     let operator_secret = api.client_secret.expose_secret().to_owned();
     let connector_path = connector_path();
@@ -94,7 +96,7 @@ async fn secrets_never_appear_in_errors_debug_or_logs() {
         Fault::bare(400),
         Fault::rate_limited("120"),
         Fault::error(500, 13, "internal"),
-        Fault::Delay(Duration::from_secs(1)),
+        Fault::Delay(Duration::from_secs(4)),
         Fault::Drop,
     ] {
         fake.inject(FaultRule::new(fault).on("GET", &connector_path));
