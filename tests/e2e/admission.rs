@@ -18,6 +18,11 @@ fn bc(name: &str, spec: Value) -> Value {
            "metadata": {"name": name}, "spec": full})
 }
 
+fn admission_api(client: &Client, kind: &str, plural: &str) -> Api<DynamicObject> {
+    let gvk = kube::api::GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind);
+    Api::all_with(client.clone(), &kube::api::ApiResource::from_gvk_with_plural(&gvk, plural))
+}
+
 /// The API server's answer to a dry-run create: `Ok(())`, or the refusal's message.
 async fn dry_run(client: &Client, ns: &str, object: Value) -> anyhow::Result<Result<(), String>> {
     let api: Api<BatonConnector> = Api::namespaced(client.clone(), ns);
@@ -61,17 +66,7 @@ pub(crate) async fn admission_policy_refuses_definite_errors_at_apply(env: &mut 
 
     let policy = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(POLICY))?;
     apply_yaml(&env.client, &policy, None).await?;
-    let policies: Api<DynamicObject> = Api::all_with(
-        env.client.clone(),
-        &kube::api::ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk(
-                "admissionregistration.k8s.io",
-                "v1",
-                "ValidatingAdmissionPolicy",
-            ),
-            "validatingadmissionpolicies",
-        ),
-    );
+    let policies = admission_api(&env.client, "ValidatingAdmissionPolicy", "validatingadmissionpolicies");
     let result = async {
         // The API server type-checks every expression against the CRD's schema.
         let checked = eventually("the policy to be type-checked", WAIT, || async {
@@ -87,17 +82,8 @@ pub(crate) async fn admission_policy_refuses_definite_errors_at_apply(env: &mut 
     }
     .await;
     // Leave the cluster as the other cases expect it, whatever happened.
-    let bindings: Api<DynamicObject> = Api::all_with(
-        env.client.clone(),
-        &kube::api::ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk(
-                "admissionregistration.k8s.io",
-                "v1",
-                "ValidatingAdmissionPolicyBinding",
-            ),
-            "validatingadmissionpolicybindings",
-        ),
-    );
+    let bindings =
+        admission_api(&env.client, "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings");
     bindings.delete(POLICY_NAME, &DeleteParams::default()).await?;
     policies.delete(POLICY_NAME, &DeleteParams::default()).await?;
     result

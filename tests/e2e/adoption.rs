@@ -65,15 +65,28 @@ async fn ready_pods(client: &Client, ns: &str) -> anyhow::Result<usize> {
         .count())
 }
 
+/// A namespace with the seed's Secret (`secret`) and Deployment, running. The hand-written pods are
+/// not the operator's, so a stand-in kubelet of their own runs them until the handle is aborted.
+async fn hand_written(env: &mut Env, ns: &str, secret: Value) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    ensure_operator(env).await?;
+    namespace(&env.client, ns, json!({})).await?;
+    let selector = format!("app={NAME},!app.kubernetes.io/managed-by");
+    let kubelet = cluster::spawn_kubelet_for(env.client.clone(), &selector);
+    apply_value(&env.client, secret, Some(ns)).await?;
+    apply_value(&env.client, seed_deployment(), Some(ns)).await?;
+    let client = &env.client;
+    eventually("the hand-written connector to run", WAIT, || async {
+        Ok((ready_pods(client, ns).await? == 1).then_some(()))
+    })
+    .await?;
+    Ok(kubelet)
+}
+
 pub(crate) async fn adoption_takes_over_a_hand_written_deployment_with_no_gap(
     env: &mut Env,
 ) -> anyhow::Result<()> {
     let ns = "adopt";
-    ensure_operator(env).await?;
-    namespace(&env.client, ns, json!({})).await?;
-    // The hand-written pods are not the operator's: this stand-in kubelet runs them.
-    let kubelet =
-        cluster::spawn_kubelet_for(env.client.clone(), &format!("app={NAME},!app.kubernetes.io/managed-by"));
+    let kubelet = hand_written(env, ns, seed_secret()).await?;
     let result = takeover(env, ns).await;
     kubelet.abort();
     result
@@ -81,13 +94,7 @@ pub(crate) async fn adoption_takes_over_a_hand_written_deployment_with_no_gap(
 
 async fn takeover(env: &mut Env, ns: &str) -> anyhow::Result<()> {
     let client = env.client.clone();
-    apply_value(&client, seed_secret(), Some(ns)).await?;
-    apply_value(&client, seed_deployment(), Some(ns)).await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    eventually("the hand-written connector to run", WAIT, || async {
-        Ok((ready_pods(&client, ns).await? == 1).then_some(()))
-    })
-    .await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret_version = secrets.get("baton-sentinel-one-secrets").await?.metadata.resource_version;
     let old = deployments.get(NAME).await?;
@@ -213,22 +220,28 @@ pub(crate) async fn adoption_with_managed_credentials_revokes_the_hand_made_one_
     env: &mut Env,
 ) -> anyhow::Result<()> {
     let ns = "adopt-managed";
-    ensure_operator(env).await?;
-    namespace(&env.client, ns, json!({})).await?;
-    let kubelet =
-        cluster::spawn_kubelet_for(env.client.clone(), &format!("app={NAME},!app.kubernetes.io/managed-by"));
-    let result = managed_takeover(env, ns).await;
+    let ids = ("app-adopt", "conn-adopt");
+    env.c1.add_connector(ids.0, ids.1, "SentinelOne");
+    env.c1.set_sync_status(ids.0, ids.1, done_sync());
+    // The credential the hand-written pods use, made by hand as in the UI.
+    let (hand_made, hand_secret) =
+        env.c1.issue_by_hand(ids.0, ids.1).context("the fake has the connector")?;
+    let mut secret = seed_secret();
+    secret["stringData"]["BATON_CLIENT_ID"] = json!(hand_made.client_id);
+    secret["stringData"]["BATON_CLIENT_SECRET"] = json!(hand_secret);
+    let kubelet = hand_written(env, ns, secret).await?;
+    let result = managed_takeover(env, ns, ids, hand_made).await;
     kubelet.abort();
     result
 }
 
-async fn managed_takeover(env: &mut Env, ns: &str) -> anyhow::Result<()> {
+async fn managed_takeover(
+    env: &mut Env,
+    ns: &str,
+    (app, connector_id): (&str, &str),
+    hand_made: support::fake_conductorone::StoredCredential,
+) -> anyhow::Result<()> {
     let client = env.client.clone();
-    let (app, connector_id) = ("app-adopt", "conn-adopt");
-    env.c1.add_connector(app, connector_id, "SentinelOne");
-    env.c1.set_sync_status(app, connector_id, done_sync());
-    let (hand_made, hand_secret) =
-        env.c1.issue_by_hand(app, connector_id).context("the fake has the connector")?;
     let principal = env.c1.register_principal("adopt-operator");
     apply_value(
         &client,
@@ -236,15 +249,6 @@ async fn managed_takeover(env: &mut Env, ns: &str) -> anyhow::Result<()> {
         "stringData": {"clientId": principal.client_id, "clientSecret": principal.client_secret}}),
         Some(ns),
     )
-    .await?;
-    let mut secret = seed_secret();
-    secret["stringData"]["BATON_CLIENT_ID"] = json!(hand_made.client_id);
-    secret["stringData"]["BATON_CLIENT_SECRET"] = json!(hand_secret);
-    apply_value(&client, secret, Some(ns)).await?;
-    apply_value(&client, seed_deployment(), Some(ns)).await?;
-    eventually("the hand-written connector to run", WAIT, || async {
-        Ok((ready_pods(&client, ns).await? == 1).then_some(()))
-    })
     .await?;
 
     // When the last hand-written pod went, as the suite saw it (every 50 ms).

@@ -64,10 +64,13 @@ fn make_available(fake: &FakeKube) {
     fake.make_available(DEPLOY);
 }
 
-fn condition(fake: &FakeKube, type_: &str) -> (String, String) {
+fn found(fake: &FakeKube, type_: &str) -> Value {
     let bc = fake.get(BC).unwrap();
-    let c =
-        bc["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == type_).unwrap().clone();
+    bc["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == type_).unwrap().clone()
+}
+
+fn condition(fake: &FakeKube, type_: &str) -> (String, String) {
+    let c = found(fake, type_);
     (c["status"].as_str().unwrap().to_string(), c["reason"].as_str().unwrap().to_string())
 }
 
@@ -365,8 +368,5 @@ async fn oneshot_settings_the_sdk_would_refuse_get_no_cronjob() {
 }
 
 fn message(fake: &FakeKube, type_: &str) -> String {
-    let bc = fake.get(BC).unwrap();
-    let c =
-        bc["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == type_).unwrap().clone();
-    c["message"].as_str().unwrap().to_string()
+    found(fake, type_)["message"].as_str().unwrap().to_string()
 }
