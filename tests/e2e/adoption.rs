@@ -51,6 +51,19 @@ fn adopting(name: &str, annotate: bool) -> Value {
     bc
 }
 
+/// Waits for `Ready=False OwnershipConflict` on `name`, with `part` in its message.
+async fn conflict_says(client: &Client, ns: &str, name: &str, part: &str) -> anyhow::Result<()> {
+    let bc = eventually(&format!("{name}: OwnershipConflict"), WAIT, || async {
+        let bc = get_bc(client, ns, name).await?;
+        Ok((condition(&bc, "Ready") == Some(("False".into(), "OwnershipConflict".into()))).then_some(bc))
+    })
+    .await?;
+    let ready = bc.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+    let message = ready.map(|c| c.message.clone()).unwrap_or_default();
+    ensure!(message.contains(part), "{name}: {part:?} not in {message:?}");
+    Ok(())
+}
+
 async fn ready_pods(client: &Client, ns: &str) -> anyhow::Result<usize> {
     let pods: Vec<Pod> = list(client, ns, &format!("app={NAME}")).await?;
     Ok(pods
@@ -101,17 +114,7 @@ async fn takeover(env: &mut Env, ns: &str) -> anyhow::Result<()> {
 
     // Without the annotation: nothing is taken over, and the message says how to adopt.
     apply_value(&client, adopting(NAME, false), Some(ns)).await?;
-    let bc = eventually("OwnershipConflict", WAIT, || async {
-        let bc = get_bc(&client, ns, NAME).await?;
-        Ok((condition(&bc, "Ready") == Some(("False".into(), "OwnershipConflict".into()))).then_some(bc))
-    })
-    .await?;
-    let message = bc
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-        .map(|c| c.message.clone());
-    ensure!(message.as_deref().is_some_and(|m| m.contains(ADOPT)), "{message:?}");
+    conflict_says(&client, ns, NAME, ADOPT).await?;
     ensure!(deployments.get(NAME).await?.metadata.resource_version == old.metadata.resource_version);
 
     // With it: watch the ready pods every 50 ms through the whole cut-over.
@@ -193,17 +196,7 @@ async fn refuses_another_controllers_deployment(client: &Client, ns: &str) -> an
     theirs["spec"]["template"]["metadata"]["labels"]["app"] = json!("theirs");
     apply_value(client, theirs, Some(ns)).await?;
     apply_value(client, adopting("theirs", true), Some(ns)).await?;
-    let bc = eventually("the adoption to be refused", WAIT, || async {
-        let bc = get_bc(client, ns, "theirs").await?;
-        Ok((condition(&bc, "Ready") == Some(("False".into(), "OwnershipConflict".into()))).then_some(bc))
-    })
-    .await?;
-    let message = bc
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-        .map(|c| c.message.clone());
-    ensure!(message.as_deref().is_some_and(|m| m.contains("ConfigMap/other-operator")), "{message:?}");
+    conflict_says(client, ns, "theirs", "ConfigMap/other-operator").await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let still = deployments.get("theirs").await?;
     ensure!(still.metadata.deletion_timestamp.is_none(), "another controller's Deployment was released");
