@@ -109,7 +109,8 @@ fn exit_codes_are_distinct() {
     let errors = [
         PluginError::CrdMissing,
         PluginError::Forbidden(String::new()),
-        PluginError::NotFound { namespace: String::new(), name: String::new() },
+        PluginError::NotFound { kind: "batonconnector", namespace: String::new(), name: String::new() },
+        PluginError::Invalid(String::new()),
         PluginError::Timeout { what: String::new(), after: std::time::Duration::ZERO },
         PluginError::Other(anyhow::anyhow!("x")),
     ];
