@@ -150,7 +150,10 @@ mod tests {
     fn import_takes_a_name_or_a_file() {
         let cli = parse(&["import", "-f", "-", "--connector", "okta"]).unwrap();
         let Command::Import(i) = cli.command else { panic!("not import") };
-        assert_eq!((i.name, i.filename.as_deref(), i.connector.as_deref()), (None, Some("-".as_ref()), Some("okta")));
+        assert_eq!(
+            (i.name, i.filename.as_deref(), i.connector.as_deref()),
+            (None, Some("-".as_ref()), Some("okta"))
+        );
         assert!(parse(&["import", "baton-okta", "-n", "identity"]).is_ok());
         assert!(parse(&["import"]).is_err(), "neither a name nor a file");
     }

@@ -51,11 +51,15 @@ pub struct Imported {
 pub fn convert(source: Source, catalog: &Catalog) -> Result<Imported, String> {
     let d = source.deployment;
     let name = d.metadata.name.clone().ok_or("the Deployment has no metadata.name")?;
-    let pod_spec = d.spec.template.spec.as_ref().ok_or_else(|| {
-        format!("deployment {name:?} has no spec.template.spec")
+    let pod_spec = d
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .ok_or_else(|| format!("deployment {name:?} has no spec.template.spec"))?;
+    let (container, reference) = connector_container(pod_spec, source.connector).ok_or_else(|| {
+        format!("deployment {name:?} runs no baton-<connector> image; name the connector with --connector")
     })?;
-    let (container, reference) = connector_container(pod_spec, source.connector)
-        .ok_or_else(|| format!("deployment {name:?} runs no baton-<connector> image; name the connector with --connector"))?;
     let image = parse_image(reference);
     let connector = match source.connector {
         Some(c) => c.to_string(),
@@ -64,7 +68,9 @@ pub fn convert(source: Source, catalog: &Catalog) -> Result<Imported, String> {
         })?,
     };
     if !valid_connector(&connector) {
-        return Err(format!("{connector:?} is not a connector name (lower-case letters, digits and '-', at most 50)"));
+        return Err(format!(
+            "{connector:?} is not a connector name (lower-case letters, digits and '-', at most 50)"
+        ));
     }
     let mut notes = Notes::default();
     let schema = catalog.get(&connector);
@@ -208,7 +214,8 @@ fn credentials(
     notes: &mut Notes,
 ) -> CredentialsSpec {
     let path = "spec.credentials";
-    let secret_ref = |n: &str| CredentialsSpec { secret_ref: Some(SecretRef { name: n.into() }), managed: None };
+    let secret_ref =
+        |n: &str| CredentialsSpec { secret_ref: Some(SecretRef { name: n.into() }), managed: None };
     let id = carried.client_id.clone().unwrap_or(Credential::Absent);
     let secret = carried.client_secret.clone().unwrap_or(Credential::Absent);
     match (&id, &secret) {
@@ -220,11 +227,16 @@ fn credentials(
         }
         (Credential::Absent, Credential::Absent) => {
             let has_both = |s: &str| {
-                secrets.and_then(|m| m.get(s)).map(|keys| keys.contains(CLIENT_ID_KEY) && keys.contains(CLIENT_SECRET_KEY))
+                secrets
+                    .and_then(|m| m.get(s))
+                    .map(|keys| keys.contains(CLIENT_ID_KEY) && keys.contains(CLIENT_SECRET_KEY))
             };
             // `envFrom`: a later source wins, so the last Secret with both keys is the one in use.
             if let Some(r) = refs.iter().rev().find(|r| has_both(&r.name) == Some(true)) {
-                notes.at(path, format!("Secret {} (envFrom) has BATON_CLIENT_ID and BATON_CLIENT_SECRET", r.name));
+                notes.at(
+                    path,
+                    format!("Secret {} (envFrom) has BATON_CLIENT_ID and BATON_CLIENT_SECRET", r.name),
+                );
                 return secret_ref(&r.name);
             }
             let unknown: Vec<&SecretRef> = refs.iter().filter(|r| has_both(&r.name).is_none()).collect();
@@ -240,7 +252,10 @@ fn credentials(
         _ => {}
     }
     let new = format!("{name}-c1-client");
-    notes.at(path, format!("a Secret to create: {new}, with the keys BATON_CLIENT_ID and BATON_CLIENT_SECRET"));
+    notes.at(
+        path,
+        format!("a Secret to create: {new}, with the keys BATON_CLIENT_ID and BATON_CLIENT_SECRET"),
+    );
     notes.todo(credentials_todo(&new, &id, &secret));
     secret_ref(&new)
 }
@@ -256,9 +271,15 @@ fn credentials_todo(new: &str, id: &Credential, secret: &Credential) -> String {
         (Credential::Inline, _) | (_, Credential::Inline) => {
             "the Deployment writes the ConductorOne client credentials inline (not printed)"
         }
-        (Credential::Absent, Credential::Absent) => "no Secret is known to hold the ConductorOne client credentials",
-        (Credential::Other, _) | (_, Credential::Other) => "the client credentials come from something other than a Secret",
-        _ => "the client credentials are not both in one Secret under the keys BATON_CLIENT_ID and BATON_CLIENT_SECRET",
+        (Credential::Absent, Credential::Absent) => {
+            "no Secret is known to hold the ConductorOne client credentials"
+        }
+        (Credential::Other, _) | (_, Credential::Other) => {
+            "the client credentials come from something other than a Secret"
+        }
+        _ => {
+            "the client credentials are not both in one Secret under the keys BATON_CLIENT_ID and BATON_CLIENT_SECRET"
+        }
     };
     format!(
         "{why}: create Secret {new} with the keys the operator reads: kubectl create secret generic {new} {} {} (or switch to credentials.managed: docs/migration.md#managed-credentials-later)",
@@ -280,7 +301,9 @@ fn secret_keys(refs: &[SecretRef], secrets: Option<&BTreeMap<String, BTreeSet<St
         if !settings.is_empty() {
             notes.at("spec.secretRefs", format!("{} supplies {}", r.name, settings.join(", ")));
         }
-        for (key, field) in [("BATON_PROVISIONING", "provisioning"), ("BATON_TICKETING", "ticketing"), ("BATON_HOST_ID", "")] {
+        for (key, field) in
+            [("BATON_PROVISIONING", "provisioning"), ("BATON_TICKETING", "ticketing"), ("BATON_HOST_ID", "")]
+        {
             if !keys.contains(key) {
                 continue;
             }

@@ -44,7 +44,10 @@ pub fn carry(env: &[EnvVar], connector: Option<&Connector>, name: &str, notes: &
     let mut last: BTreeMap<&str, &EnvVar> = BTreeMap::new();
     for var in env {
         if last.insert(var.name.as_str(), var).is_some() {
-            notes.not_carried(format!("env {}: set twice in the Deployment; the last entry is used", var.name));
+            notes.not_carried(format!(
+                "env {}: set twice in the Deployment; the last entry is used",
+                var.name
+            ));
         }
     }
     let mut out = Carried::default();
@@ -70,16 +73,26 @@ pub fn carry(env: &[EnvVar], connector: Option<&Connector>, name: &str, notes: &
 /// An entry's source, with only what the import may print.
 enum Kind<'a> {
     Plain(&'a str),
-    Secret { name: String, key: String, optional: bool },
+    Secret {
+        name: String,
+        key: String,
+        optional: bool,
+    },
     /// Any other `valueFrom`, by what it is.
     From(&'static str),
 }
 
 impl<'a> Kind<'a> {
     fn of(var: &'a EnvVar) -> Self {
-        let Some(from) = &var.value_from else { return Self::Plain(var.value.as_deref().unwrap_or_default()) };
+        let Some(from) = &var.value_from else {
+            return Self::Plain(var.value.as_deref().unwrap_or_default());
+        };
         if let Some(r) = &from.secret_key_ref {
-            return Self::Secret { name: r.name.clone(), key: r.key.clone(), optional: r.optional == Some(true) };
+            return Self::Secret {
+                name: r.name.clone(),
+                key: r.key.clone(),
+                optional: r.optional == Some(true),
+            };
         }
         Self::From(if from.config_map_key_ref.is_some() {
             "valueFrom.configMapKeyRef"
@@ -129,7 +142,8 @@ fn switch(var: &EnvVar, kind: &Kind, field: &str, notes: &mut Notes) -> Option<b
                 Some(b)
             }
             None => {
-                notes.not_carried(format!("env {}: {v:?} is not a bool; set spec.{field} yourself", var.name));
+                notes
+                    .not_carried(format!("env {}: {v:?} is not a bool; set spec.{field} yourself", var.name));
                 None
             }
         },
@@ -229,14 +243,7 @@ fn typed(var: &EnvVar, field: &Field, text: &str, out: &mut Carried, notes: &mut
 }
 
 /// A plain value outside the schema: kept in `spec.env`, unless its name says it may be a secret.
-fn inline(
-    var: &EnvVar,
-    text: &str,
-    field: Option<&str>,
-    custom: bool,
-    out: &mut Carried,
-    notes: &mut Notes,
-) {
+fn inline(var: &EnvVar, text: &str, field: Option<&str>, custom: bool, out: &mut Carried, notes: &mut Notes) {
     if looks_secret(&var.name) && !text.is_empty() {
         let target = match field {
             Some(f) => format!("set spec.config.{f}.secretKeyRef"),

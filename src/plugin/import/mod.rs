@@ -62,7 +62,8 @@ pub fn read(text: &str) -> Result<Objects, String> {
                     .deployments
                     .push(serde_yaml::from_value(value).map_err(|e| format!("a Deployment: {e}"))?),
                 "Secret" => {
-                    let secret: Secret = serde_yaml::from_value(value).map_err(|e| format!("a Secret: {e}"))?;
+                    let secret: Secret =
+                        serde_yaml::from_value(value).map_err(|e| format!("a Secret: {e}"))?;
                     let keys = secret.data.unwrap_or_default().into_keys();
                     let keys = keys.chain(secret.string_data.unwrap_or_default().into_keys());
                     let name = secret.metadata.name.unwrap_or_default();
@@ -79,13 +80,16 @@ pub fn read(text: &str) -> Result<Objects, String> {
 /// `BATON_PROVISIONING: true` under `stringData`): the API server refuses them, and so would the
 /// typed read. Each becomes the string it meant, and is reported by key, never by a Secret's value.
 fn normalize(value: &mut Value, key: &str, kind: &str, fixes: &mut Vec<String>) {
-    const STRING_MAPS: &[&str] = &["labels", "annotations", "matchLabels", "nodeSelector", "data", "stringData"];
+    const STRING_MAPS: &[&str] =
+        &["labels", "annotations", "matchLabels", "nodeSelector", "data", "stringData"];
     match value {
         Value::Mapping(map) => {
             for (k, child) in map.iter_mut() {
                 let k = k.as_str().unwrap_or_default().to_string();
                 let in_env_item = key == "env" && k == "value";
-                if (STRING_MAPS.contains(&key) || in_env_item) && matches!(child, Value::Bool(_) | Value::Number(_)) {
+                if (STRING_MAPS.contains(&key) || in_env_item)
+                    && matches!(child, Value::Bool(_) | Value::Number(_))
+                {
                     let text = match child {
                         Value::Bool(b) => b.to_string(),
                         Value::Number(n) => n.to_string(),
@@ -93,7 +97,9 @@ fn normalize(value: &mut Value, key: &str, kind: &str, fixes: &mut Vec<String>) 
                     };
                     *child = Value::String(text);
                     let place = if in_env_item { "an env value".to_string() } else { format!("{key}.{k}") };
-                    fixes.push(format!("{kind}: {place} is not a string, which the API server refuses; read as one"));
+                    fixes.push(format!(
+                        "{kind}: {place} is not a string, which the API server refuses; read as one"
+                    ));
                 } else {
                     normalize(child, &k, kind, fixes);
                 }
@@ -122,8 +128,11 @@ pub fn import(
 ) -> Result<Report> {
     let mut report = Report { warnings: objects.fixes.clone(), ..Default::default() };
     let mut imported = Vec::new();
-    let chosen: Vec<&Deployment> =
-        objects.deployments.iter().filter(|d| name.is_none_or(|n| d.metadata.name.as_deref() == Some(n))).collect();
+    let chosen: Vec<&Deployment> = objects
+        .deployments
+        .iter()
+        .filter(|d| name.is_none_or(|n| d.metadata.name.as_deref() == Some(n)))
+        .collect();
     if let (Some(n), []) = (name, chosen.as_slice()) {
         return Err(PluginError::NotFound {
             kind: "deployment",
@@ -183,7 +192,12 @@ fn env_from_keys(
 }
 
 /// `-f FILE` (`-` for standard input).
-pub fn from_file(path: &std::path::Path, name: Option<&str>, connector: Option<&str>, namespace: Option<&str>) -> Result<Report> {
+pub fn from_file(
+    path: &std::path::Path,
+    name: Option<&str>,
+    connector: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<Report> {
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())
     } else {
@@ -195,7 +209,12 @@ pub fn from_file(path: &std::path::Path, name: Option<&str>, connector: Option<&
 }
 
 /// NAME from the cluster: the Deployment only.
-pub async fn from_cluster(client: &Client, namespace: &str, name: &str, connector: Option<&str>) -> Result<Report> {
+pub async fn from_cluster(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    connector: Option<&str>,
+) -> Result<Report> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let deployment = api.get(name).await.map_err(|e| error::named(e, "deployment", namespace, name))?;
     let objects = Objects { deployments: vec![deployment], ..Default::default() };

@@ -24,7 +24,13 @@ const OWN_LABELS: &[&str] = &[
 const OWN_ANNOTATIONS: &[&str] =
     &["kubectl.kubernetes.io/restartedAt", "kubectl.kubernetes.io/default-container"];
 
-pub fn carry(d: &Deployment, pod: &PodSpec, container: &Container, spec: &mut BatonConnectorSpec, notes: &mut Notes) {
+pub fn carry(
+    d: &Deployment,
+    pod: &PodSpec,
+    container: &Container,
+    spec: &mut BatonConnectorSpec,
+    notes: &mut Notes,
+) {
     spec.resources = container.resources.clone().filter(|r| r.limits.is_some() || r.requests.is_some());
     if spec.resources.is_none() {
         notes.at(
@@ -67,7 +73,10 @@ fn not_carried(d: &Deployment, pod: &PodSpec, container: &Container, notes: &mut
     }
     let count = |v: &Option<Vec<String>>| v.as_ref().map_or(0, Vec::len);
     if count(&container.command) > 0 {
-        notes.not_carried(format!("command ({} entries, not printed): the operator runs the image's entrypoint", count(&container.command)));
+        notes.not_carried(format!(
+            "command ({} entries, not printed): the operator runs the image's entrypoint",
+            count(&container.command)
+        ));
     }
     if count(&container.args) > 0 {
         notes.not_carried(format!(
@@ -119,13 +128,22 @@ fn others(pod: &PodSpec, container: &Container, notes: &mut Notes) {
         ("ports", container.ports.as_ref().is_some_and(|p| !p.is_empty())),
         ("lifecycle", container.lifecycle.is_some()),
         ("workingDir", container.working_dir.is_some()),
-        ("container securityContext", container.security_context.as_ref().is_some_and(|c| *c != Default::default())),
+        (
+            "container securityContext",
+            container.security_context.as_ref().is_some_and(|c| *c != Default::default()),
+        ),
         ("pod securityContext", pod.security_context.as_ref().is_some_and(|c| *c != Default::default())),
         ("hostNetwork", pod.host_network == Some(true)),
         ("hostAliases", pod.host_aliases.as_ref().is_some_and(|h| !h.is_empty())),
-        ("dnsConfig / dnsPolicy", pod.dns_config.is_some() || pod.dns_policy.as_deref().is_some_and(|p| p != "ClusterFirst")),
+        (
+            "dnsConfig / dnsPolicy",
+            pod.dns_config.is_some() || pod.dns_policy.as_deref().is_some_and(|p| p != "ClusterFirst"),
+        ),
         ("runtimeClassName", pod.runtime_class_name.is_some()),
-        ("topologySpreadConstraints", pod.topology_spread_constraints.as_ref().is_some_and(|t| !t.is_empty())),
+        (
+            "topologySpreadConstraints",
+            pod.topology_spread_constraints.as_ref().is_some_and(|t| !t.is_empty()),
+        ),
         ("terminationGracePeriodSeconds", pod.termination_grace_period_seconds.is_some_and(|s| s != 30)),
     ];
     for (what, present) in checks {

@@ -29,8 +29,13 @@ pub fn manifest(imported: &Imported) -> Result<String, String> {
     let leftover: Vec<String> =
         notes.at.iter().filter(|(p, _)| !used.contains(*p)).flat_map(|(_, c)| c.iter().cloned()).collect();
     section(&mut out, "Notes:", &leftover);
-    let not_carried: Vec<String> = notes.not_carried.iter().map(|n| format!("not carried over: {n}")).collect();
-    section(&mut out, "The BatonConnector has no field for these; the operator's Deployment will not have them:", &not_carried);
+    let not_carried: Vec<String> =
+        notes.not_carried.iter().map(|n| format!("not carried over: {n}")).collect();
+    section(
+        &mut out,
+        "The BatonConnector has no field for these; the operator's Deployment will not have them:",
+        &not_carried,
+    );
     out.push_str(&annotated);
     Ok(out)
 }

@@ -7,7 +7,6 @@ use serde::Deserialize as _;
 use super::{Report, import, read};
 use crate::{api::BatonConnector, plugin::PluginError};
 
-
 /// The Segment guide's manifests as published (`seeds/`), bugs included: the label `baton: true`
 /// and `BATON_PROVISIONING: true` are booleans where Kubernetes wants strings.
 const SEGMENT: &str = r#"
@@ -118,8 +117,16 @@ fn the_vendors_segment_manifests_import_as_secret_references() {
     let text = &report.text;
     assert!(text.contains("baton-segment-secrets supplies BATON_TOKEN"), "{text}");
     assert!(text.contains("has a key BATON_PROVISIONING"), "{text}");
-    assert!(report.warnings.iter().any(|w| w.contains("labels.baton is not a string")), "{:?}", report.warnings);
-    assert!(report.warnings.iter().any(|w| w.contains("stringData.BATON_PROVISIONING")), "{:?}", report.warnings);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("labels.baton is not a string")),
+        "{:?}",
+        report.warnings
+    );
+    assert!(
+        report.warnings.iter().any(|w| w.contains("stringData.BATON_PROVISIONING")),
+        "{:?}",
+        report.warnings
+    );
     assert!(!text.contains("SEGMENT-API-TOKEN-VALUE") && !text.contains("SEGMENT-C1-SECRET-VALUE"));
 }
 
@@ -306,13 +313,24 @@ fn a_file_of_many_deployments_imports_each_connector_and_skips_the_rest() {
     let web = deployment("web", 1, "        image: nginx:1.27\n", "");
     let list = format!(
         "apiVersion: v1\nkind: List\nitems:\n- {}\n- {}",
-        serde_json::to_string(&serde_yaml::from_str::<serde_json::Value>(SEGMENT.split("---").nth(1).unwrap()).unwrap()).unwrap(),
+        serde_json::to_string(
+            &serde_yaml::from_str::<serde_json::Value>(SEGMENT.split("---").nth(1).unwrap()).unwrap()
+        )
+        .unwrap(),
         serde_json::to_string(&serde_yaml::from_str::<serde_json::Value>(&web).unwrap()).unwrap(),
     );
     let report = run(&format!("{own}---\n{list}"), None);
     assert_eq!(connectors(&report.text).len(), 1);
-    assert!(report.warnings.iter().any(|w| w.contains("\"okta\" is the operator's own")), "{:?}", report.warnings);
-    assert!(report.warnings.iter().any(|w| w.contains("\"web\" runs no baton-<connector> image")), "{:?}", report.warnings);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("\"okta\" is the operator's own")),
+        "{:?}",
+        report.warnings
+    );
+    assert!(
+        report.warnings.iter().any(|w| w.contains("\"web\" runs no baton-<connector> image")),
+        "{:?}",
+        report.warnings
+    );
     // Named, a Deployment that is not there is not found; one that is not a connector is an error.
     let objects = read(&web).unwrap();
     assert!(matches!(import(&objects, Some("nope"), None, None, true), Err(PluginError::NotFound { .. })));
@@ -325,7 +343,11 @@ fn a_file_of_many_deployments_imports_each_connector_and_skips_the_rest() {
 fn settings_the_operator_would_refuse_are_errors_with_its_words() {
     let container = "        image: public.ecr.aws/conductorone/baton-okta\n        env:\n        - {name: BATON_DOMAN, value: acme.okta.com}\n        - {name: BATON_HTTP_TIMEOUT_SECONDS, value: soon}\n";
     let report = run(&deployment("okta", 1, container, ""), None);
-    assert!(report.errors.iter().any(|e| e.contains("did you mean") && e.contains("BATON_DOMAIN")), "{:?}", report.errors);
+    assert!(
+        report.errors.iter().any(|e| e.contains("did you mean") && e.contains("BATON_DOMAIN")),
+        "{:?}",
+        report.errors
+    );
     assert!(report.errors.iter().any(|e| e.contains("BATON_HTTP_TIMEOUT_SECONDS")), "{:?}", report.errors);
     let mut out = Vec::new();
     let err = super::finish(report, &mut out).unwrap_err();
