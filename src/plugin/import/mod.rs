@@ -17,7 +17,7 @@ use k8s_openapi::api::{apps::v1::Deployment, core::v1::Secret};
 use kube::{Api, Client};
 use serde_yaml::Value;
 
-use super::{PluginError, Result, error};
+use super::error::{self, PluginError, Result};
 use crate::{
     api::BatonConnectorSpec,
     catalog::{Catalog, validate},
