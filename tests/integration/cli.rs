@@ -211,7 +211,8 @@ fn import_of_the_vendors_manifests_renders_without_a_cluster() {
     );
 
     let secret = VENDOR_SEGMENT.split("---").next().unwrap();
-    let rendered = piped(BIN, &["render", "-f", "-", "-n", "conductorone"], &format!("{stdout}---\n{secret}"));
+    let rendered =
+        piped(BIN, &["render", "-f", "-", "-n", "conductorone"], &format!("{stdout}---\n{secret}"));
     let text = String::from_utf8_lossy(&rendered.stdout);
     assert!(rendered.status.success(), "render: {}", String::from_utf8_lossy(&rendered.stderr));
     assert!(text.contains("kind: Deployment") && text.contains("name: baton-segment-secrets"), "{text}");

@@ -85,14 +85,15 @@ pub fn convert(source: Source, catalog: &Catalog) -> Result<Imported, String> {
     spec.image = image_spec(&connector, &image, container, &mut notes);
     let carried = env::carry(container.env.as_deref().unwrap_or_default(), schema, &name, &mut notes);
     spec.secret_refs = env_from(container, &mut notes);
-    spec.credentials = credentials(&name, &carried, &spec.secret_refs, source.secrets, &mut notes);
+    let namespace = d.metadata.namespace.clone().or_else(|| source.namespace.map(str::to_string));
+    let who = Who { name: &name, namespace: namespace.as_deref() };
+    spec.credentials = credentials(who, &carried, &spec.secret_refs, source.secrets, &mut notes);
     secret_keys(&spec.secret_refs, source.secrets, &mut notes);
     let Carried { config, env, provisioning, ticketing, health_check, .. } = carried;
     (spec.config, spec.env, spec.health_check) = (config, env, health_check);
     spec.provisioning = provisioning.unwrap_or(false);
     spec.ticketing = ticketing.unwrap_or(false);
     pod::carry(d, pod_spec, container, &mut spec, &mut notes);
-    let namespace = d.metadata.namespace.clone().or_else(|| source.namespace.map(str::to_string));
     Ok(Imported { name, namespace, spec, image: reference.to_string(), notes })
 }
 
@@ -207,7 +208,7 @@ fn env_from(container: &Container, notes: &mut Notes) -> Vec<SecretRef> {
 /// `credentials.secretRef` when one Secret holds both keys under the names the operator reads;
 /// otherwise a Secret to create, and what to put in it.
 fn credentials(
-    name: &str,
+    who: Who,
     carried: &Carried,
     refs: &[SecretRef],
     secrets: Option<&BTreeMap<String, BTreeSet<String>>>,
@@ -251,19 +252,28 @@ fn credentials(
         }
         _ => {}
     }
-    let new = format!("{name}-c1-client");
+    let new = format!("{}-c1-client", who.name);
     notes.at(
         path,
         format!("a Secret to create: {new}, with the keys BATON_CLIENT_ID and BATON_CLIENT_SECRET"),
     );
-    notes.todo(credentials_todo(&new, &id, &secret));
+    notes.todo(credentials_todo(&new, who.namespace, &id, &secret));
     secret_ref(&new)
 }
 
-fn credentials_todo(new: &str, id: &Credential, secret: &Credential) -> String {
+/// The resource an import makes, for the commands it suggests.
+#[derive(Clone, Copy)]
+struct Who<'a> {
+    name: &'a str,
+    namespace: Option<&'a str>,
+}
+
+/// What to do about the client credentials, as commands that copy them without showing them.
+fn credentials_todo(new: &str, namespace: Option<&str>, id: &Credential, secret: &Credential) -> String {
+    let ns = namespace.map(|n| format!(" -n {n}")).unwrap_or_default();
     let source = |c: &Credential, var: &str| match c {
         Credential::Secret { name, key } => format!(
-            "--from-literal={var}=\"$(kubectl get secret {name} -o jsonpath='{{.data.{key}}}' | base64 -d)\""
+            "--from-literal={var}=\"$(kubectl{ns} get secret {name} -o jsonpath='{{.data.{key}}}' | base64 -d)\""
         ),
         _ => format!("--from-literal={var}=<{}>", var.to_ascii_lowercase().replace('_', " ")),
     };
@@ -282,7 +292,7 @@ fn credentials_todo(new: &str, id: &Credential, secret: &Credential) -> String {
         }
     };
     format!(
-        "{why}: create Secret {new} with the keys the operator reads: kubectl create secret generic {new} {} {} (or switch to credentials.managed: docs/migration.md#managed-credentials-later)",
+        "{why}: create Secret {new} with the keys the operator reads: kubectl{ns} create secret generic {new} {} {} (or switch to credentials.managed: docs/migration.md#managed-credentials-later)",
         source(id, CLIENT_ID_KEY),
         source(secret, CLIENT_SECRET_KEY)
     )

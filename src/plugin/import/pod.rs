@@ -34,7 +34,7 @@ pub fn carry(
     spec.resources = container.resources.clone().filter(|r| r.limits.is_some() || r.requests.is_some());
     if spec.resources.is_none() {
         notes.at(
-            "spec.connector",
+            "spec.resources",
             "the Deployment sets no resources: the operator's defaults apply (requests 100m CPU and 128Mi, limits 1 CPU and 1Gi)",
         );
     }
@@ -46,7 +46,7 @@ pub fn carry(
     spec.service_account_name = account.filter(|a| a != "default");
     if pod.automount_service_account_token.is_some() {
         notes.at(
-            "spec.connector",
+            "spec.serviceAccountName",
             "automountServiceAccountToken is not carried over: the operator mounts a token only with serviceAccountName",
         );
     }
