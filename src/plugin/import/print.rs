@@ -20,8 +20,8 @@ pub fn manifest(imported: &Imported) -> Result<String, String> {
     };
     let mut out = format!(
         "# Imported by `kubectl baton import` from Deployment {from} (image {}).\n\
-         # Review it, then compare what the operator would run with the running Deployment:\n\
-         # baton-operator render -f <this file> | kubectl diff -f -   (docs/migration.md)\n",
+         # Review it, and compare what the operator would run with the running Deployment\n\
+         # (baton-operator render): docs/migration.md.\n",
         imported.image
     );
     let notes = &imported.notes;

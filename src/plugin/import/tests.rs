@@ -135,8 +135,8 @@ fn okta_settings_become_typed_config_by_field_name() {
     let report = run(OKTA, Some("baton-okta"));
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let expected = r#"# Imported by `kubectl baton import` from Deployment identity/baton-okta (image public.ecr.aws/conductorone/baton-okta:v0.4.2).
-# Review it, then compare what the operator would run with the running Deployment:
-# baton-operator render -f <this file> | kubectl diff -f -   (docs/migration.md)
+# Review it, and compare what the operator would run with the running Deployment
+# (baton-operator render): docs/migration.md.
 apiVersion: baton.conductorone.com/v1alpha1
 kind: BatonConnector
 metadata:
