@@ -122,16 +122,18 @@ fn env_index(connector: &Connector) -> BTreeMap<String, String> {
 
 fn host_id(kind: &Kind, name: &str, notes: &mut Notes) {
     // A host id is a name, not a secret: printing the old one tells the reader what changes.
-    let was = match kind {
-        Kind::Plain(v) => format!("{v:?}"),
-        _ => "set from a reference".to_string(),
-    };
-    notes.at(
-        "metadata.name",
-        format!(
-            "BATON_HOST_ID was {was}; the operator sets it to the resource's name, {name:?} (docs/migration.md#the-host-id)"
+    let text = match kind {
+        Kind::Plain(v) if *v == name => {
+            format!("BATON_HOST_ID stays {name:?}: the operator sets it to the resource's name")
+        }
+        Kind::Plain(v) => format!(
+            "BATON_HOST_ID was {v:?}; the operator sets it to the resource's name, {name:?} (docs/migration.md#the-host-id)"
         ),
-    );
+        _ => format!(
+            "BATON_HOST_ID was set from a reference; the operator sets it to the resource's name, {name:?} (docs/migration.md#the-host-id)"
+        ),
+    };
+    notes.at("metadata.name", text);
 }
 
 fn switch(var: &EnvVar, kind: &Kind, field: &str, notes: &mut Notes) -> Option<bool> {
@@ -210,8 +212,8 @@ fn setting(
         )),
         Kind::Plain(text) => match (connector, field) {
             (Some(_), Some(f)) => typed(var, f, text, out, notes),
-            // An SDK flag the schema does not list: the SDK reads it as text.
-            (Some(_), None) if by_env.contains_key(&var.name) && !looks_secret(&var.name) => {
+            // An SDK flag the schema does not list (none of them secret): the SDK reads it as text.
+            (Some(_), None) if by_env.contains_key(&var.name) => {
                 out.config.insert(field_name, ConfigValue::plain(*text));
             }
             _ => inline(var, text, Some(&field_name), connector.is_none(), out, notes),

@@ -354,3 +354,16 @@ fn settings_the_operator_would_refuse_are_errors_with_its_words() {
     assert_eq!(err.exit_code(), crate::plugin::error::exit::SETTINGS_INVALID);
     assert!(!out.is_empty(), "the draft is printed all the same");
 }
+
+/// The SDK's own flags (`BATON_AUTH_METHOD`, `BATON_LOG_LEVEL`) are settings like any field, even
+/// when a name reads like a secret's; the guides' host id (`baton-<app>`) stays what it was.
+#[test]
+fn sdk_flags_carry_over_and_the_guides_host_id_stays() {
+    let container = "        image: public.ecr.aws/conductorone/baton-okta\n        env:\n        - {name: BATON_AUTH_METHOD, value: api-token-group}\n        - {name: BATON_LOG_LEVEL, value: debug}\n        - {name: BATON_HOST_ID, value: baton-okta}\n        - {name: BATON_DOMAIN, value: acme.okta.com}\n        - {name: BATON_API_TOKEN, valueFrom: {secretKeyRef: {name: okta, key: token}}}\n";
+    let report = run(&deployment("baton-okta", 1, container, ""), None);
+    let [bc] = connectors(&report.text).try_into().unwrap();
+    assert_eq!(bc.spec.config["auth-method"].value, Some("api-token-group".into()));
+    assert_eq!(bc.spec.config["log-level"].value, Some("debug".into()));
+    assert!(report.text.contains("BATON_HOST_ID stays \"baton-okta\""), "{}", report.text);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
