@@ -7,7 +7,7 @@ mod model;
 pub mod validate;
 #[cfg(test)]
 mod validate_tests;
-mod values;
+pub mod values;
 
 use std::{collections::BTreeMap, sync::LazyLock};
 

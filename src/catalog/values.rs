@@ -80,7 +80,7 @@ pub fn from_env(field: &Field, text: &str) -> Result<Option<Plain>, String> {
 }
 
 /// Go's `strconv.ParseBool` spellings.
-fn go_bool(s: &str) -> Option<bool> {
+pub fn go_bool(s: &str) -> Option<bool> {
     match s {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),

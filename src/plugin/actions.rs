@@ -70,7 +70,9 @@ pub async fn run(
     let targets: Vec<(String, String)> = match &args.name {
         Some(name) => {
             let api: Api<BatonConnector> = Api::namespaced(client.clone(), &scope.namespace);
-            api.get_metadata(name).await.map_err(|e| error::named(e, &scope.namespace, name))?;
+            api.get_metadata(name)
+                .await
+                .map_err(|e| error::named(e, "batonconnector", &scope.namespace, name))?;
             vec![(scope.namespace.clone(), name.clone())]
         }
         None => {
@@ -90,7 +92,8 @@ pub async fn run(
     let mut pending = Vec::new();
     for (namespace, name) in targets {
         let api: Api<BatonConnector> = Api::namespaced(client.clone(), &namespace);
-        let before = api.get(&name).await.map_err(|e| error::named(e, &namespace, &name))?;
+        let before =
+            api.get(&name).await.map_err(|e| error::named(e, "batonconnector", &namespace, &name))?;
         let (patch, change) = match kind.annotation() {
             Some(key) => {
                 let was = before.annotations().get(key).cloned().unwrap_or_else(|| "unset".into());
@@ -110,7 +113,7 @@ pub async fn run(
         let after = api
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .map_err(|e| error::named(e, &namespace, &name))?;
+            .map_err(|e| error::named(e, "batonconnector", &namespace, &name))?;
         writeln!(out, "{namespace}/{name}: {change}").map_err(anyhow::Error::from)?;
         pending.push((namespace, name, after.metadata.generation.unwrap_or(0)));
     }
@@ -133,7 +136,8 @@ async fn wait(
         let mut still = Vec::new();
         for (namespace, name, generation) in pending {
             let api: Api<BatonConnector> = Api::namespaced(client.clone(), &namespace);
-            let bc = api.get(&name).await.map_err(|e| error::named(e, &namespace, &name))?;
+            let bc =
+                api.get(&name).await.map_err(|e| error::named(e, "batonconnector", &namespace, &name))?;
             if kind.handled(&bc, value, generation) {
                 writeln!(out, "{namespace}/{name}: handled by the operator").map_err(anyhow::Error::from)?;
             } else {

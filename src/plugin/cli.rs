@@ -68,6 +68,25 @@ pub enum Command {
         #[arg(long)]
         group: Option<String>,
     },
+    /// Print a BatonConnector manifest for a hand-written connector Deployment (the vendor's
+    /// Secret + Deployment): from a file with -f (no cluster needed), or NAME from the cluster.
+    /// Secret values are never printed; the settings are checked as the operator checks them.
+    Import(Import),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Import {
+    /// The Deployment: read from the cluster (-n), or picked from the file with -f. Without it, -f
+    /// imports every connector Deployment in the file.
+    #[arg(required_unless_present = "filename")]
+    pub name: Option<String>,
+    /// A YAML file (`-` for standard input) with the Deployment and, optionally, its Secrets (only
+    /// their key names are read), such as `kubectl get deploy,secret -o yaml` writes.
+    #[arg(short = 'f', long, value_hint = clap::ValueHint::FilePath)]
+    pub filename: Option<PathBuf>,
+    /// The connector (`baton-<connector>`), when the image's name does not say.
+    #[arg(long)]
+    pub connector: Option<String>,
 }
 
 /// The catalogued connectors, so that shell completion offers them and a typo is caught by name.
@@ -128,6 +147,18 @@ mod tests {
     }
 
     #[test]
+    fn import_takes_a_name_or_a_file() {
+        let cli = parse(&["import", "-f", "-", "--connector", "okta"]).unwrap();
+        let Command::Import(i) = cli.command else { panic!("not import") };
+        assert_eq!(
+            (i.name, i.filename.as_deref(), i.connector.as_deref()),
+            (None, Some("-".as_ref()), Some("okta"))
+        );
+        assert!(parse(&["import", "baton-okta", "-n", "identity"]).is_ok());
+        assert!(parse(&["import"]).is_err(), "neither a name nor a file");
+    }
+
+    #[test]
     fn completion_offers_connector_names() {
         use clap::CommandFactory as _;
         let mut script = Vec::new();
@@ -139,6 +170,8 @@ mod tests {
         );
         let script = String::from_utf8(script).unwrap();
         assert!(script.contains("sentinel-one") && script.contains("okta"), "connector names missing");
+        assert!(script.contains("kubectl__baton__import") || script.contains("import"), "import missing");
+        assert!(script.contains("--filename") && script.contains("--connector"), "import's flags missing");
     }
 
     #[test]

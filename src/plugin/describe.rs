@@ -25,7 +25,7 @@ pub async fn describe(client: &Client, namespace: &str, name: &str, out: &mut im
     let bc = Api::<BatonConnector>::namespaced(client.clone(), namespace)
         .get(name)
         .await
-        .map_err(|e| error::named(e, namespace, name))?;
+        .map_err(|e| error::named(e, "batonconnector", namespace, name))?;
     let children = children(client, namespace, &bc).await?;
     let events = events(client, namespace, &bc).await?;
     render(out, &bc, &children, &events, Timestamp::now()).map_err(anyhow::Error::from)?;

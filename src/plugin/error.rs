@@ -9,6 +9,7 @@ pub mod exit {
     pub const FORBIDDEN: u8 = 4;
     pub const NOT_FOUND: u8 = 5;
     pub const TIMEOUT: u8 = 6;
+    pub const SETTINGS_INVALID: u8 = 7;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -19,10 +20,13 @@ pub enum PluginError {
     CrdMissing,
     #[error("permission denied: {0}")]
     Forbidden(String),
-    #[error("batonconnector {name:?} not found in namespace {namespace:?}")]
-    NotFound { namespace: String, name: String },
+    #[error("{kind} {name:?} not found in namespace {namespace:?}")]
+    NotFound { kind: &'static str, namespace: String, name: String },
     #[error("timed out after {}: {what}", humantime::format_duration(*.after))]
     Timeout { what: String, after: Duration },
+    /// `import`: the manifest is printed, but the operator would refuse its settings.
+    #[error("the operator would refuse these settings (ConfigInvalid); fix them before applying:\n  {0}")]
+    Invalid(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -34,6 +38,7 @@ impl PluginError {
             Self::Forbidden(_) => exit::FORBIDDEN,
             Self::NotFound { .. } => exit::NOT_FOUND,
             Self::Timeout { .. } => exit::TIMEOUT,
+            Self::Invalid(_) => exit::SETTINGS_INVALID,
             Self::Other(_) => exit::OTHER,
         }
     }
@@ -51,12 +56,12 @@ impl From<kube::Error> for PluginError {
     }
 }
 
-/// Maps the error of a request for one named object: a 404 is an unknown name unless the API
-/// itself is missing, which `ensure_crd` checks first.
-pub fn named(e: kube::Error, namespace: &str, name: &str) -> PluginError {
+/// Maps the error of a request for one named object of `kind`: a 404 is an unknown name unless the
+/// API itself is missing, which `ensure_crd` checks first (Deployments' API is always served).
+pub fn named(e: kube::Error, kind: &'static str, namespace: &str, name: &str) -> PluginError {
     match &e {
         kube::Error::Api(s) if s.code == 404 => {
-            PluginError::NotFound { namespace: namespace.into(), name: name.into() }
+            PluginError::NotFound { kind, namespace: namespace.into(), name: name.into() }
         }
         _ => e.into(),
     }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod describe;
 pub mod error;
 pub mod fields;
+pub mod import;
 pub mod manifest;
 pub mod output;
 pub mod scope;
@@ -61,8 +62,14 @@ pub async fn execute(client: Client, cli: Cli, out: &mut impl std::io::Write) ->
     if let Some(result) = offline(&cli, out) {
         return result;
     }
-    ensure_crd(&client).await?;
     let namespace = cli.global.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+    // Before the CRD check: an import reads a Deployment, and may run before the operator is installed.
+    if let Command::Import(i) = &cli.command {
+        let name = i.name.as_deref().expect("without -f the parser requires NAME");
+        let report = import::from_cluster(&client, &namespace, name, i.connector.as_deref()).await?;
+        return import::finish(report, out);
+    }
+    ensure_crd(&client).await?;
     let scope = Scope { namespace, all_namespaces: cli.global.all_namespaces };
     match cli.command {
         Command::Status { output } => {
@@ -76,14 +83,14 @@ pub async fn execute(client: Client, cli: Cli, out: &mut impl std::io::Write) ->
         Command::Sync(a) => actions::run(&client, &scope, actions::Kind::Sync, &a, out).await?,
         Command::Suspend(a) => actions::run(&client, &scope, actions::Kind::Suspend, &a, out).await?,
         Command::Resume(a) => actions::run(&client, &scope, actions::Kind::Resume, &a, out).await?,
-        Command::Completion { .. } | Command::Fields { .. } | Command::New { .. } => {
+        Command::Completion { .. } | Command::Fields { .. } | Command::New { .. } | Command::Import(_) => {
             unreachable!("handled before connecting")
         }
     }
     Ok(())
 }
 
-/// The commands that read only the catalog: no cluster, no kubeconfig.
+/// The commands that read only the catalog (and `import -f`, a file): no cluster, no kubeconfig.
 pub fn offline(cli: &Cli, out: &mut impl std::io::Write) -> Option<Result<()>> {
     let catalog = crate::catalog::Catalog::embedded();
     let io = |r: std::io::Result<()>| r.map_err(|e| PluginError::from(anyhow::Error::from(e)));
@@ -97,6 +104,12 @@ pub fn offline(cli: &Cli, out: &mut impl std::io::Write) -> Option<Result<()>> {
                 Ok(text) => io(out.write_all(text.as_bytes())),
                 Err(message) => Err(PluginError::from(anyhow::anyhow!(message))),
             }
+        }
+        Command::Import(i) if i.filename.is_some() => {
+            let path = i.filename.as_deref().expect("matched");
+            let ns = cli.global.namespace.as_deref();
+            import::from_file(path, i.name.as_deref(), i.connector.as_deref(), ns)
+                .and_then(|report| import::finish(report, out))
         }
         _ => return None,
     })

@@ -109,7 +109,8 @@ fn exit_codes_are_distinct() {
     let errors = [
         PluginError::CrdMissing,
         PluginError::Forbidden(String::new()),
-        PluginError::NotFound { namespace: String::new(), name: String::new() },
+        PluginError::NotFound { kind: "batonconnector", namespace: String::new(), name: String::new() },
+        PluginError::Invalid(String::new()),
         PluginError::Timeout { what: String::new(), after: std::time::Duration::ZERO },
         PluginError::Other(anyhow::anyhow!("x")),
     ];
@@ -118,4 +119,29 @@ fn exit_codes_are_distinct() {
     codes.dedup();
     assert_eq!(codes.len(), errors.len());
     assert!(!codes.contains(&0) && !codes.contains(&2), "0 is success and 2 is clap's usage error");
+}
+
+/// `import NAME` reads the Deployment alone, before (and without) the CRD: it may run before the
+/// operator is installed. A Deployment that is not there is exit 5, named as a Deployment.
+#[tokio::test]
+async fn import_reads_the_deployment_from_the_cluster_without_the_crd() {
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "baton-okta", "namespace": "identity"},
+        "spec": {"selector": {"matchLabels": {"app": "baton-okta"}}, "template": {"spec": {"containers": [{
+            "name": "baton-okta", "image": "public.ecr.aws/conductorone/baton-okta:v0.4.2",
+            "env": [{"name": "BATON_DOMAIN", "value": "acme.okta.com"},
+                    {"name": "BATON_API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "okta", "key": "api-token"}}}],
+            "envFrom": [{"secretRef": {"name": "okta-c1"}}]}]}}}});
+    let client = fake(BTreeMap::from([(
+        "/apis/apps/v1/namespaces/identity/deployments/baton-okta",
+        (200, deployment),
+    )]));
+    let (code, text) = exit_code(client.clone(), &["import", "baton-okta"]).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("  connector: okta\n") && text.contains("  namespace: identity\n"), "{text}");
+    // The Secret is not read, so the client credentials are assumed to be in it, and the reader is told.
+    assert!(text.contains("assumed: the Deployment sets no BATON_CLIENT_ID itself"), "{text}");
+    let (code, message) = exit_code(client, &["import", "nope"]).await;
+    assert_eq!(code, exit::NOT_FOUND, "{message}");
+    assert!(message.contains("deployment \"nope\" not found in namespace \"identity\""), "{message}");
 }

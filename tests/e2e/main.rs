@@ -99,6 +99,7 @@ async fn main() -> ExitCode {
         plugin::plugin_rotate_waits_for_the_operator,
         plugin::plugin_errors_have_their_exit_codes,
         plugin::plugin_sync_runs_a_oneshot_connector_now,
+        plugin::plugin_import_moves_a_hand_written_deployment_to_the_operator,
         sync::sync_status_shows_in_status_columns_events_and_metrics,
         sync::kstatus_reads_progress_current_and_failed,
         sync::sync_now_and_suspend_reach_conductorone,

@@ -251,3 +251,63 @@ pub(crate) async fn plugin_sync_runs_a_oneshot_connector_now(env: &mut Env) -> a
     );
     Ok(())
 }
+
+/// docs/migration.md's path for one connector: a hand-written Deployment in the vendor's layout,
+/// imported from the cluster (the Deployment only), accepted by the API server as printed, and run
+/// by the operator under the same name once the old Deployment is deleted, reading the same Secret.
+pub(crate) async fn plugin_import_moves_a_hand_written_deployment_to_the_operator(
+    env: &mut Env,
+) -> anyhow::Result<()> {
+    ensure_operator(env).await?;
+    let ns = "plugin-import";
+    namespace(&env.client, ns, json!({})).await?;
+    let mut secret = credentials_secret("baton-okta-secrets");
+    secret["stringData"]["BATON_DOMAIN"] = json!("e2e.okta.com");
+    secret["stringData"]["BATON_API_TOKEN"] = json!("e2e-import-token");
+    apply_value(&env.client, secret, Some(ns)).await?;
+    let vendor = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "baton-okta", "labels": {"app": "baton-okta"}},
+        "spec": {"selector": {"matchLabels": {"app": "baton-okta"}}, "template": {
+            "metadata": {"labels": {"app": "baton-okta", "baton": "true", "baton-app": "okta"}},
+            "spec": {"containers": [{"name": "baton-okta", "image": "public.ecr.aws/conductorone/baton-okta:latest",
+                "env": [{"name": "BATON_HOST_ID", "value": "baton-okta"}],
+                "envFrom": [{"secretRef": {"name": "baton-okta-secrets"}}]}]}}}});
+    apply_value(&env.client, vendor, Some(ns)).await?;
+
+    let run = plugin(&env.admin_kubeconfig, &["import", "baton-okta", "-n", ns]).await?;
+    ensure!(run.code == 0, "import exited {}: {}", run.code, run.stderr);
+    ensure!(
+        !format!("{}{}", run.stdout, run.stderr).contains("e2e-import-token"),
+        "a Secret value was printed"
+    );
+    let value: Value = serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&run.stdout)?)?;
+    let api: Api<BatonConnector> = Api::namespaced(env.client.clone(), ns);
+    let dry_run = PostParams { dry_run: true, ..Default::default() };
+    api.create(&dry_run, &serde_json::from_value(value.clone())?)
+        .await
+        .context("the API server refused the import")?;
+
+    // Delete first, then apply: the operator creates its own Deployment under the old name.
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), ns);
+    deployments.delete("baton-okta", &Default::default()).await?;
+    eventually("the hand-written Deployment to be gone", WAIT, || async {
+        Ok(deployments.get_opt("baton-okta").await?.is_none().then_some(()))
+    })
+    .await?;
+    apply_value(&env.client, value, Some(ns)).await?;
+    let bc = wait_ready(&env.client, ns, "baton-okta").await?;
+    let d = deployments.get("baton-okta").await?;
+    ensure!(
+        d.owner_references().iter().any(|o| Some(&o.uid) == bc.metadata.uid.as_ref()),
+        "not the operator's Deployment"
+    );
+    let pod = d.spec.template.spec.as_ref().context("no pod spec")?;
+    let from = pod.containers[0].env_from.as_ref().context("no envFrom")?;
+    ensure!(from[0].secret_ref.as_ref().is_some_and(|s| s.name == "baton-okta-secrets"), "{from:?}");
+    let labels = d.spec.template.metadata.as_ref().and_then(|m| m.labels.clone());
+    ensure!(
+        labels.is_some_and(|l| l.get("app").map(String::as_str) == Some("baton-okta")),
+        "vendor labels lost"
+    );
+    Ok(())
+}

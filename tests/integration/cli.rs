@@ -162,3 +162,64 @@ fn text_logs_are_coloured_on_a_terminal_unless_no_color() {
     assert!(text_logs(&[], true).contains(ESC), "a terminal gets colour");
     assert!(!text_logs(&[("NO_COLOR", "1")], true).contains(ESC), "NO_COLOR is honoured");
 }
+
+const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-baton");
+
+/// The Segment guide's manifests, as published: the label `baton: true` is a boolean, which the API
+/// server refuses; the Secret's values are stand-ins that must never be printed.
+const VENDOR_SEGMENT: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: baton-segment-secrets\ntype: Opaque\nstringData:\n  BATON_CLIENT_ID: VENDOR-CLIENT-ID\n  BATON_CLIENT_SECRET: VENDOR-CLIENT-SECRET\n  BATON_TOKEN: VENDOR-SEGMENT-TOKEN\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: baton-segment\n  labels:\n    app: baton-segment\nspec:\n  selector:\n    matchLabels:\n      app: baton-segment\n  template:\n    metadata:\n      labels:\n        app: baton-segment\n        baton: true\n        baton-app: segment\n    spec:\n      containers:\n      - name: baton-segment\n        image: ghcr.io/conductorone/baton-segment:latest\n        imagePullPolicy: IfNotPresent\n        envFrom:\n        - secretRef:\n            name: baton-segment-secrets\n";
+
+/// Runs `program args` with `stdin` as its input; waits with a deadline.
+fn piped(program: &str, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(30), "{program} {args:?} still running");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `kubectl baton import -f` on the vendor's files needs no cluster, prints no Secret value, and
+/// prints what `baton-operator render` turns into the Deployment reading the same Secret.
+#[test]
+fn import_of_the_vendors_manifests_renders_without_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("baton-segment.yaml");
+    std::fs::write(&file, VENDOR_SEGMENT).unwrap();
+    let out = piped(PLUGIN, &["import", "-f", file.to_str().unwrap(), "-n", "conductorone"], "");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(
+        stdout.contains("kind: BatonConnector") && stdout.contains("namespace: conductorone"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("warning: Deployment: labels.baton is not a string"), "{stderr}");
+    assert!(
+        !format!("{stdout}{stderr}").contains("VENDOR-"),
+        "a Secret value was printed:\n{stdout}\n{stderr}"
+    );
+
+    let secret = VENDOR_SEGMENT.split("---").next().unwrap();
+    let rendered =
+        piped(BIN, &["render", "-f", "-", "-n", "conductorone"], &format!("{stdout}---\n{secret}"));
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    assert!(rendered.status.success(), "render: {}", String::from_utf8_lossy(&rendered.stderr));
+    assert!(text.contains("kind: Deployment") && text.contains("name: baton-segment-secrets"), "{text}");
+    assert!(text.contains("image: ghcr.io/conductorone/baton-segment:latest"), "{text}");
+
+    // A file without a connector Deployment is an error (1), on stderr.
+    let out = piped(PLUGIN, &["import", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: no connector Deployment"));
+}
