@@ -7,6 +7,8 @@ pub mod credentials;
 pub mod events;
 pub mod onboarding;
 pub mod outcome;
+pub mod pods;
+pub mod redact;
 pub mod rotation;
 pub mod runs;
 pub mod status;

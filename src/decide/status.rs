@@ -15,6 +15,7 @@ use crate::api::{
     RESTART_REQUESTED_AT, SyncStatus, WorkloadStatus,
     conditions::{self as cond, Desired},
 };
+use crate::decide::pods::PodProblem;
 use crate::resources::InputProblem;
 
 /// Something that keeps the resource from converging, as reported in conditions.
@@ -117,6 +118,20 @@ pub enum WorkloadState {
     Scheduled(String),
     /// OneShot: the last finished run failed.
     RunFailed(String),
+    /// Not available (or, OneShot, the last run failed), and a pod says why.
+    Pod { problem: PodProblem, oneshot: bool },
+}
+
+/// The pods' own answer replaces the Deployment controller's "waiting for pods" (and its progress
+/// deadline, minutes later) and a failed run's Job-level message; an available workload needs none.
+fn with_pod(workload: WorkloadState, pod: Option<&PodProblem>) -> WorkloadState {
+    match (workload, pod) {
+        (WorkloadState::Progressing(_) | WorkloadState::Failed(_), Some(p)) => {
+            WorkloadState::Pod { problem: p.clone(), oneshot: false }
+        }
+        (WorkloadState::RunFailed(_), Some(p)) => WorkloadState::Pod { problem: p.clone(), oneshot: true },
+        (w, _) => w,
+    }
 }
 
 /// OneShot mode: the CronJob's state, from its runs.
@@ -192,6 +207,8 @@ pub struct Observation<'a> {
     pub sync: Option<(Option<SyncStatus>, Desired, bool)>,
     /// OneShot mode: the CronJob's runs.
     pub runs: Option<super::runs::Runs>,
+    /// What the pods of the current template (OneShot: of the failed run) say is wrong.
+    pub pod: Option<PodProblem>,
     /// A `sync-requested-at` value handled by this reconcile.
     pub handled_sync: Option<String>,
     /// A new `status.conductorOne`, when an action changed it.
@@ -208,6 +225,7 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
         Some(runs) => oneshot_state(runs, obs.applied_current),
         None => workload_state(obs.deployment),
     };
+    let workload = with_pod(workload, obs.pod.as_ref());
     let oneshot = bc.spec.mode == crate::api::Mode::OneShot;
     let mut desired = Vec::new();
     desired.push(if suspended {
@@ -238,7 +256,11 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
 
     let handled_requests = handled_requests(bc, obs, &previous);
     let runs = obs.runs.as_ref().filter(|r| r.exists);
-    let shown_workload = workload_status(bc, obs, runs, &previous);
+    let pod = match &workload {
+        WorkloadState::Pod { problem, .. } => Some(problem.short.clone()),
+        _ => None,
+    };
+    let shown_workload = workload_status(bc, obs, runs, &previous).map(|w| WorkloadStatus { pod, ..w });
 
     BatonConnectorStatus {
         observed_generation: generation.unwrap_or(previous.observed_generation),
@@ -335,6 +357,9 @@ fn workload_condition(workload: &WorkloadState) -> Desired {
         WorkloadState::RunFailed(m) => {
             Desired::new(cond::WORKLOAD_AVAILABLE, false, Reason::RunFailed, m.clone())
         }
+        WorkloadState::Pod { problem: p, .. } => {
+            Desired::new(cond::WORKLOAD_AVAILABLE, false, p.reason, p.message.clone())
+        }
     }
 }
 
@@ -371,6 +396,7 @@ fn workload_status(
             .config_hash
             .clone()
             .or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
+        pod: None,
     })
     .or_else(|| {
         obs.deployment.map(|d| WorkloadStatus {
@@ -380,6 +406,7 @@ fn workload_status(
                 .config_hash
                 .clone()
                 .or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
+            pod: None,
         })
     })
 }
@@ -508,6 +535,18 @@ fn summary(
                 Desired::new(cond::RECONCILING, true, Reason::Progressing, m),
                 not_stalled(),
             )
+        }
+        // A failed run's pod, like the run: the next run may succeed.
+        WorkloadState::Pod { problem: p, oneshot: true } => {
+            (Desired::new(cond::READY, false, p.reason, p.message.clone()), not_reconciling(), not_stalled())
+        }
+        WorkloadState::Pod { problem: p, oneshot: false } => {
+            let ready = Desired::new(cond::READY, false, p.reason, p.message.clone());
+            if p.needs_person() {
+                (ready, not_reconciling(), Desired::new(cond::STALLED, true, p.reason, p.message.clone()))
+            } else {
+                (ready, Desired::new(cond::RECONCILING, true, p.reason, p.message.clone()), not_stalled())
+            }
         }
         WorkloadState::Progressing(m) => (
             Desired::new(cond::READY, false, Reason::Progressing, m.clone()),

@@ -55,6 +55,7 @@ fn obs(problem: Option<Problem>, d: Option<&Deployment>) -> Observation<'_> {
         issuing: None,
         sync: None,
         runs: None,
+        pod: None,
         handled_sync: None,
         conductor_one: None,
     }

@@ -182,9 +182,16 @@ pub(super) fn connector_container(bc: &BatonConnector) -> Container {
         // directory and its temporary sync databases to the temp dir, both on the work volume.
         working_dir: Some(WORK_DIR.into()),
         volume_mounts: Some(work_mounts()),
+        // A connector that dies says why on stderr, not in /dev/termination-log: with this the
+        // kubelet keeps the end of its log as the termination message, which the status carries
+        // (redacted) as its last words.
+        termination_message_policy: Some(FALLBACK_TO_LOGS.into()),
         ..Default::default()
     }
 }
+
+/// `terminationMessagePolicy` of the connector and uploader containers.
+pub(super) const FALLBACK_TO_LOGS: &str = "FallbackToLogsOnError";
 
 /// The `emptyDir` behind the working directory and `/tmp`, capped at `spec.workDir.sizeLimit`.
 pub(super) fn work_volume(bc: &BatonConnector) -> Volume {
