@@ -19,6 +19,7 @@ mod onboarding;
 mod oneshot;
 mod outage;
 mod plugin;
+mod pods;
 mod scale;
 mod sync;
 
@@ -88,6 +89,7 @@ async fn main() -> ExitCode {
         basics::missing_secret_is_reported_then_recovers,
         basics::hand_edits_are_put_back,
         basics::restricted_namespace_admits_connector_pods,
+        pods::crash_loop_shows_in_kubectl_get_within_30s,
         catalog::new_output_applies_for_every_connector,
         managed::managed_credentials_issue_rotate_and_revoke,
         oneshot::oneshot_runs_on_schedule_and_on_request,
