@@ -12,7 +12,10 @@ use baton_operator::{
     metrics::Metrics,
 };
 use serde_json::{Value, json};
-use support::fake_kube::{FakeKube, b64};
+use support::{
+    fake_kube::{FakeKube, b64},
+    kstatus::{self, KStatus},
+};
 
 const BC: &str = "/apis/baton.conductorone.com/v1alpha1/namespaces/ns/batonconnectors/okta";
 const DEPLOY: &str = "/apis/apps/v1/namespaces/ns/deployments/okta";
@@ -205,6 +208,9 @@ async fn every_pod_reason_reaches_ready_and_the_pod_line() {
             .unwrap()["status"]
             .clone();
         assert_eq!(stalled_now, json!(stalled), "{reason}: Stalled");
+        // What Flux and `kubectl wait` make of it: failed where a person must act.
+        let want = if stalled == "True" { KStatus::Failed } else { KStatus::InProgress };
+        assert_eq!(kstatus::compute(&bc), want, "{reason}: kstatus");
     }
 }
 

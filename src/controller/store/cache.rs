@@ -324,8 +324,16 @@ impl Caches {
         }
         let selector = format!("{},{}={instance}", labels::managed_selector(), labels::INSTANCE_LABEL);
         let lp = kube::api::ListParams::default().labels(&selector);
-        let pods = Api::<Pod>::namespaced(client.clone(), ns).list(&lp).await?.items;
-        Ok(pods.iter().filter_map(PodView::of).collect())
+        match Api::<Pod>::namespaced(client.clone(), ns).list(&lp).await {
+            Ok(pods) => Ok(pods.items.iter().filter_map(PodView::of).collect()),
+            // The pods only add detail to the status: an install whose RBAC predates the pod watch
+            // (a Role not yet updated) still reconciles, without the pods' answer.
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                tracing::warn!(namespace = %ns, "the operator may not list pods; the status lacks their answer");
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A Deployment the operator just wrote, so that the next reconcile does not act on an older copy
