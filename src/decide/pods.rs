@@ -15,10 +15,7 @@ use kube::ResourceExt;
 use super::redact;
 use crate::{
     api::Reason,
-    resources::{
-        deployment::{CONFIG_HASH_ANNOTATION, RESTARTED_AT_ANNOTATION},
-        labels,
-    },
+    resources::{deployment::TEMPLATE_HASH_ANNOTATION, labels},
 };
 
 /// How long a started container may stay unready before its probes count as failing: connectors
@@ -37,8 +34,8 @@ pub struct PodView {
     pub instance: String,
     /// OneShot mode: the Job (run) the pod belongs to.
     pub job: Option<String>,
-    /// Which template the pod was made from, as [`template_id`] says.
-    pub template: u64,
+    /// Which template the pod was made from, as [`template_of`] says.
+    pub template: Option<u64>,
     /// Being deleted: a pod on its way out says nothing about the current template.
     pub deleting: bool,
     /// `Succeeded` or `Failed`: the pod will not run again.
@@ -84,33 +81,12 @@ pub struct Termination {
 const REPORTED_WAITING: &[&str] =
     &["ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "CrashLoopBackOff"];
 
-/// Identifies a pod template by what the operator changes to roll the pods: its config hash, a
-/// restart request, and the images. Computed alike from a Deployment's template and from a pod made
-/// from it (the pod carries the template's annotations; containers injected by admission webhooks
-/// are left out by looking only at `containers`' images in the template's order of names).
-pub fn template_id<'a>(
-    annotations: Option<&BTreeMap<String, String>>,
-    images: impl IntoIterator<Item = (&'a str, &'a str)>,
-) -> u64 {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let mut h = DefaultHasher::new();
-    for key in [CONFIG_HASH_ANNOTATION, RESTARTED_AT_ANNOTATION] {
-        annotations.and_then(|a| a.get(key)).hash(&mut h);
-    }
-    let mut images: Vec<_> = images.into_iter().filter(|(name, _)| name.starts_with("baton-")).collect();
-    images.sort();
-    images.hash(&mut h);
-    h.finish()
-}
-
-/// The template id of a pod spec's connector containers (`baton-<connector>`, the one container
-/// name the operator controls in both modes' templates).
-pub fn spec_template_id(
-    annotations: Option<&BTreeMap<String, String>>,
-    spec: Option<&k8s_openapi::api::core::v1::PodSpec>,
-) -> u64 {
-    let containers = spec.into_iter().flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers));
-    template_id(annotations, containers.map(|c| (c.name.as_str(), c.image.as_deref().unwrap_or_default())))
+/// Which template a pod (or a Deployment's template) is, by the template's
+/// `baton.conductorone.com/template-hash` annotation, which pods carry verbatim. `None` for a pod an
+/// older operator made; such a pod is never the current template's.
+pub fn template_of(annotations: Option<&BTreeMap<String, String>>) -> Option<u64> {
+    let hash = annotations?.get(TEMPLATE_HASH_ANNOTATION)?;
+    u64::from_str_radix(hash, 16).ok()
 }
 
 impl PodView {
@@ -142,7 +118,7 @@ impl PodView {
             name: pod.name_any(),
             instance,
             job: pod.labels().get(JOB_NAME_LABEL).or_else(|| pod.labels().get("job-name")).cloned(),
-            template: spec_template_id(pod.metadata.annotations.as_ref(), spec),
+            template: template_of(pod.metadata.annotations.as_ref()),
             deleting: pod.metadata.deletion_timestamp.is_some(),
             finished: matches!(status.and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed")),
             created: pod.metadata.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),
@@ -217,9 +193,9 @@ pub struct PodReading {
 }
 
 /// Service mode: the first problem among the live pods of the template `template`.
-pub fn service(pods: &[PodView], template: u64, now: i64) -> PodReading {
-    let mut live: Vec<&PodView> =
-        pods.iter().filter(|p| p.template == template && !p.deleting && !p.finished).collect();
+pub fn service(pods: &[PodView], template: Option<u64>, now: i64) -> PodReading {
+    let current = |p: &PodView| template.is_some() && p.template == template;
+    let mut live: Vec<&PodView> = pods.iter().filter(|p| current(p) && !p.deleting && !p.finished).collect();
     // Newest first, so that of two pods with one problem the current one is named.
     live.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
     if let Some(problem) = first_problem(&live) {

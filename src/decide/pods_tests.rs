@@ -17,7 +17,7 @@ fn pod(name: &str, hash: &str, created: i64, status: Value) -> Pod {
         "metadata": {
             "name": name, "namespace": "ns", "creationTimestamp": at(created),
             "labels": {"app.kubernetes.io/instance": "okta", "app.kubernetes.io/managed-by": "baton-operator"},
-            "annotations": {CONFIG_HASH_ANNOTATION: hash},
+            "annotations": {TEMPLATE_HASH_ANNOTATION: hash},
         },
         "spec": {"containers": [{
             "name": "baton-okta", "image": "ghcr.io/conductorone/baton-okta:v1",
@@ -47,9 +47,11 @@ fn view(p: &Pod) -> PodView {
     PodView::of(p).expect("a connector pod")
 }
 
-fn current() -> u64 {
-    let annotations = BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), "h1".to_string())]);
-    template_id(Some(&annotations), [("baton-okta", "ghcr.io/conductorone/baton-okta:v1")])
+fn current() -> Option<u64> {
+    template_of(Some(&BTreeMap::from([(
+        TEMPLATE_HASH_ANNOTATION.to_string(),
+        "00000000000000a1".to_string(),
+    )])))
 }
 
 fn problem(pods: &[Pod]) -> Option<PodProblem> {
@@ -59,15 +61,21 @@ fn problem(pods: &[Pod]) -> Option<PodProblem> {
 
 #[test]
 fn a_pod_and_its_template_agree_on_the_template_id() {
-    assert_eq!(view(&pod("a", "h1", NOW, json!({}))).template, current());
-    assert_ne!(view(&pod("a", "h0", NOW, json!({}))).template, current());
+    assert_eq!(view(&pod("a", "00000000000000a1", NOW, json!({}))).template, current());
+    assert_ne!(view(&pod("a", "00000000000000a0", NOW, json!({}))).template, current());
+    // A pod an older operator made has no id, and is no template's, not even an unnamed one's.
+    let old = view(&pod("a", "not hex", NOW, json!({})));
+    assert_eq!(old.template, None);
+    let crash = container(waiting("CrashLoopBackOff", ""), crashed(1, "Error", ""), false, 2);
+    let views = [view(&pod("a", "not hex", NOW, crash))];
+    assert_eq!(service(&views, None, NOW), PodReading::default());
 }
 
 #[test]
 fn a_crash_loop_names_exit_code_restarts_and_redacted_last_words() {
     let p = pod(
         "okta-1",
-        "h1",
+        "00000000000000a1",
         NOW,
         container(
             waiting("CrashLoopBackOff", "back-off 40s restarting failed container"),
@@ -91,8 +99,12 @@ fn a_crash_loop_names_exit_code_restarts_and_redacted_last_words() {
 
 #[test]
 fn image_pull_problems_name_the_image_and_back_off_comes_first() {
-    let pull =
-        pod("a", "h1", NOW, container(waiting("ErrImagePull", "rpc error: not found"), json!({}), false, 0));
+    let pull = pod(
+        "a",
+        "00000000000000a1",
+        NOW,
+        container(waiting("ErrImagePull", "rpc error: not found"), json!({}), false, 0),
+    );
     let got = problem(std::slice::from_ref(&pull)).unwrap();
     assert_eq!(
         (got.reason, got.short.as_str()),
@@ -102,7 +114,7 @@ fn image_pull_problems_name_the_image_and_back_off_comes_first() {
     assert!(!got.needs_person(), "the first failed pull may be a registry hiccup");
     let backoff = pod(
         "b",
-        "h1",
+        "00000000000000a1",
         NOW - 5,
         container(waiting("ImagePullBackOff", "Back-off pulling image"), json!({}), false, 0),
     );
@@ -116,7 +128,7 @@ fn a_missing_secret_or_key_is_the_kubelet_s_message() {
     let m = r#"couldn't find key BATON_TOKEN in Secret ns/okta-app"#;
     let got = problem(&[pod(
         "a",
-        "h1",
+        "00000000000000a1",
         NOW,
         container(waiting("CreateContainerConfigError", m), json!({}), false, 0),
     )])
@@ -128,11 +140,11 @@ fn a_missing_secret_or_key_is_the_kubelet_s_message() {
 #[test]
 fn an_oom_kill_names_the_limit_whether_it_loops_or_not() {
     let looping = container(waiting("CrashLoopBackOff", ""), crashed(137, "OOMKilled", ""), false, 3);
-    let got = problem(&[pod("a", "h1", NOW, looping)]).unwrap();
+    let got = problem(&[pod("a", "00000000000000a1", NOW, looping)]).unwrap();
     assert_eq!((got.reason, got.short.as_str()), (Reason::OOMKilled, "OOMKilled: limit 256Mi, 3 restarts"));
     assert!(got.message.contains("spec.resources.limits.memory"));
     let just_killed = container(crashed(137, "OOMKilled", ""), json!({}), false, 0);
-    assert_eq!(problem(&[pod("a", "h1", NOW, just_killed)]).unwrap().reason, Reason::OOMKilled);
+    assert_eq!(problem(&[pod("a", "00000000000000a1", NOW, just_killed)]).unwrap().reason, Reason::OOMKilled);
 }
 
 #[test]
@@ -141,7 +153,7 @@ fn an_unschedulable_pod_carries_the_scheduler_s_message() {
         "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
         "message": "0/3 nodes are available: 3 Insufficient memory.",
     }]});
-    let got = problem(&[pod("a", "h1", NOW, status)]).unwrap();
+    let got = problem(&[pod("a", "00000000000000a1", NOW, status)]).unwrap();
     assert_eq!(got.reason, Reason::Unschedulable);
     assert_eq!(got.short, "Unschedulable: 0/3 nodes are available: 3 Insufficient memory.");
     assert!(!got.needs_person());
@@ -152,43 +164,48 @@ fn failing_probes_count_after_the_grace_and_ask_for_a_recheck_before() {
     let running = |since: i64, ready: bool| {
         container(json!({"running": {"startedAt": at(since)}}), json!({}), ready, 0)
     };
-    let views = [view(&pod("a", "h1", NOW, running(NOW - 10, false)))];
+    let views = [view(&pod("a", "00000000000000a1", NOW, running(NOW - 10, false)))];
     let reading = service(&views, current(), NOW);
     assert_eq!(reading.problem, None);
     assert_eq!(reading.recheck, Some(Duration::from_secs(21)));
-    let views = [view(&pod("a", "h1", NOW, running(NOW - 31, false)))];
+    let views = [view(&pod("a", "00000000000000a1", NOW, running(NOW - 31, false)))];
     let reading = service(&views, current(), NOW);
     let got = reading.problem.unwrap();
     assert_eq!(got.reason, Reason::ProbeFailing);
     assert_eq!(got.short, format!("ProbeFailing: readiness probe failing since {}", at(NOW - 31)));
     // The message names the start, not the time since: a later pass writes nothing new.
     assert_eq!(service(&views, current(), NOW + 100).problem.unwrap(), got);
-    let views = [view(&pod("a", "h1", NOW, running(NOW - 100, true)))];
+    let views = [view(&pod("a", "00000000000000a1", NOW, running(NOW - 100, true)))];
     assert_eq!(service(&views, current(), NOW), PodReading::default());
 }
 
 #[test]
 fn pods_of_another_template_or_on_their_way_out_are_not_asked() {
     let crash = container(waiting("CrashLoopBackOff", ""), crashed(1, "Error", ""), false, 2);
-    assert_eq!(problem(&[pod("old", "h0", NOW, crash.clone())]), None);
-    let mut leaving = pod("leaving", "h1", NOW, crash);
+    assert_eq!(problem(&[pod("old", "00000000000000a0", NOW, crash.clone())]), None);
+    let mut leaving = pod("leaving", "00000000000000a1", NOW, crash);
     leaving.metadata.deletion_timestamp = leaving.metadata.creation_timestamp.clone();
     assert_eq!(problem(&[leaving]), None);
     let evicted = json!({"phase": "Failed", "reason": "Evicted"});
-    assert_eq!(problem(&[pod("evicted", "h1", NOW, evicted)]), None);
+    assert_eq!(problem(&[pod("evicted", "00000000000000a1", NOW, evicted)]), None);
 }
 
 #[test]
 fn the_order_puts_the_image_before_the_crash_before_scheduling() {
-    let crash =
-        pod("c", "h1", NOW, container(waiting("CrashLoopBackOff", ""), crashed(2, "Error", ""), false, 1));
+    let crash = pod(
+        "c",
+        "00000000000000a1",
+        NOW,
+        container(waiting("CrashLoopBackOff", ""), crashed(2, "Error", ""), false, 1),
+    );
     let config = pod(
         "s",
-        "h1",
+        "00000000000000a1",
         NOW,
         container(waiting("CreateContainerConfigError", "secret \"x\" not found"), json!({}), false, 0),
     );
-    let pull = pod("p", "h1", NOW, container(waiting("ImagePullBackOff", ""), json!({}), false, 0));
+    let pull =
+        pod("p", "00000000000000a1", NOW, container(waiting("ImagePullBackOff", ""), json!({}), false, 0));
     assert_eq!(problem(&[crash.clone(), config.clone(), pull]).unwrap().reason, Reason::ImagePullBackOff);
     assert_eq!(problem(&[crash.clone(), config]).unwrap().reason, Reason::CreateContainerConfigError);
     assert_eq!(problem(&[crash]).unwrap().reason, Reason::CrashLoopBackOff);
@@ -199,7 +216,7 @@ fn a_failed_run_speaks_through_its_newest_pod() {
     let run = |name: &str, created: i64, exit: i32, reason: &str, words: &str| {
         let mut p = pod(
             name,
-            "h1",
+            "00000000000000a1",
             created,
             json!({"phase": "Failed", "initContainerStatuses": [{
                 "name": "baton-okta", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
@@ -223,7 +240,7 @@ fn a_view_is_small() {
     let words = "w".repeat(2000);
     let p = pod(
         "okta-7d9f8c-x2x4z",
-        "h1",
+        "00000000000000a1",
         NOW,
         container(waiting("CrashLoopBackOff", ""), crashed(1, "Error", &words), false, 5),
     );

@@ -221,7 +221,7 @@ async fn a_pod_of_an_older_template_is_not_asked() {
     unavailable(&fake);
     pod_of_template(&fake, crash_loop());
     fake.edit(POD, |p| {
-        p["metadata"]["annotations"]["baton.conductorone.com/config-hash"] = json!("an-older-one");
+        p["metadata"]["annotations"]["baton.conductorone.com/template-hash"] = json!("00000000000000ff");
     });
     run(&fake, &ctx).await;
     assert_eq!(ready(&fake).1, "Progressing");

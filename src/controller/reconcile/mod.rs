@@ -130,8 +130,7 @@ fn pod_reading(seen: &Observed, runs: Option<&runs::Runs>) -> pods::PodReading {
         None => match &seen.deployment {
             Some(d) => {
                 let t = &d.spec.template;
-                let annotations = t.metadata.as_ref().and_then(|m| m.annotations.as_ref());
-                let template = pods::spec_template_id(annotations, t.spec.as_ref());
+                let template = pods::template_of(t.metadata.as_ref().and_then(|m| m.annotations.as_ref()));
                 pods::service(&seen.pods, template, seen.now.0.as_second())
             }
             None => pods::PodReading::default(),
