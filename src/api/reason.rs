@@ -184,21 +184,6 @@ impl Reason {
                 | Self::OOMKilled
         )
     }
-
-    /// Reasons that come from the connector pods (`decide::pods`).
-    pub fn is_pod(self) -> bool {
-        matches!(
-            self,
-            Self::ImagePullBackOff
-                | Self::ErrImagePull
-                | Self::CreateContainerConfigError
-                | Self::CrashLoopBackOff
-                | Self::OOMKilled
-                | Self::Unschedulable
-                | Self::ProbeFailing
-                | Self::ContainerFailed
-        )
-    }
 }
 
 /// Compares with the string a condition carries.

@@ -244,17 +244,30 @@ fn a_view_is_small() {
         NOW,
         container(waiting("CrashLoopBackOff", ""), crashed(1, "Error", &words), false, 5),
     );
-    let v = view(&p);
-    let heap: usize = v.name.len()
-        + v.instance.len()
-        + v.containers
-            .iter()
-            .map(|c| {
-                c.name.len()
-                    + c.image.len()
-                    + c.terminated.as_ref().map_or(0, |t| t.last_words.len() + t.reason.len())
-            })
-            .sum::<usize>();
-    let size = std::mem::size_of::<PodView>() + std::mem::size_of::<ContainerView>() + heap;
-    assert!(size < 900, "{size} bytes for a crashing pod with long last words");
+    let size = |v: &PodView| {
+        let heap: usize = v.name.len()
+            + v.instance.len()
+            + v.containers
+                .iter()
+                .map(|c| {
+                    c.name.len()
+                        + c.image.len()
+                        + c.memory_limit.as_ref().map_or(0, String::len)
+                        + c.waiting.as_ref().map_or(0, |(r, m)| r.len() + m.len())
+                        + c.terminated.as_ref().map_or(0, |t| t.last_words.len() + t.reason.len())
+                })
+                .sum::<usize>();
+        std::mem::size_of::<PodView>() + v.containers.len() * std::mem::size_of::<ContainerView>() + heap
+    };
+    let crashing = size(&view(&p));
+    let running = size(&view(&pod(
+        "okta-7d9f8c-x2x4z",
+        "00000000000000a1",
+        NOW,
+        container(json!({"running": {}}), json!({}), true, 0),
+    )));
+    println!(
+        "PodView: {running} bytes for a running pod, {crashing} for a crash loop with 2000 characters of last words"
+    );
+    assert!(running < 500 && crashing < 900, "{running}, {crashing}");
 }
