@@ -113,7 +113,8 @@ impl PodView {
         let statuses = status.into_iter().flat_map(|s| {
             s.init_container_statuses.iter().flatten().chain(s.container_statuses.iter().flatten())
         });
-        let containers = statuses.map(|c| container_view(c, limits(&c.name))).collect();
+        let containers =
+            statuses.filter(|c| telling(c)).map(|c| container_view(c, limits(&c.name))).collect();
         Some(Self {
             name: pod.name_any(),
             instance,
@@ -128,6 +129,15 @@ impl PodView {
     }
 }
 
+/// Whether a container can say anything [`service`] or [`failed_run`] reports: a healthy running
+/// container (most of a fleet's) cannot, and is not kept at all.
+fn telling(c: &ContainerStatus) -> bool {
+    let state = c.state.as_ref();
+    let running = state.is_some_and(|s| s.running.is_some());
+    let healthy = running && c.ready && c.started.unwrap_or(true);
+    !healthy
+}
+
 fn container_view(c: &ContainerStatus, memory_limit: Option<String>) -> ContainerView {
     let state = c.state.as_ref();
     let waiting = state.and_then(|s| s.waiting.as_ref()).and_then(|w| {
@@ -136,7 +146,10 @@ fn container_view(c: &ContainerStatus, memory_limit: Option<String>) -> Containe
             .contains(&reason.as_str())
             .then(|| (reason, redact::one_line(w.message.as_deref().unwrap_or_default())))
     });
-    let terminated = termination(state).or_else(|| termination(c.last_state.as_ref()));
+    // How the last run ended matters to a container that waits to run again (a crash loop), not to
+    // one that runs.
+    let last = waiting.as_ref().and_then(|_| termination(c.last_state.as_ref()));
+    let terminated = termination(state).or(last);
     ContainerView {
         name: c.name.clone(),
         image: c.image.clone(),

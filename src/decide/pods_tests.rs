@@ -269,5 +269,5 @@ fn a_view_is_small() {
     println!(
         "PodView: {running} bytes for a running pod, {crashing} for a crash loop with 2000 characters of last words"
     );
-    assert!(running < 500 && crashing < 900, "{running}, {crashing}");
+    assert!(running < 200 && crashing < 900, "{running}, {crashing}");
 }
