@@ -196,6 +196,39 @@ impl PodProblem {
     pub fn needs_person(&self) -> bool {
         !matches!(self.reason, Reason::ErrImagePull | Reason::Unschedulable | Reason::ProbeFailing)
     }
+
+    /// The problem the status reports, read back from it: `Ready`'s reason and message, and
+    /// `status.workload.pod`, which only a pod's problem sets.
+    pub fn reported(reason: &str, message: &str, short: Option<&str>) -> Option<Self> {
+        Some(Self { reason: Reason::parse(reason)?, message: message.into(), short: short?.into() })
+    }
+
+    /// The pod the message names.
+    fn pod(&self) -> Option<&str> {
+        self.message.strip_prefix("pod ")?.split_once(':').map(|(pod, _)| pod)
+    }
+}
+
+/// A loop passes through states that say less than the loop: between two back-offs the kubelet
+/// pulls again (`ErrImagePull`) or runs the crashed container again, unready, until it crashes once
+/// more. Reporting those would flip `Ready`, `Stalled` and the events with every retry, so while the
+/// pod named in the status is still there and unhealthy, its loop stays reported (a new problem, a
+/// probe failing past its grace, or a healthy pod ends it).
+fn steady(now: Option<PodProblem>, previous: Option<&PodProblem>, live: &[&PodView]) -> Option<PodProblem> {
+    let Some(previous) = previous else { return now };
+    let Some(pod) = previous.pod().and_then(|name| live.iter().find(|p| p.name == name)) else {
+        return now;
+    };
+    let looping =
+        matches!(previous.reason, Reason::CrashLoopBackOff | Reason::OOMKilled | Reason::ImagePullBackOff);
+    match &now {
+        Some(n) if n.reason == Reason::ErrImagePull && previous.reason == Reason::ImagePullBackOff => {
+            Some(previous.clone())
+        }
+        // Healthy containers are not kept: one left is unready, waiting or terminated.
+        None if looping && !pod.containers.is_empty() => Some(previous.clone()),
+        _ => now,
+    }
 }
 
 /// What the pods of the current template say, and when to look again (a probe's grace ends).
@@ -206,15 +239,22 @@ pub struct PodReading {
 }
 
 /// Service mode: the first problem among the live pods of the template `template`.
-pub fn service(pods: &[PodView], template: Option<u64>, now: i64) -> PodReading {
+/// `previous`: the problem the status reports now (see [`PodProblem::reported`]).
+pub fn service(
+    pods: &[PodView],
+    template: Option<u64>,
+    now: i64,
+    previous: Option<&PodProblem>,
+) -> PodReading {
     let current = |p: &PodView| template.is_some() && p.template == template;
     let mut live: Vec<&PodView> = pods.iter().filter(|p| current(p) && !p.deleting && !p.finished).collect();
     // Newest first, so that of two pods with one problem the current one is named.
     live.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
-    if let Some(problem) = first_problem(&live) {
-        return PodReading { problem: Some(problem), recheck: None };
-    }
-    probes(&live, now)
+    let reading = match first_problem(&live) {
+        Some(problem) => PodReading { problem: Some(problem), recheck: None },
+        None => probes(&live, now),
+    };
+    PodReading { problem: steady(reading.problem, previous, &live), recheck: reading.recheck }
 }
 
 /// OneShot mode: why a failed run's pod failed (its newest pod), if the pod is still there.

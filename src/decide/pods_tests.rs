@@ -56,7 +56,7 @@ fn current() -> Option<u64> {
 
 fn problem(pods: &[Pod]) -> Option<PodProblem> {
     let views: Vec<_> = pods.iter().map(view).collect();
-    service(&views, current(), NOW).problem
+    service(&views, current(), NOW, None).problem
 }
 
 #[test]
@@ -68,7 +68,7 @@ fn a_pod_and_its_template_agree_on_the_template_id() {
     assert_eq!(old.template, None);
     let crash = container(waiting("CrashLoopBackOff", ""), crashed(1, "Error", ""), false, 2);
     let views = [view(&pod("a", "not hex", NOW, crash))];
-    assert_eq!(service(&views, None, NOW), PodReading::default());
+    assert_eq!(service(&views, None, NOW, None), PodReading::default());
 }
 
 #[test]
@@ -165,18 +165,18 @@ fn failing_probes_count_after_the_grace_and_ask_for_a_recheck_before() {
         container(json!({"running": {"startedAt": at(since)}}), json!({}), ready, 0)
     };
     let views = [view(&pod("a", "00000000000000a1", NOW, running(NOW - 10, false)))];
-    let reading = service(&views, current(), NOW);
+    let reading = service(&views, current(), NOW, None);
     assert_eq!(reading.problem, None);
     assert_eq!(reading.recheck, Some(Duration::from_secs(21)));
     let views = [view(&pod("a", "00000000000000a1", NOW, running(NOW - 31, false)))];
-    let reading = service(&views, current(), NOW);
+    let reading = service(&views, current(), NOW, None);
     let got = reading.problem.unwrap();
     assert_eq!(got.reason, Reason::ProbeFailing);
     assert_eq!(got.short, format!("ProbeFailing: readiness probe failing since {}", at(NOW - 31)));
     // The message names the start, not the time since: a later pass writes nothing new.
-    assert_eq!(service(&views, current(), NOW + 100).problem.unwrap(), got);
+    assert_eq!(service(&views, current(), NOW + 100, None).problem.unwrap(), got);
     let views = [view(&pod("a", "00000000000000a1", NOW, running(NOW - 100, true)))];
-    assert_eq!(service(&views, current(), NOW), PodReading::default());
+    assert_eq!(service(&views, current(), NOW, None), PodReading::default());
 }
 
 #[test]
@@ -270,4 +270,49 @@ fn a_view_is_small() {
         "PodView: {running} bytes for a running pod, {crashing} for a crash loop with 2000 characters of last words"
     );
     assert!(running < 200 && crashing < 900, "{running}, {crashing}");
+}
+
+#[test]
+fn a_loop_stays_reported_through_its_retries() {
+    let crash = container(waiting("CrashLoopBackOff", ""), crashed(1, "Error", "boom"), false, 5);
+    let reported = problem(&[pod("a", "00000000000000a1", NOW, crash)]).unwrap();
+    let running = |ready: bool| {
+        let mut s =
+            container(json!({"running": {"startedAt": at(NOW - 5)}}), crashed(1, "Error", "boom"), ready, 6);
+        s["containerStatuses"][0]["ready"] = json!(ready);
+        view(&pod("a", "00000000000000a1", NOW, s))
+    };
+    // Run again, unready, within the probes' grace: still the crash loop, and a look at the grace's end.
+    let reading = service(&[running(false)], current(), NOW, Some(&reported));
+    assert_eq!(reading.problem.as_ref(), Some(&reported));
+    assert_eq!(reading.recheck, Some(Duration::from_secs(26)));
+    // Healthy: the loop is over.
+    assert_eq!(service(&[running(true)], current(), NOW, Some(&reported)).problem, None);
+    // Another pod (the old one was replaced): what the new one says.
+    let other = view(&pod(
+        "b",
+        "00000000000000a1",
+        NOW,
+        container(json!({"running": {"startedAt": at(NOW - 5)}}), json!({}), false, 0),
+    ));
+    assert_eq!(service(&[other], current(), NOW, Some(&reported)).problem, None);
+    // Between two back-offs a pull fails again: still backing off.
+    let backoff = problem(&[pod(
+        "a",
+        "00000000000000a1",
+        NOW,
+        container(waiting("ImagePullBackOff", "Back-off"), json!({}), false, 0),
+    )])
+    .unwrap();
+    let pull = [view(&pod(
+        "a",
+        "00000000000000a1",
+        NOW,
+        container(waiting("ErrImagePull", "not found"), json!({}), false, 0),
+    ))];
+    assert_eq!(service(&pull, current(), NOW, Some(&backoff)).problem, Some(backoff.clone()));
+    // Read back from the status it was written to, it is the same problem.
+    let read = PodProblem::reported(backoff.reason.as_str(), &backoff.message, Some(&backoff.short));
+    assert_eq!(read, Some(backoff));
+    assert_eq!(PodProblem::reported("Progressing", "waiting", None), None);
 }

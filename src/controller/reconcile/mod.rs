@@ -79,7 +79,7 @@ async fn finish(mut pass: Pass<'_>) -> Result<Action> {
         runs::observe(seen.cronjob.as_ref(), &seen.jobs, previous, seen.now.0)
     });
     let (credentials, issuing) = reported_credentials(bc, &seen.secrets, &outcome.revoked);
-    let pod = pod_reading(seen, runs.as_ref());
+    let pod = pod_reading(bc, seen, runs.as_ref());
     let observation = Observation {
         problem: outcome.problem().cloned(),
         deployment: seen.deployment.as_ref(),
@@ -121,7 +121,12 @@ async fn finish(mut pass: Pass<'_>) -> Result<Action> {
 
 /// What the pods say: in Service mode those of the live Deployment's template, in OneShot mode the
 /// pod of the failed run.
-fn pod_reading(seen: &Observed, runs: Option<&runs::Runs>) -> pods::PodReading {
+fn pod_reading(bc: &BatonConnector, seen: &Observed, runs: Option<&runs::Runs>) -> pods::PodReading {
+    let status = bc.status.as_ref();
+    let ready =
+        status.and_then(|s| crate::api::conditions::find(&s.conditions, crate::api::conditions::READY));
+    let short = status.and_then(|s| s.workload.as_ref()).and_then(|w| w.pod.as_deref());
+    let reported = ready.and_then(|c| pods::PodProblem::reported(&c.reason, &c.message, short));
     match runs {
         Some(r) => pods::PodReading {
             problem: r.failure().and_then(|f| pods::failed_run(&seen.pods, &f.job)),
@@ -131,7 +136,7 @@ fn pod_reading(seen: &Observed, runs: Option<&runs::Runs>) -> pods::PodReading {
             Some(d) => {
                 let t = &d.spec.template;
                 let template = pods::template_of(t.metadata.as_ref().and_then(|m| m.annotations.as_ref()));
-                pods::service(&seen.pods, template, seen.now.0.as_second())
+                pods::service(&seen.pods, template, seen.now.0.as_second(), reported.as_ref())
             }
             None => pods::PodReading::default(),
         },
