@@ -48,6 +48,23 @@ reasons! {
     ProgressDeadlineExceeded,
     /// OneShot mode: the last finished run failed.
     RunFailed,
+    // What the connector pods say (`decide::pods`), when the workload is not available.
+    /// The kubelet backs off pulling the image.
+    ImagePullBackOff,
+    /// Pulling the image failed.
+    ErrImagePull,
+    /// A Secret or key the container reads is missing.
+    CreateContainerConfigError,
+    /// The connector keeps exiting.
+    CrashLoopBackOff,
+    /// The connector was killed for exceeding its memory limit.
+    OOMKilled,
+    /// No node takes the pod.
+    Unschedulable,
+    /// The connector runs, but its startup or readiness probe keeps failing.
+    ProbeFailing,
+    /// OneShot mode: the failed run's connector (or uploader) exited non-zero.
+    ContainerFailed,
     // Credentials.
     /// Managed mode: the first credential is being minted.
     IssuingCredentials,
@@ -177,6 +194,10 @@ impl Reason {
                 | Self::InvalidCredentials
                 | Self::SyncFailed
                 | Self::SyncStale
+                | Self::ImagePullBackOff
+                | Self::CreateContainerConfigError
+                | Self::CrashLoopBackOff
+                | Self::OOMKilled
         )
     }
 }

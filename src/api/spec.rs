@@ -58,6 +58,12 @@ use super::{
         description = "Why it is (not) ready"
     ),
     printcolumn(
+        name = "Pod",
+        type_ = "string",
+        json_path = ".status.workload.pod",
+        description = "What the connector pod says is wrong, while the workload is not available"
+    ),
+    printcolumn(
         name = "Last Sync",
         type_ = "date",
         json_path = ".status.sync.lastCompletedAt",

@@ -130,6 +130,10 @@ pub struct WorkloadStatus {
     /// rolls the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
+    /// What the connector pod says is wrong, on one line (`CrashLoopBackOff: exit 1, 5 restarts: …`),
+    /// while the workload is not available; the `Ready` condition's message has the detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
 }
 
 /// The values of the trigger annotations the operator has acted on.

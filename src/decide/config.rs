@@ -12,7 +12,7 @@ use crate::catalog::{
     Catalog,
     validate::{self, Outcome},
 };
-use crate::decide::status::{Problem, listing};
+use crate::decide::{messages::listing, status::Problem};
 use crate::resources::SecretData;
 
 /// Validates `bc`'s settings as the SDK would. The keys of its `secretRefs` Secrets count as

@@ -249,6 +249,19 @@ mod tests {
     }
 
     #[test]
+    fn a_pod_problem_is_a_warning_when_it_starts_or_changes_not_when_its_message_does() {
+        let crash = transitions(Some(&status(true, "Available")), &status(false, "CrashLoopBackOff"));
+        assert_eq!(crash.len(), 1);
+        assert_eq!((crash[0].warning, crash[0].reason), (true, "CrashLoopBackOff"));
+        // One more restart changes the message (the restart count), not the reason: no new event.
+        let mut more = status(false, "CrashLoopBackOff");
+        more.conditions[0].message = "6 restarts".into();
+        assert!(transitions(Some(&status(false, "CrashLoopBackOff")), &more).is_empty());
+        let oom = transitions(Some(&more), &status(false, "OOMKilled"));
+        assert_eq!((oom[0].warning, oom[0].reason), (true, "OOMKilled"));
+    }
+
+    #[test]
     fn new_restart_request_is_announced_once() {
         let mut new = status(true, "Available");
         new.handled_requests.restart = Some("t1".into());

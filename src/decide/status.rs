@@ -10,11 +10,13 @@ use k8s_openapi::{
 };
 use kube::ResourceExt;
 
+use super::messages::listing;
 use crate::api::{
     BatonConnector, BatonConnectorStatus, CredentialsStatus, HandledRequests, RECONCILE_REQUESTED_AT,
     RESTART_REQUESTED_AT, SyncStatus, WorkloadStatus,
     conditions::{self as cond, Desired},
 };
+use crate::decide::pods::PodProblem;
 use crate::resources::InputProblem;
 
 /// Something that keeps the resource from converging, as reported in conditions.
@@ -89,19 +91,6 @@ impl Problem {
     }
 }
 
-/// How many errors or warnings a message lists before it says how many more there are: a condition
-/// message is read in `kubectl get`/`describe`, and the event carries the same text.
-const LISTED: usize = 3;
-
-/// Up to [`LISTED`] entries joined with `; `, then how many were left out.
-pub fn listing(entries: &[String]) -> String {
-    let mut text = entries.iter().take(LISTED).cloned().collect::<Vec<_>>().join("; ");
-    if entries.len() > LISTED {
-        text.push_str(&format!("; and {} more", entries.len() - LISTED));
-    }
-    text
-}
-
 /// The reason of a ConductorOne failure.
 pub fn conductorone_reason(kind: crate::conductorone::ErrorKind) -> Reason {
     use crate::conductorone::ErrorKind as K;
@@ -142,6 +131,20 @@ pub enum WorkloadState {
     Scheduled(String),
     /// OneShot: the last finished run failed.
     RunFailed(String),
+    /// Not available (or, OneShot, the last run failed), and a pod says why.
+    Pod { problem: PodProblem, oneshot: bool },
+}
+
+/// The pods' own answer replaces the Deployment controller's "waiting for pods" (and its progress
+/// deadline, minutes later) and a failed run's Job-level message; an available workload needs none.
+fn with_pod(workload: WorkloadState, pod: Option<&PodProblem>) -> WorkloadState {
+    match (workload, pod) {
+        (WorkloadState::Progressing(_) | WorkloadState::Failed(_), Some(p)) => {
+            WorkloadState::Pod { problem: p.clone(), oneshot: false }
+        }
+        (WorkloadState::RunFailed(_), Some(p)) => WorkloadState::Pod { problem: p.clone(), oneshot: true },
+        (w, _) => w,
+    }
 }
 
 /// OneShot mode: the CronJob's state, from its runs.
@@ -217,6 +220,8 @@ pub struct Observation<'a> {
     pub sync: Option<(Option<SyncStatus>, Desired, bool)>,
     /// OneShot mode: the CronJob's runs.
     pub runs: Option<super::runs::Runs>,
+    /// What the pods of the current template (OneShot: of the failed run) say is wrong.
+    pub pod: Option<PodProblem>,
     /// A `sync-requested-at` value handled by this reconcile.
     pub handled_sync: Option<String>,
     /// A new `status.conductorOne`, when an action changed it.
@@ -235,6 +240,7 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
         Some(runs) => oneshot_state(runs, obs.applied_current),
         None => workload_state(obs.deployment),
     };
+    let workload = with_pod(workload, obs.pod.as_ref());
     let oneshot = bc.spec.mode == crate::api::Mode::OneShot;
     let mut desired = Vec::new();
     desired.push(if suspended {
@@ -275,7 +281,11 @@ pub fn compute(bc: &BatonConnector, obs: &Observation<'_>, now: &Time) -> BatonC
 
     let handled_requests = handled_requests(bc, obs, &previous);
     let runs = obs.runs.as_ref().filter(|r| r.exists);
-    let shown_workload = workload_status(bc, obs, runs, &previous);
+    let pod = match &workload {
+        WorkloadState::Pod { problem, .. } => Some(problem.short.clone()),
+        _ => None,
+    };
+    let shown_workload = workload_status(bc, obs, runs, &previous).map(|w| WorkloadStatus { pod, ..w });
 
     BatonConnectorStatus {
         observed_generation: generation.unwrap_or(previous.observed_generation),
@@ -373,6 +383,9 @@ fn workload_condition(workload: &WorkloadState) -> Desired {
         WorkloadState::RunFailed(m) => {
             Desired::new(cond::WORKLOAD_AVAILABLE, false, Reason::RunFailed, m.clone())
         }
+        WorkloadState::Pod { problem: p, .. } => {
+            Desired::new(cond::WORKLOAD_AVAILABLE, false, p.reason, p.message.clone())
+        }
     }
 }
 
@@ -409,6 +422,7 @@ fn workload_status(
             .config_hash
             .clone()
             .or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
+        pod: None,
     })
     .or_else(|| {
         obs.deployment.map(|d| WorkloadStatus {
@@ -418,6 +432,7 @@ fn workload_status(
                 .config_hash
                 .clone()
                 .or_else(|| previous.workload.as_ref().and_then(|w| w.config_hash.clone())),
+            pod: None,
         })
     })
 }
@@ -548,6 +563,18 @@ fn summary(
                 Desired::new(cond::RECONCILING, true, Reason::Progressing, m),
                 not_stalled(),
             )
+        }
+        // A failed run's pod, like the run: the next run may succeed.
+        WorkloadState::Pod { problem: p, oneshot: true } => {
+            (Desired::new(cond::READY, false, p.reason, p.message.clone()), not_reconciling(), not_stalled())
+        }
+        WorkloadState::Pod { problem: p, oneshot: false } => {
+            let ready = Desired::new(cond::READY, false, p.reason, p.message.clone());
+            if p.needs_person() {
+                (ready, not_reconciling(), Desired::new(cond::STALLED, true, p.reason, p.message.clone()))
+            } else {
+                (ready, Desired::new(cond::RECONCILING, true, p.reason, p.message.clone()), not_stalled())
+            }
         }
         WorkloadState::Progressing(m) => (
             Desired::new(cond::READY, false, Reason::Progressing, m.clone()),

@@ -10,7 +10,7 @@ use crate::api::{
     RECONCILE_REQUESTED_AT, RESTART_REQUESTED_AT,
     conditions::{self as cond, find, is_true},
 };
-use crate::decide::status::*;
+use crate::decide::{messages::listing, status::*};
 use crate::resources::{InputProblem, testing::connector};
 
 fn t(s: i64) -> Time {
@@ -55,6 +55,7 @@ fn obs(problem: Option<Problem>, d: Option<&Deployment>) -> Observation<'_> {
         issuing: None,
         sync: None,
         runs: None,
+        pod: None,
         handled_sync: None,
         conductor_one: None,
         config: None,
@@ -327,4 +328,91 @@ fn a_custom_connector_reports_config_valid_unknown() {
     let s = compute(&connector("okta", "in-house"), &o, &t(10));
     let c = find(&s.conditions, cond::CONFIG_VALID).unwrap();
     assert_eq!((c.status.as_str(), c.reason.as_str()), ("Unknown", "NotCatalogued"));
+}
+
+fn pod_problem(reason: crate::api::Reason) -> crate::decide::pods::PodProblem {
+    crate::decide::pods::PodProblem {
+        reason,
+        message: format!("pod okta-1: {reason} detail"),
+        short: format!("{reason}: short"),
+    }
+}
+
+/// A pod's problem replaces "waiting for pods": with its reason in Ready and WorkloadAvailable, its
+/// line in status.workload.pod, and Stalled when a person must act.
+#[test]
+fn a_pod_problem_explains_an_unavailable_workload() {
+    use crate::api::Reason;
+    let d = deployment(1, 1, 1, 0, None);
+    let bc = connector("okta", "okta");
+    let o = Observation { pod: Some(pod_problem(Reason::CrashLoopBackOff)), ..obs(None, Some(&d)) };
+    let s = compute(&bc, &o, &t(10));
+    for c in [cond::READY, cond::WORKLOAD_AVAILABLE, cond::STALLED] {
+        assert_eq!(reason(&s, c), "CrashLoopBackOff", "{c}");
+    }
+    assert_eq!(find(&s.conditions, cond::READY).unwrap().message, "pod okta-1: CrashLoopBackOff detail");
+    assert!(is_true(&s.conditions, cond::STALLED) && !is_true(&s.conditions, cond::RECONCILING));
+    assert_eq!(s.workload.as_ref().and_then(|w| w.pod.as_deref()), Some("CrashLoopBackOff: short"));
+    // Written once, computed again: the same status, so no second write.
+    let mut bc = bc;
+    bc.status = Some(s.clone());
+    assert_eq!(compute(&bc, &o, &t(99)), s);
+}
+
+#[test]
+fn a_pod_problem_that_may_pass_is_reconciling_not_stalled() {
+    use crate::api::Reason;
+    let d = deployment(1, 1, 1, 0, None);
+    for r in [Reason::ErrImagePull, Reason::Unschedulable, Reason::ProbeFailing] {
+        let o = Observation { pod: Some(pod_problem(r)), ..obs(None, Some(&d)) };
+        let s = compute(&connector("okta", "okta"), &o, &t(10));
+        assert_eq!(reason(&s, cond::READY), r.as_str());
+        assert_eq!(reason(&s, cond::RECONCILING), r.as_str());
+        assert!(!is_true(&s.conditions, cond::STALLED), "{r}");
+    }
+}
+
+#[test]
+fn a_pod_problem_beats_the_progress_deadline_but_not_availability_or_the_operator_s_own_findings() {
+    use crate::api::Reason;
+    let deadline = DeploymentCondition {
+        type_: Some("Progressing".into()),
+        status: Some("False".into()),
+        reason: Some("ProgressDeadlineExceeded".into()),
+        ..Default::default()
+    };
+    let failed = deployment(1, 1, 1, 0, Some(deadline));
+    let bc = connector("okta", "okta");
+    let pod = Some(pod_problem(Reason::OOMKilled));
+    let s = compute(&bc, &Observation { pod: pod.clone(), ..obs(None, Some(&failed)) }, &t(10));
+    assert_eq!(reason(&s, cond::READY), "OOMKilled");
+    let available = deployment(1, 1, 1, 1, None);
+    let s = compute(&bc, &Observation { pod: pod.clone(), ..obs(None, Some(&available)) }, &t(10));
+    assert_eq!(reason(&s, cond::READY), "Available");
+    assert_eq!(s.workload.as_ref().and_then(|w| w.pod.as_deref()), None);
+    let missing = Problem::Input(InputProblem::SecretNotFound { namespace: "ns".into(), name: "app".into() });
+    let s = compute(&bc, &Observation { pod, ..obs(Some(missing), Some(&failed)) }, &t(10));
+    assert_eq!(reason(&s, cond::READY), "SecretNotFound");
+}
+
+/// OneShot: a failed run's pod gives the reason and message; like any failed run, not a stall.
+#[test]
+fn a_failed_run_reports_its_pod_s_reason() {
+    use crate::api::{Mode, Reason, RunFailure, ScheduleStatus};
+    use crate::decide::runs::Runs;
+    let mut bc = connector("okta", "okta");
+    bc.spec.mode = Mode::OneShot;
+    let failure =
+        RunFailure { job: "okta-1".into(), reason: "BackoffLimitExceeded".into(), ..Default::default() };
+    let failed =
+        Runs { exists: true, status: ScheduleStatus { last_failure: Some(failure), ..Default::default() } };
+    let o = Observation {
+        runs: Some(failed),
+        pod: Some(pod_problem(Reason::ContainerFailed)),
+        ..obs(None, None)
+    };
+    let s = compute(&bc, &o, &t(10));
+    assert_eq!(reason(&s, cond::READY), "ContainerFailed");
+    assert!(!is_true(&s.conditions, cond::STALLED) && !is_true(&s.conditions, cond::RECONCILING));
+    assert_eq!(s.workload.as_ref().and_then(|w| w.pod.as_deref()), Some("ContainerFailed: short"));
 }

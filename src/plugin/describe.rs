@@ -110,6 +110,10 @@ pub fn render(
     if let Some(image) = &status.image {
         writeln!(out, "Image:      {image}")?;
     }
+    // What the connector pod says is wrong, first: it is usually the reason someone runs describe.
+    if let Some(pod) = status.workload.as_ref().and_then(|w| w.pod.as_deref()) {
+        writeln!(out, "Pod:        {pod}")?;
+    }
 
     writeln!(out, "\nConditions:")?;
     let mut rows = vec![["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"].map(String::from).to_vec()];
@@ -263,4 +267,31 @@ fn credentials(out: &mut impl Write, status: &BatonConnectorStatus, now: Timesta
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{BatonConnectorStatus, WorkloadStatus};
+
+    #[test]
+    fn the_pod_s_answer_is_shown_when_there_is_one() {
+        let mut bc = crate::resources::testing::connector("okta", "okta");
+        let shown = |bc: &BatonConnector| {
+            let mut out = Vec::new();
+            render(&mut out, bc, &[], &[], Timestamp::UNIX_EPOCH).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert!(!shown(&bc).contains("Pod:"));
+        let line = "CrashLoopBackOff: exit 1, 5 restarts: fatal: login failed";
+        bc.status = Some(BatonConnectorStatus {
+            workload: Some(WorkloadStatus {
+                name: "okta".into(),
+                pod: Some(line.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert!(shown(&bc).contains(&format!("Pod:        {line}\n")), "{}", shown(&bc));
+    }
 }

@@ -150,6 +150,7 @@ fn uploader(bc: &BatonConnector) -> Container {
         // `/tmp` on the work volume too: the AWS CLI keeps its cache there (HOME below). The
         // connector has finished when the uploader starts, so they never compete for the space.
         volume_mounts: Some(vec![deployment::tmp_mount(), mount("sync", "/data")]),
+        termination_message_policy: Some(deployment::FALLBACK_TO_LOGS.into()),
         ..Default::default()
     };
     if let Some(s3) = &output.s3 {

@@ -27,6 +27,10 @@ use crate::api::{BatonConnector, RESTART_REQUESTED_AT};
 pub const CONFIG_HASH_ANNOTATION: &str = "baton.conductorone.com/config-hash";
 /// Pod-template annotation carrying the last restart request, so a new request rolls the pods once.
 pub const RESTARTED_AT_ANNOTATION: &str = "baton.conductorone.com/restarted-at";
+/// Pod-template annotation naming the template (a hash of the rest of it): a pod carries its
+/// template's annotations verbatim, so the operator knows which pods run the current template even
+/// where admission webhooks rewrite images or add containers.
+pub const TEMPLATE_HASH_ANNOTATION: &str = "baton.conductorone.com/template-hash";
 
 /// The connector's working directory, on the `work` volume. The images' own (`/home/nonroot` in
 /// the distroless images) is on the read-only root filesystem, where the SDK fails to write
@@ -97,18 +101,28 @@ pub fn deployment(bc: &BatonConnector, inputs: &DeploymentInputs) -> Deployment 
             revision_history_limit: Some(3),
             progress_deadline_seconds: Some(600),
             selector: LabelSelector { match_labels: Some(labels::selector(bc)), match_expressions: None },
-            template: PodTemplateSpec {
+            template: named(PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels::pod_labels(bc)),
                     annotations: Some(template_annotations),
                     ..Default::default()
                 }),
                 spec: Some(pod_spec(bc, inputs)),
-            },
+            }),
             ..Default::default()
         },
         status: None,
     }
+}
+
+/// The template with its [`TEMPLATE_HASH_ANNOTATION`]: the hash of everything else in it.
+fn named(mut template: PodTemplateSpec) -> PodTemplateSpec {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(&template).expect("a pod template serializes");
+    let hash = hex::encode(&Sha256::digest(&json)[..8]);
+    let meta = template.metadata.get_or_insert_with(Default::default);
+    meta.annotations.get_or_insert_with(Default::default).insert(TEMPLATE_HASH_ANNOTATION.into(), hash);
+    template
 }
 
 fn pod_spec(bc: &BatonConnector, inputs: &DeploymentInputs) -> PodSpec {
@@ -182,9 +196,16 @@ pub(super) fn connector_container(bc: &BatonConnector) -> Container {
         // directory and its temporary sync databases to the temp dir, both on the work volume.
         working_dir: Some(WORK_DIR.into()),
         volume_mounts: Some(work_mounts()),
+        // A connector that dies says why on stderr, not in /dev/termination-log: with this the
+        // kubelet keeps the end of its log as the termination message, which the status carries
+        // (redacted) as its last words.
+        termination_message_policy: Some(FALLBACK_TO_LOGS.into()),
         ..Default::default()
     }
 }
+
+/// `terminationMessagePolicy` of the connector and uploader containers.
+pub(super) const FALLBACK_TO_LOGS: &str = "FallbackToLogsOnError";
 
 /// The `emptyDir` behind the working directory and `/tmp`, capped at `spec.workDir.sizeLimit`.
 pub(super) fn work_volume(bc: &BatonConnector) -> Volume {

@@ -123,8 +123,15 @@ fn secret_change_changes_only_the_config_hash() {
     assert_eq!(annotations(&after)[CONFIG_HASH_ANNOTATION], after.config_hash);
     let mut a = serde_json::to_value(&before.deployment).unwrap();
     let mut b = serde_json::to_value(&after.deployment).unwrap();
-    a["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] = "x".into();
-    b["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] = "x".into();
+    // The template's name follows: the new pods are the new template's.
+    let name = |v: &serde_json::Value| {
+        v["spec"]["template"]["metadata"]["annotations"][TEMPLATE_HASH_ANNOTATION].clone()
+    };
+    assert_ne!(name(&a), name(&b));
+    for v in [&mut a, &mut b] {
+        v["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] = "x".into();
+        v["spec"]["template"]["metadata"]["annotations"][TEMPLATE_HASH_ANNOTATION] = "x".into();
+    }
     assert_eq!(a, b);
 }
 

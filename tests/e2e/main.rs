@@ -21,6 +21,7 @@ mod onboarding;
 mod oneshot;
 mod outage;
 mod plugin;
+mod pods;
 mod scale;
 mod sync;
 
@@ -90,6 +91,7 @@ async fn main() -> ExitCode {
         basics::missing_secret_is_reported_then_recovers,
         basics::hand_edits_are_put_back,
         basics::restricted_namespace_admits_connector_pods,
+        pods::crash_loop_shows_in_kubectl_get_within_30s,
         catalog::new_output_applies_for_every_connector,
         admission::admission_policy_refuses_definite_errors_at_apply,
         managed::managed_credentials_issue_rotate_and_revoke,

@@ -116,14 +116,18 @@ pub(crate) async fn oneshot_runs_on_schedule_and_on_request(env: &mut Env) -> an
     ensure!(condition(&bc, "Ready").is_some_and(|(s, _)| s == "True"), "{:?}", bc.status);
     ensure!(has_event(env, ns, "RunRequested").await?, "no RunRequested event");
 
-    // A failed run: not ready, a RunFailed event; the next good run recovers.
+    // A failed run: not ready, with its pod's answer (the connector exited 1), a RunFailed event; the
+    // next good run recovers.
     let second = request_run(env, ns, "okta", "2026-11-30T12:10:00Z").await?;
     finish_run(env, ns, &second, "Failed").await?;
     let bc = eventually("the failed run in status", WAIT, || async {
         let bc = get_bc(&env.client, ns, "okta").await?;
-        Ok((condition(&bc, "Ready") == Some(("False".into(), "RunFailed".into()))).then_some(bc))
+        Ok((condition(&bc, "Ready") == Some(("False".into(), "ContainerFailed".into()))).then_some(bc))
     })
     .await?;
+    let message = bc.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+    let message = message.map(|c| c.message.clone()).unwrap_or_default();
+    ensure!(message.contains("container baton-okta exited with code 1"), "Ready's message: {message}");
     let failure = bc.status.as_ref().and_then(|s| s.schedule.as_ref()).and_then(|s| s.last_failure.clone());
     ensure!(failure.as_ref().is_some_and(|f| f.job == second.name_any()), "{failure:?}");
     ensure!(condition(&bc, "Stalled").is_some_and(|(s, _)| s == "False"), "a failed run is not a stall");

@@ -230,7 +230,7 @@ pub(crate) async fn changes_during_an_api_server_outage_are_acted_on_within_the_
     converged_without_leftovers(env, ns, &[("rotated", &rotated)]).await?;
     env.operator.wait_ready().await?;
     let metrics = env.operator.metrics().await?;
-    for kind in ["BatonConnector", "Deployment", "Secret"] {
+    for kind in ["BatonConnector", "Deployment", "Secret", "Pod"] {
         let up = format!("baton_operator_watch_up{{kind=\"{kind}\"}} 1");
         ensure!(metrics.contains(&up), "no {up:?} in the metrics");
     }

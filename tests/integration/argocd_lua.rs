@@ -18,7 +18,7 @@ const ACTIONS: [&str; 5] = ["rotate", "restart", "suspend", "resume", "sync"];
 const ROTATE_ANNOTATION: &str = "baton.conductorone.com/rotate-requested-at";
 const RESTART_ANNOTATION: &str = "baton.conductorone.com/restart-requested-at";
 const SYNC_ANNOTATION: &str = "baton.conductorone.com/sync-requested-at";
-const HARD_REASONS: [&str; 10] = [
+const HARD_REASONS: [&str; 14] = [
     "SecretKeyMissing",
     "SecretKeyEmpty",
     "OwnershipConflict",
@@ -29,6 +29,10 @@ const HARD_REASONS: [&str; 10] = [
     "InvalidCredentials",
     "SyncFailed",
     "SyncStale",
+    "ImagePullBackOff",
+    "CreateContainerConfigError",
+    "CrashLoopBackOff",
+    "OOMKilled",
 ];
 
 fn read(relative: &str) -> String {
@@ -425,6 +429,29 @@ fn hard_ready_reasons_are_degraded() {
         assert_health(&not_ready(reason, &message), "Degraded", &message);
     }
     assert_health(&not_ready("Unauthorized", ""), "Degraded", "Unauthorized");
+}
+
+/// The pods' reasons as the operator writes them: a person must act (Stalled) on a crash loop; a
+/// failed pull, a full cluster or a slow probe may pass (Reconciling); a OneShot run's pod is
+/// neither, and only what waiting will not fix is Degraded.
+#[test]
+fn pod_reasons_are_degraded_only_where_a_person_must_act() {
+    let stalled = with_conditions(vec![
+        condition("Ready", "False", "CrashLoopBackOff", "pod okta-1: keeps crashing"),
+        condition("Reconciling", "False", "Idle", ""),
+        condition("Stalled", "True", "CrashLoopBackOff", "pod okta-1: keeps crashing"),
+    ]);
+    assert_health(&stalled, "Degraded", "pod okta-1: keeps crashing");
+    for reason in ["ErrImagePull", "Unschedulable", "ProbeFailing"] {
+        let obj = with_conditions(vec![
+            condition("Ready", "False", reason, "pod okta-1: waiting"),
+            condition("Reconciling", "True", reason, "pod okta-1: waiting"),
+            condition("Stalled", "False", "NotStalled", ""),
+        ]);
+        assert_health(&obj, "Progressing", "pod okta-1: waiting");
+    }
+    assert_health(&not_ready("OOMKilled", "run pod: out of memory"), "Degraded", "run pod: out of memory");
+    assert_health(&not_ready("ContainerFailed", "run pod: exit 1"), "Progressing", "run pod: exit 1");
 }
 
 #[test]

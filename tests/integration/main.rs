@@ -18,5 +18,6 @@ mod docs;
 mod kubelet;
 mod managed;
 mod onboarding;
+mod pods;
 mod release;
 mod render_unchanged;

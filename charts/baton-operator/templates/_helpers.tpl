@@ -116,6 +116,10 @@ data changes, and writes managed credentials.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create"]
+# The connector pods' own answer (image pull, crash loop, OOM, scheduling) in the status.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
 # create/delete: the Secret revisions holding managed ConductorOne credentials.
 - apiGroups: [""]
   resources: ["secrets"]

@@ -40,7 +40,7 @@ use crate::{
         config,
         events::{self},
         outcome::Stage,
-        rotation, runs,
+        pods, rotation, runs,
         status::{self, Observation},
     },
     resources::{SecretData, inputs},
@@ -94,6 +94,7 @@ async fn finish(mut pass: Pass<'_>) -> Result<Action> {
         runs::observe(seen.cronjob.as_ref(), &seen.jobs, previous, seen.now.0)
     });
     let (credentials, issuing) = reported_credentials(bc, &seen.secrets, &outcome.revoked);
+    let pod = pod_reading(bc, seen, runs.as_ref());
     let observation = Observation {
         problem: outcome.problem().cloned(),
         deployment: seen.deployment.as_ref(),
@@ -103,6 +104,7 @@ async fn finish(mut pass: Pass<'_>) -> Result<Action> {
         issuing,
         sync: seen.sync.as_ref().map(|v| (v.status.clone(), v.condition.clone(), v.permanent)),
         runs,
+        pod: pod.problem,
         handled_sync: outcome.handled_sync.clone(),
         conductor_one: outcome.conductor_one.clone(),
         config: outcome.settings.as_ref().map(config::condition),
@@ -111,6 +113,10 @@ async fn finish(mut pass: Pass<'_>) -> Result<Action> {
     let transitions = events::transitions(bc.status.as_ref(), &new_status);
     pass.notes.extend(transitions);
     if let Some(recheck) = pass.seen.sync.as_ref().and_then(|v| v.recheck) {
+        pass.outcome.recheck_in(recheck);
+    }
+    // A container within its probes' grace: look again when it ends, as no pod event may come.
+    if let Some(recheck) = pod.recheck {
         pass.outcome.recheck_in(recheck);
     }
     if pass.bc.status.as_ref() != Some(&new_status) {
@@ -127,6 +133,30 @@ async fn finish(mut pass: Pass<'_>) -> Result<Action> {
     }
     let resync = ctx.config.resync_interval_jittered();
     Ok(Action::requeue(wait.map_or(resync, |w| w.min(resync))))
+}
+
+/// What the pods say: in Service mode those of the live Deployment's template, in OneShot mode the
+/// pod of the failed run.
+fn pod_reading(bc: &BatonConnector, seen: &Observed, runs: Option<&runs::Runs>) -> pods::PodReading {
+    let status = bc.status.as_ref();
+    let ready =
+        status.and_then(|s| crate::api::conditions::find(&s.conditions, crate::api::conditions::READY));
+    let short = status.and_then(|s| s.workload.as_ref()).and_then(|w| w.pod.as_deref());
+    let reported = ready.and_then(|c| pods::PodProblem::reported(&c.reason, &c.message, short));
+    match runs {
+        Some(r) => pods::PodReading {
+            problem: r.failure().and_then(|f| pods::failed_run(&seen.pods, &f.job)),
+            recheck: None,
+        },
+        None => match &seen.deployment {
+            Some(d) => {
+                let t = &d.spec.template;
+                let template = pods::template_of(t.metadata.as_ref().and_then(|m| m.annotations.as_ref()));
+                pods::service(&seen.pods, template, seen.now.0.as_second(), reported.as_ref())
+            }
+            None => pods::PodReading::default(),
+        },
+    }
 }
 
 /// The credentials to report in status, and, for managed ones not issued yet, what is awaited.

@@ -23,7 +23,7 @@ use crate::{
     Error, Result,
     api::{BatonConnector, BatonConnectorStatus, ConductorOneStatus, CredentialsStatus},
     controller::context::{Context, FIELD_MANAGER},
-    decide::{events::Note, outcome::Outcome},
+    decide::{events::Note, outcome::Outcome, pods::PodView},
     resources::{SecretData, inputs},
 };
 
@@ -40,6 +40,8 @@ pub struct Observed {
     pub jobs: Vec<Job>,
     /// With ConductorOne API access: the sync status as the poller last read it.
     pub sync: Option<SyncView>,
+    /// The resource's pods, as the pod cache keeps them.
+    pub pods: Vec<PodView>,
 }
 
 impl Observed {
@@ -55,7 +57,8 @@ impl Observed {
             crate::api::Mode::Service => Vec::new(),
         };
         let sync = sync_view::observe(ctx, bc, &secrets, now);
-        Ok(Self { now: Time(now), secrets, deployment, cronjob, jobs, sync })
+        let pods = ctx.caches.pods(&ctx.client, &ns, &name).await?;
+        Ok(Self { now: Time(now), secrets, deployment, cronjob, jobs, sync, pods })
     }
 }
 

@@ -17,8 +17,8 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
     } else {
         ctx.config.namespaces.iter().cloned().map(Some).collect()
     };
-    // Each scope feeds the caches from Deployment, CronJob, Job and Secret watches.
-    ctx.caches.expect_watches(scopes.len() * 4);
+    // Each scope feeds the caches from Deployment, CronJob, Job, Secret and Pod watches.
+    ctx.caches.expect_watches(scopes.len() * 5);
     let poller = tokio::spawn(ctx.sync_poller.clone().run(Arc::new(ctx.poller_io())));
     let recovery = tokio::spawn(retry_after_recovery(ctx.clone()));
     join_all(scopes.into_iter().map(|scope| run_scope(ctx.clone(), scope, ready.clone()))).await;

@@ -36,6 +36,7 @@ pub enum WatchKind {
     CronJob,
     Job,
     Secret,
+    Pod,
 }
 
 /// First retry delay after a watch error other than `410 Expired`.

@@ -9,7 +9,10 @@ use std::{
 };
 
 use futures::{StreamExt, TryStreamExt, future};
-use k8s_openapi::api::{batch::v1::Job, core::v1::Secret};
+use k8s_openapi::api::{
+    batch::v1::Job,
+    core::v1::{Pod, Secret},
+};
 use kube::{
     Api, ResourceExt,
     api::ObjectMeta,
@@ -64,6 +67,10 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
     let cronjob_events = children(&ctx, scope.clone(), WatchKind::CronJob, Caches::observe_cronjob);
     // A Job belongs to its CronJob, not to the BatonConnector: its instance label says whose it is.
     let job_events = children(&ctx, scope.clone(), WatchKind::Job, Caches::observe_job);
+    // The connector pods, by the same label: the cache keeps a small view of each, and an event
+    // reconciles the pod's resource (by its instance label), so that what the kubelet reports is in
+    // the status within seconds rather than after the Deployment's progress deadline.
+    let pod_events = children(&ctx, scope.clone(), WatchKind::Pod, Caches::observe_pod);
 
     // The Secret watch starts once the index knows every resource, so its first list keeps the data
     // of every Secret that is read and a restart needs no read per connector.
@@ -99,6 +106,7 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
         .owns_stream(deployment_events)
         .owns_stream(cronjob_events)
         .watches_stream(job_events, |job: Job| instance_of(&job))
+        .watches_stream(pod_events, |pod: Pod| instance_of(&pod))
         .watches_stream(secret_events, move |secret: Secret| readers(&c, &secret))
         .reconcile_on(polled)
         .shutdown_on_signal()
@@ -232,9 +240,10 @@ fn paged() -> watcher::Config {
     watcher::Config::default().page_size(PAGE_SIZE)
 }
 
-fn instance_of(job: &Job) -> Option<ObjectRef<Stored>> {
-    let instance = job.labels().get(labels::INSTANCE_LABEL)?;
-    Some(ObjectRef::new(instance).within(&job.namespace()?))
+/// The resource a Job or a pod runs for, by its instance label.
+fn instance_of(object: &impl ResourceExt) -> Option<ObjectRef<Stored>> {
+    let instance = object.labels().get(labels::INSTANCE_LABEL)?;
+    Some(ObjectRef::new(instance).within(&object.namespace()?))
 }
 
 /// The resources that read a Secret, from the index.

@@ -20,7 +20,7 @@ use k8s_openapi::{
     api::{
         apps::v1::Deployment,
         batch::v1::{CronJob, Job},
-        core::v1::Secret,
+        core::v1::{Pod, Secret},
     },
 };
 use kube::{
@@ -36,6 +36,7 @@ use super::{
 use crate::{
     Result,
     api::BatonConnector,
+    decide::pods::PodView,
     resources::{SecretData, labels},
 };
 
@@ -68,6 +69,9 @@ pub struct Caches {
     packers: [Packer; 3],
     /// `None`: the Secret exists, but no resource read it when it was last seen.
     secrets: RwLock<Listed<Option<Data>>>,
+    /// The connector pods, each reduced to what the status reads of it (a few hundred bytes; a
+    /// whole Pod is ten kilobytes and more).
+    pods: RwLock<Listed<PodView>>,
     pub index: SecretIndex,
     /// Watches that have not finished their first list (`None` while no watch feeds the caches),
     /// and lists under way (a first one, or one after a watch failed).
@@ -99,6 +103,7 @@ impl Default for Caches {
             jobs: Default::default(),
             packers: Default::default(),
             secrets: Default::default(),
+            pods: Default::default(),
             index: Default::default(),
             pending: watch::channel(Pending::default()).0,
             waited_out: AtomicBool::new(false),
@@ -168,6 +173,14 @@ impl Caches {
             self.index.readers(&ns, &name).into_iter().map(move |r| (ns.clone(), r))
         });
         self.reconcile_owners(readers.collect::<Vec<_>>());
+    }
+
+    pub fn observe_pod(&self, scope: Option<&str>, event: &Event<Pod>) {
+        let mut store = self.pods.write().expect("pod cache poisoned");
+        let dropped = self.observe(&mut store, scope, event, PodView::of);
+        drop(store);
+        // A pod is its resource's by the instance label, like a Job.
+        self.reconcile_owners(dropped.into_iter().map(|((ns, _), view)| (ns, view.instance)));
     }
 
     fn reconcile_owners(&self, owners: impl IntoIterator<Item = Key>) {
@@ -296,6 +309,31 @@ impl Caches {
         let selector = format!("{},{}={instance}", labels::managed_selector(), labels::INSTANCE_LABEL);
         let lp = kube::api::ListParams::default().labels(&selector);
         Ok(Api::<Job>::namespaced(client.clone(), ns).list(&lp).await?.items)
+    }
+
+    /// The pods of one resource (both modes' pods carry its instance label).
+    pub async fn pods(&self, client: &Client, ns: &str, instance: &str) -> Result<Vec<PodView>> {
+        if self.synced().await {
+            let store = self.pods.read().expect("pod cache poisoned");
+            return Ok(store
+                .items
+                .iter()
+                .filter(|((pod_ns, _), (_, v))| pod_ns == ns && v.instance == instance)
+                .map(|(_, (_, v))| v.clone())
+                .collect());
+        }
+        let selector = format!("{},{}={instance}", labels::managed_selector(), labels::INSTANCE_LABEL);
+        let lp = kube::api::ListParams::default().labels(&selector);
+        match Api::<Pod>::namespaced(client.clone(), ns).list(&lp).await {
+            Ok(pods) => Ok(pods.items.iter().filter_map(PodView::of).collect()),
+            // The pods only add detail to the status: an install whose RBAC predates the pod watch
+            // (a Role not yet updated) still reconciles, without the pods' answer.
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                tracing::warn!(namespace = %ns, "the operator may not list pods; the status lacks their answer");
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A Deployment the operator just wrote, so that the next reconcile does not act on an older copy

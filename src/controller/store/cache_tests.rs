@@ -156,6 +156,13 @@ fn a_relist_after_an_outage_updates_changed_children_and_reconciles_the_owners_o
     assert_eq!(triggered, vec![ObjectRef::new("b").within("ns")]);
     assert_eq!(c.jobs.read().unwrap().items.len(), 1);
 
+    // A pod is its resource's by label too; what is kept of it is its small view.
+    let p = |name: &str, rv, instance: &str| labelled(Pod::default(), "ns", name, rv, instance);
+    let c = Caches::default();
+    let triggered = outage(&c, Caches::observe_pod, p("a-x1", 1, "a"), p("b-y2", 1, "b"), p("a-x1", 5, "a"));
+    assert_eq!(triggered, vec![ObjectRef::new("b").within("ns")]);
+    assert_eq!(c.pods.read().unwrap().items.len(), 1);
+
     // A Secret is its readers'; a changed one carries its new data.
     let c = Caches::default();
     c.index.set("ns", "reader-of-a", vec!["a".into()]);
@@ -196,4 +203,35 @@ async fn reads_wait_for_a_relist_under_way_and_not_for_ever() {
     assert!(!c.synced().await, "without waiting again");
     c.observe_secret(None, &Event::InitDone);
     assert!(c.synced().await);
+}
+
+#[tokio::test]
+async fn a_resource_reads_its_own_pods_from_the_cache() {
+    let (service, _) =
+        tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+    let client = Client::new(service, "default");
+    let p = |ns: &str, name: &str, instance: &str| labelled(Pod::default(), ns, name, 1, instance);
+    let c = Caches::default();
+    c.expect_watches(1);
+    c.observe_pod(None, &Event::Init);
+    for pod in [p("ns", "okta-1", "okta"), p("ns", "other-1", "other"), p("elsewhere", "okta-1", "okta")] {
+        c.observe_pod(None, &Event::InitApply(pod));
+    }
+    // A pod without the instance label is no connector's, and is not kept.
+    c.observe_pod(
+        None,
+        &Event::InitApply(Pod {
+            metadata: ObjectMeta {
+                name: Some("x".into()),
+                namespace: Some("ns".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }),
+    );
+    c.observe_pod(None, &Event::InitDone);
+    let pods = c.pods(&client, "ns", "okta").await.unwrap();
+    assert_eq!(pods.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), ["okta-1"]);
+    c.observe_pod(None, &Event::Delete(p("ns", "okta-1", "okta")));
+    assert!(c.pods(&client, "ns", "okta").await.unwrap().is_empty());
 }

@@ -189,6 +189,7 @@ mod tests {
                 name: "okta".into(),
                 available_replicas: 1,
                 config_hash: Some("abc".into()),
+                pod: None,
             }),
             credentials: Some(CredentialsStatus {
                 secret_name: Some("okta-c1".into()),

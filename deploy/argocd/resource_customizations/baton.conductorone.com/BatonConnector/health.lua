@@ -21,6 +21,10 @@ local HARD_REASONS = {
   InvalidCredentials = true,
   SyncFailed = true,
   SyncStale = true,
+  ImagePullBackOff = true,
+  CreateContainerConfigError = true,
+  CrashLoopBackOff = true,
+  OOMKilled = true,
 }
 
 local function table_or_empty(value)
