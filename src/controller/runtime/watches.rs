@@ -159,14 +159,7 @@ where
 {
     let c = ctx.clone();
     let api = scoped::<K>(&ctx.client, scope.as_deref());
-    // A Pod is several times a Deployment's size (status, every container's state, managedFields):
-    // its pages are kept smaller, so that a restart's first list of a fleet's pods, decoded beside
-    // the other watches' pages, does not make the operator's peak.
-    let config = match kind {
-        WatchKind::Pod => managed().page_size(POD_PAGE_SIZE),
-        _ => managed(),
-    };
-    resilient(ctx.watch_health.clone(), kind, scope.clone(), move || watcher(api.clone(), config.clone()))
+    resilient(ctx.watch_health.clone(), kind, scope.clone(), move || watcher(api.clone(), managed()))
         .modify(|o: &mut K| trim(o.meta_mut()))
         .map_ok(move |event| {
             observe(&c.caches, scope.as_deref(), &event);
@@ -242,9 +235,6 @@ fn managed() -> watcher::Config {
 /// restart had 21 MiB in flight, most of it field records, and made the operator's peak. Smaller pages
 /// cost more list requests (one per 100 objects), none per connector.
 const PAGE_SIZE: u32 = 100;
-
-/// Pods per page of the pod watch's (re-)list.
-const POD_PAGE_SIZE: u32 = 25;
 
 fn paged() -> watcher::Config {
     watcher::Config::default().page_size(PAGE_SIZE)
