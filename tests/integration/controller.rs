@@ -367,6 +367,40 @@ async fn oneshot_settings_the_sdk_would_refuse_get_no_cronjob() {
     assert!(fake.get(CRONJOB).is_some());
 }
 
+/// A hand-written CronJob of the resource's name: a conflict without the adoption annotation, taken
+/// over in place with it (no controller owns it, and a CronJob has no selector to keep).
+#[tokio::test]
+async fn a_hand_written_cronjob_is_adopted_in_place_only_when_asked() {
+    const CRONJOB: &str = "/apis/batch/v1/namespaces/ns/cronjobs/okta";
+    let (fake, ctx) = setup();
+    fake.edit(BC, |bc| {
+        bc["spec"]["mode"] = json!("OneShot");
+        bc["spec"]["schedule"] = json!("0 3 * * *");
+        bc["spec"]["output"] = json!({"s3": {"bucket": "uploads", "region": "us-west-2"}});
+        bc["spec"].as_object_mut().unwrap().remove("credentials");
+    });
+    fake.put(
+        CRONJOB,
+        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "okta", "namespace": "ns"},
+               "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}}),
+    );
+    let err = run(&fake, &ctx).await.unwrap_err();
+    assert!(
+        matches!(err, baton_operator::Error::Blocked(baton_operator::api::Reason::OwnershipConflict)),
+        "{err}"
+    );
+    assert_eq!(fake.writes().iter().filter(|c| c.path == CRONJOB).count(), 0);
+    fake.edit(BC, |bc| {
+        bc["metadata"]["annotations"] = json!({"baton.conductorone.com/adopt-existing": "true"})
+    });
+    fake.clear_calls();
+    run(&fake, &ctx).await.unwrap();
+    assert_eq!(fake.writes().iter().filter(|c| c.path == CRONJOB).count(), 1, "one apply takes it over");
+    let cronjob = fake.get(CRONJOB).unwrap();
+    assert_eq!(cronjob["metadata"]["ownerReferences"][0]["kind"], "BatonConnector");
+    assert_eq!(cronjob["spec"]["schedule"], "0 3 * * *");
+}
+
 fn message(fake: &FakeKube, type_: &str) -> String {
     found(fake, type_)["message"].as_str().unwrap().to_string()
 }

@@ -69,10 +69,7 @@ pub(crate) async fn revoke_leftovers(pass: &mut Pass<'_>) -> Result<()> {
     let live = pass.seen.deployment.as_ref();
     let unused = match (bc.spec.mode, bc.spec.credentials.secret_ref.as_ref()) {
         (crate::api::Mode::OneShot, _) => live.is_none(),
-        (crate::api::Mode::Service, Some(user_secret)) => live.is_some_and(|d| {
-            crate::decide::status::workload_state(Some(d)) == crate::decide::status::WorkloadState::Available
-                && reads_credentials_from(d, &user_secret.name)
-        }),
+        (crate::api::Mode::Service, Some(user_secret)) => runs_available_on(live, &user_secret.name),
         (crate::api::Mode::Service, None) => false,
     };
     if !unused {
@@ -100,6 +97,15 @@ pub(crate) async fn revoke_leftovers(pass: &mut Pass<'_>) -> Result<()> {
         Err(problem) => pass.outcome.block(Stage::Leftovers, problem),
     }
     Ok(())
+}
+
+/// Whether the Deployment is available on its current template and its pods read their client
+/// credential from `secret`: then no pod uses any other credential.
+fn runs_available_on(live: Option<&k8s_openapi::api::apps::v1::Deployment>, secret: &str) -> bool {
+    live.is_some_and(|d| {
+        crate::decide::status::workload_state(Some(d)) == crate::decide::status::WorkloadState::Available
+            && reads_credentials_from(d, secret)
+    })
 }
 
 /// Revokes every credential in the record, or says why it could not.
@@ -167,12 +173,7 @@ pub(crate) async fn revoke_hand_made(pass: &mut Pass<'_>) -> Result<()> {
         return Ok(());
     }
     let Some(secret) = rotation::workload_secret(&state, &pass.name()) else { return Ok(()) };
-    let on_minted = state.credential_id.is_some()
-        && pass.seen.deployment.as_ref().is_some_and(|d| {
-            crate::decide::status::workload_state(Some(d)) == crate::decide::status::WorkloadState::Available
-                && reads_credentials_from(d, &secret)
-        });
-    if !on_minted {
+    if state.credential_id.is_none() || !runs_available_on(pass.seen.deployment.as_ref(), &secret) {
         return Ok(());
     }
     let (Some(c1), Some(ids)) =

@@ -35,12 +35,10 @@ pub(crate) async fn converge(pass: &mut Pass<'_>) -> Result<()> {
         Ok((desired, hash)) => {
             pass.outcome.config_hash = Some(hash);
             let live = pass.seen.cronjob.as_ref();
-            let take_over = live.is_some_and(|l| {
-                !owned_by(l, &pass.bc) && crate::decide::adoption::cronjob(&pass.bc, l) == Takeover::InPlace
-            });
             let applied =
-                match apply_child(pass.ctx, &pass.bc, live, desired.clone(), "CronJob", take_over).await? {
-                    // Found by the API server, not the cache: adopt it in place if asked to.
+                match apply_child(pass.ctx, &pass.bc, live, desired.clone(), "CronJob", false).await? {
+                    // Someone else's CronJob (in the cache or found by the API server): adopted in place
+                    // when the resource asks for it and no controller owns it.
                     Applied::Conflict(found)
                         if crate::decide::adoption::cronjob(&pass.bc, &*found) == Takeover::InPlace =>
                     {
