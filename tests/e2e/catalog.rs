@@ -64,3 +64,46 @@ pub(crate) async fn new_output_applies_for_every_connector(env: &mut Env) -> any
     }
     Ok(())
 }
+
+/// Without the admission policy, the operator itself reports settings the SDK would refuse, before
+/// any pod starts: no Deployment, `Ready=False ConfigInvalid` naming the field and its variable, and a
+/// Warning event; once the Secret supplies the field, the connector is created and becomes Ready.
+pub(crate) async fn invalid_settings_are_reported_before_any_pod_starts(env: &mut Env) -> anyhow::Result<()> {
+    let ns = "settings";
+    ensure_operator(env).await?;
+    namespace(&env.client, ns, json!({})).await?;
+    apply_value(&env.client, credentials_secret("c1"), Some(ns)).await?;
+    let domain_only = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "okta-app"},
+        "stringData": {"BATON_DOMAIN": "e2e.okta.com"}});
+    apply_value(&env.client, domain_only, Some(ns)).await?;
+    apply_value(
+        &env.client,
+        connector("okta", "okta", json!({"secretRefs": [{"name": "okta-app"}]})),
+        Some(ns),
+    )
+    .await?;
+    let bc = eventually("Ready=False ConfigInvalid", WAIT, || async {
+        let bc = get_bc(&env.client, ns, "okta").await?;
+        Ok((condition(&bc, "Ready") == Some(("False".into(), "ConfigInvalid".into()))).then_some(bc))
+    })
+    .await?;
+    let message = bc
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.message.clone());
+    ensure!(message.as_deref().is_some_and(|m| m.contains("BATON_API_TOKEN")), "{message:?}");
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(env.client.clone(), ns);
+    ensure!(deployments.get_opt("okta").await?.is_none(), "a Deployment for settings the SDK would refuse");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), ns);
+    let warned = events
+        .list(&Default::default())
+        .await?
+        .items
+        .iter()
+        .any(|e| e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("ConfigInvalid"));
+    ensure!(warned, "no ConfigInvalid warning event");
+    okta_app(&env.client, ns).await?;
+    wait_ready(&env.client, ns, "okta").await?;
+    Ok(())
+}

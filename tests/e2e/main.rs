@@ -94,6 +94,7 @@ async fn main() -> ExitCode {
         pods::crash_loop_shows_in_kubectl_get_within_30s,
         catalog::new_output_applies_for_every_connector,
         admission::admission_policy_refuses_definite_errors_at_apply,
+        catalog::invalid_settings_are_reported_before_any_pod_starts,
         managed::managed_credentials_issue_rotate_and_revoke,
         oneshot::oneshot_runs_on_schedule_and_on_request,
         oneshot::switching_modes_cleans_up_both_ways,
