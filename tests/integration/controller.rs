@@ -347,13 +347,8 @@ async fn a_custom_connector_runs_unvalidated_and_says_so() {
 async fn oneshot_settings_the_sdk_would_refuse_get_no_cronjob() {
     const CRONJOB: &str = "/apis/batch/v1/namespaces/ns/cronjobs/okta";
     let (fake, ctx) = setup();
-    fake.edit(BC, |bc| {
-        bc["spec"]["mode"] = json!("OneShot");
-        bc["spec"]["schedule"] = json!("0 3 * * *");
-        bc["spec"]["output"] = json!({"s3": {"bucket": "uploads", "region": "us-west-2"}});
-        bc["spec"].as_object_mut().unwrap().remove("credentials");
-        bc["spec"]["env"] = json!([]);
-    });
+    to_oneshot(&fake);
+    fake.edit(BC, |bc| bc["spec"]["env"] = json!([]));
     let err = run(&fake, &ctx).await.unwrap_err();
     assert!(
         matches!(err, baton_operator::Error::Blocked(baton_operator::api::Reason::ConfigInvalid)),
@@ -373,12 +368,7 @@ async fn oneshot_settings_the_sdk_would_refuse_get_no_cronjob() {
 async fn a_hand_written_cronjob_is_adopted_in_place_only_when_asked() {
     const CRONJOB: &str = "/apis/batch/v1/namespaces/ns/cronjobs/okta";
     let (fake, ctx) = setup();
-    fake.edit(BC, |bc| {
-        bc["spec"]["mode"] = json!("OneShot");
-        bc["spec"]["schedule"] = json!("0 3 * * *");
-        bc["spec"]["output"] = json!({"s3": {"bucket": "uploads", "region": "us-west-2"}});
-        bc["spec"].as_object_mut().unwrap().remove("credentials");
-    });
+    to_oneshot(&fake);
     fake.put(
         CRONJOB,
         json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "okta", "namespace": "ns"},
@@ -399,6 +389,16 @@ async fn a_hand_written_cronjob_is_adopted_in_place_only_when_asked() {
     let cronjob = fake.get(CRONJOB).unwrap();
     assert_eq!(cronjob["metadata"]["ownerReferences"][0]["kind"], "BatonConnector");
     assert_eq!(cronjob["spec"]["schedule"], "0 3 * * *");
+}
+
+/// The resource as a OneShot connector that uploads to S3.
+fn to_oneshot(fake: &FakeKube) {
+    fake.edit(BC, |bc| {
+        bc["spec"]["mode"] = json!("OneShot");
+        bc["spec"]["schedule"] = json!("0 3 * * *");
+        bc["spec"]["output"] = json!({"s3": {"bucket": "uploads", "region": "us-west-2"}});
+        bc["spec"].as_object_mut().unwrap().remove("credentials");
+    });
 }
 
 fn message(fake: &FakeKube, type_: &str) -> String {
