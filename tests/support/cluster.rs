@@ -144,28 +144,31 @@ pub fn spawn_kubelet_for(client: Client, selector: &str) -> tokio::task::JoinHan
         let mut stream = kube::runtime::utils::StreamBackoff::new(stream, QuickRetry).boxed();
         while let Some(event) = stream.next().await {
             let Ok(pod) = event else { continue };
-            // A run's pod that a test marked finished stays finished.
-            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-            if matches!(phase, Some("Running" | "Succeeded" | "Failed"))
-                || pod.metadata.deletion_timestamp.is_some()
-            {
-                continue;
-            }
-            let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
-            let now = k8s_openapi::jiff::Timestamp::now().to_string();
-            let condition = |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": now});
-            let status = json!({"status": {
-                "phase": "Running",
-                "startTime": now,
-                "conditions": [condition("PodScheduled"), condition("Initialized"), condition("ContainersReady"), condition("Ready")],
-            }});
-            let _ = api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await;
+            simulate(&client, &pod).await;
         }
     })
 }
 
+/// The simulated kubelet's answer for one pod: Running and Ready at once. A pod that is finished
+/// (a run's pod that a test marked so), running already or being deleted is left alone.
+pub async fn simulate(client: &Client, pod: &Pod) {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Running" | "Succeeded" | "Failed")) || pod.metadata.deletion_timestamp.is_some() {
+        return;
+    }
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let condition = |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": now});
+    let status = json!({"status": {
+        "phase": "Running",
+        "startTime": now,
+        "conditions": [condition("PodScheduled"), condition("Initialized"), condition("ContainersReady"), condition("Ready")],
+    }});
+    let _ = api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await;
+}
+
 /// Half a second between watch retries, always.
-struct QuickRetry;
+pub struct QuickRetry;
 
 impl Iterator for QuickRetry {
     type Item = Duration;
