@@ -22,6 +22,13 @@ use crate::{
 /// take a few seconds to reach their app, and the startup probe's own budget is longer still.
 pub const PROBE_GRACE: Duration = Duration::from_secs(30);
 
+/// What a probe failure usually means for a connector, and what to do: the operator's probes are
+/// those of `spec.healthCheck`, which the SDK serves only from v0.7.6 on (older connectors ignore
+/// `BATON_HEALTH_CHECK`, so nothing listens on the port).
+const PROBE_HINT: &str = ": the connector serves its health endpoints only when built on baton-sdk v0.7.6 or newer (older \
+     connectors ignore BATON_HEALTH_CHECK and nothing listens on the port); use an image of such a release, or set \
+     spec.healthCheck.enabled to false";
+
 /// The label the Job controller puts on a run's pods.
 pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 
@@ -357,7 +364,7 @@ fn probes(pods: &[&PodView], now: i64) -> PodReading {
             let probe = if c.started { "readiness" } else { "startup" };
             let at =
                 k8s_openapi::jiff::Timestamp::from_second(since).map(|t| t.to_string()).unwrap_or_default();
-            let detail = format!("container {} has run since {at} and its {probe} probe still fails", c.name);
+            let detail = format!("container {} has run since {at} and its {probe} probe still fails{PROBE_HINT}", c.name);
             let short = format!("{probe} probe failing since {at}");
             return PodReading {
                 problem: Some(PodProblem::new(Reason::ProbeFailing, &p.name, detail, short)),

@@ -10,6 +10,7 @@ use baton_test_support as support;
 mod admission;
 mod adoption;
 mod basics;
+mod broken;
 mod catalog;
 mod common;
 mod fleet;
@@ -120,6 +121,11 @@ async fn suite() -> ExitCode {
         catalog::invalid_settings_are_reported_before_any_pod_starts,
         managed::managed_credentials_issue_rotate_and_revoke,
         inside::managed_connector_runs_on_the_minted_credential_through_a_rotation,
+        inside::read_only_root_fails_without_the_work_volume_and_passes_with_it,
+        inside::oneshot_run_writes_its_file_into_the_claim_and_a_failed_run_names_its_reason,
+        broken::connectors_that_cannot_start_say_why_in_kubectl_get,
+        broken::a_key_removed_under_a_running_connector_is_named_at_its_restart,
+        broken::health_checks_on_an_sdk_before_v0_7_6_say_why_the_probes_fail,
         oneshot::oneshot_runs_on_schedule_and_on_request,
         oneshot::switching_modes_cleans_up_both_ways,
         plugin::plugin_status_describe_suspend_and_resume,

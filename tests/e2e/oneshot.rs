@@ -16,7 +16,7 @@ fn oneshot_connector(name: &str, extra: Value) -> Value {
 }
 
 /// Asks for a run and returns its Job, once the operator has created it and said so in status.
-async fn request_run(env: &Env, ns: &str, name: &str, at: &str) -> anyhow::Result<Job> {
+pub(crate) async fn request_run(env: &Env, ns: &str, name: &str, at: &str) -> anyhow::Result<Job> {
     let api: Api<BatonConnector> = Api::namespaced(env.client.clone(), ns);
     let annotate = json!({"metadata": {"annotations": {SYNC_REQUESTED_AT: at}}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&annotate)).await?;

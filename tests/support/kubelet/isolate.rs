@@ -228,6 +228,11 @@ pub fn signal(pid: u32, signal: libc::c_int) {
     }
 }
 
+/// Kills the process at once, as a crash or a node would.
+pub fn kill(pid: u32) {
+    signal(pid, libc::SIGKILL);
+}
+
 /// Resident memory of the process, in bytes (`/proc/<pid>/statm`).
 pub fn rss(pid: u32) -> Option<u64> {
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;

@@ -98,6 +98,11 @@ impl Kubelet {
         self.rt.claim_dir(namespace, claim)
     }
 
+    /// The directory behind one of a pod's volumes (an `emptyDir`, a Secret's files).
+    pub fn volume_dir(&self, pod: &Pod, volume: &str) -> PathBuf {
+        self.rt.pod_dir(&pod.uid().unwrap_or_default()).join("volumes").join(volume)
+    }
+
     /// What a pod's container wrote to stdout and stderr, every start of it in order (as
     /// `kubectl logs` and `kubectl logs --previous` together).
     pub fn logs(&self, pod: &Pod, container: &str) -> String {

@@ -32,7 +32,6 @@ pub struct Runtime {
     pub root: PathBuf,
     /// `Err` says why containers cannot be executed here (no mount namespaces).
     pub isolation: Result<(), String>,
-    next_ip: Mutex<u32>,
     pub records: Mutex<Vec<ProcessRecord>>,
 }
 
@@ -47,15 +46,15 @@ pub struct PodNet {
 impl Runtime {
     pub fn new(client: Client, root: PathBuf) -> Arc<Self> {
         let isolation = super::isolate::available();
-        Arc::new(Self { client, root, isolation, next_ip: Mutex::new(0), records: Mutex::new(Vec::new()) })
+        Arc::new(Self { client, root, isolation, records: Mutex::new(Vec::new()) })
     }
 
     /// A pod IP of its own: `127.77.x.y`, with `127.78.x.y` as its loopback. Every address of
-    /// 127.0.0.0/8 is the host's loopback, so both can be bound without configuring anything.
+    /// 127.0.0.0/8 is the host's loopback, so both can be bound without configuring anything. One
+    /// counter for the whole process: two kubelets of one suite never hand out the same address.
     pub fn allocate_net(&self) -> PodNet {
-        let mut next = self.next_ip.lock().unwrap_or_else(|e| e.into_inner());
-        *next += 1;
-        let n = *next;
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let (x, y) = (n / 250 % 250, n % 250 + 2);
         PodNet { ip: format!("127.77.{x}.{y}"), loopback: format!("127.78.{x}.{y}") }
     }
