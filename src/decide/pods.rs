@@ -364,7 +364,10 @@ fn probes(pods: &[&PodView], now: i64) -> PodReading {
             let probe = if c.started { "readiness" } else { "startup" };
             let at =
                 k8s_openapi::jiff::Timestamp::from_second(since).map(|t| t.to_string()).unwrap_or_default();
-            let detail = format!("container {} has run since {at} and its {probe} probe still fails{PROBE_HINT}", c.name);
+            let detail = format!(
+                "container {} has run since {at} and its {probe} probe still fails{PROBE_HINT}",
+                c.name
+            );
             let short = format!("{probe} probe failing since {at}");
             return PodReading {
                 problem: Some(PodProblem::new(Reason::ProbeFailing, &p.name, detail, short)),

@@ -2,7 +2,9 @@
 //! from the pod's own answer, and how soon.
 
 use super::*;
-use inside::{kubectl_line, pods_of, require_execution, standin_connector, standin_namespace, wait_reason};
+use inside::{
+    clean_up, kubectl_line, pods_of, require_execution, standin_connector, standin_namespace, wait_reason,
+};
 
 const SOON: Duration = Duration::from_secs(30);
 
@@ -29,7 +31,10 @@ pub(crate) async fn connectors_that_cannot_start_say_why_in_kubectl_get(env: &mu
     let sdk = "field api-token of type string is marked as required but it has a zero-value";
     ensure!(message.contains(sdk) && message.contains("exit 1"), "Ready's message: {message}");
     let line = kubectl_line(env, "broken-field", "okta")?;
-    ensure!(line.contains("CrashLoopBackOff: exit 1") && line.contains("api-token"), "kubectl get bc: {line}");
+    ensure!(
+        line.contains("CrashLoopBackOff: exit 1") && line.contains("api-token"),
+        "kubectl get bc: {line}"
+    );
     ensure!(took < SOON, "CrashLoopBackOff took {took:?}");
     println!("    the missing field in kubectl get bc {:.1}s after the apply", took.as_secs_f64());
 
@@ -41,24 +46,36 @@ pub(crate) async fn connectors_that_cannot_start_say_why_in_kubectl_get(env: &mu
     .await?;
     ensure!(pulled.contains(image), "kubectl get bc: {pulled}");
     let bc = get_bc(&env.client, "broken-image", "okta").await?;
-    let ready = bc.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready")).context("no Ready")?;
+    let ready = bc
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .context("no Ready")?;
     ensure!(ready.message.contains(image) && ready.message.contains("not found"), "Ready: {}", ready.message);
 
     let (_, message) = wait_reason(env, "broken-oom", "okta", "OOMKilled", SOON).await?;
-    ensure!(message.contains("limit (64Mi") && message.contains("raise spec.resources.limits.memory"), "{message}");
+    ensure!(
+        message.contains("limit (64Mi") && message.contains("raise spec.resources.limits.memory"),
+        "{message}"
+    );
     let line = kubectl_line(env, "broken-oom", "okta")?;
     ensure!(line.contains("OOMKilled: limit 64Mi"), "kubectl get bc: {line}");
     let pods = pods_of(env, "broken-oom", "okta").await?;
-    let last = pods.iter().flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten())).find_map(|c| c.last_state.clone()?.terminated);
+    let last = pods
+        .iter()
+        .flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
+        .find_map(|c| c.last_state.clone()?.terminated);
     let last = last.context("no lastState.terminated")?;
     ensure!((last.exit_code, last.reason.as_deref()) == (137, Some("OOMKilled")), "{last:?}");
-    Ok(())
+    clean_up(env, &["broken-field", "broken-image", "broken-oom"]).await
 }
 
 /// A key removed from the credentials Secret under a running connector: the operator holds the
 /// rollout and names the key; when the container next starts (here the process dies), the kubelet
 /// cannot make its environment and the pod says which key, in `kubectl get bc`.
-pub(crate) async fn a_key_removed_under_a_running_connector_is_named_at_its_restart(env: &mut Env) -> anyhow::Result<()> {
+pub(crate) async fn a_key_removed_under_a_running_connector_is_named_at_its_restart(
+    env: &mut Env,
+) -> anyhow::Result<()> {
     require_execution(env)?;
     let ns = "broken-key";
     standin_namespace(env, ns, "t").await?;
@@ -79,13 +96,15 @@ pub(crate) async fn a_key_removed_under_a_running_connector_is_named_at_its_rest
     })
     .await?;
     ensure!(line.contains(&kubelet_says), "kubectl get bc: {line}");
-    Ok(())
+    clean_up(env, &[ns]).await
 }
 
 /// `spec.healthCheck.enabled` on a connector whose SDK predates the health server (v0.7.5): the probes
 /// fail, and the status says why and what to do. Beside it, the same on v0.7.6 becomes Ready: its
 /// server, bound to 0.0.0.0, answers the kubelet on the pod IP.
-pub(crate) async fn health_checks_on_an_sdk_before_v0_7_6_say_why_the_probes_fail(env: &mut Env) -> anyhow::Result<()> {
+pub(crate) async fn health_checks_on_an_sdk_before_v0_7_6_say_why_the_probes_fail(
+    env: &mut Env,
+) -> anyhow::Result<()> {
     require_execution(env)?;
     let enabled = json!({"healthCheck": {"enabled": true}});
     for (ns, version) in [("probe-old", "v0.7.5"), ("probe-new", "v0.7.6")] {
@@ -100,7 +119,10 @@ pub(crate) async fn health_checks_on_an_sdk_before_v0_7_6_say_why_the_probes_fai
     loopback_is_not_reached(env, &pods_of(env, "probe-new", "okta").await?).await?;
 
     let (_, message) = wait_reason(env, "probe-old", "okta", "ProbeFailing", PROBE_WAIT).await?;
-    ensure!(message.contains("startup probe still fails") && message.contains("baton-sdk v0.7.6 or newer"), "{message}");
+    ensure!(
+        message.contains("startup probe still fails") && message.contains("baton-sdk v0.7.6 or newer"),
+        "{message}"
+    );
     ensure!(message.contains("spec.healthCheck.enabled to false"), "what to do is missing: {message}");
     let line = kubectl_line(env, "probe-old", "okta")?;
     ensure!(line.contains("ProbeFailing: startup probe failing"), "kubectl get bc: {line}");
@@ -108,7 +130,7 @@ pub(crate) async fn health_checks_on_an_sdk_before_v0_7_6_say_why_the_probes_fai
     let pods = pods_of(env, "probe-old", "okta").await?;
     let logs = pods.iter().map(|p| env.kubelet.logs(p, "baton-okta")).collect::<String>();
     ensure!(logs.contains("startup Hello succeeded") && !logs.contains("health check server"), "{logs}");
-    Ok(())
+    clean_up(env, &["probe-old", "probe-new"]).await
 }
 
 /// The v0.7.6 connector's pod again, by hand, with the SDK's default bind address (127.0.0.1): the
@@ -121,7 +143,11 @@ async fn loopback_is_not_reached(env: &Env, pods: &[Pod]) -> anyhow::Result<()> 
     let vars = pod["spec"]["containers"][0]["env"].as_array_mut().context("no env")?;
     vars.retain(|e| e["name"] != "BATON_HEALTH_CHECK_BIND_ADDRESS");
     let root = env.operator.log_path().parent().map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
-    let kubelet = support::kubelet::Kubelet::start(env.client.clone(), "e2e-case=loopback", root.join("kubelet-loopback"));
+    let kubelet = support::kubelet::Kubelet::start(
+        env.client.clone(),
+        "e2e-case=loopback",
+        root.join("kubelet-loopback"),
+    );
     let api: Api<Pod> = Api::namespaced(env.client.clone(), "probe-new");
     api.create(&PostParams::default(), &serde_json::from_value(pod)?).await?;
     let listening = eventually("the loopback pod's server to start", WAIT, || async {
@@ -135,7 +161,10 @@ async fn loopback_is_not_reached(env: &Env, pods: &[Pod]) -> anyhow::Result<()> 
     let p = api.get("okta-on-loopback").await?;
     let status = p.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
     let c = status.first().context("no container status")?;
-    ensure!(c.state.as_ref().is_some_and(|s| s.running.is_some()) && !c.ready && c.started == Some(false), "{c:?}");
+    ensure!(
+        c.state.as_ref().is_some_and(|s| s.running.is_some()) && !c.ready && c.started == Some(false),
+        "{c:?}"
+    );
     let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone()).context("no pod IP")?;
     ensure!(ip.starts_with("127.77.") && listening.uid() == p.uid(), "pod IP {ip}");
     api.delete("okta-on-loopback", &DeleteParams::default()).await?;

@@ -15,7 +15,9 @@ pub(crate) fn standin(version: &str) -> Value {
 }
 
 pub(crate) fn require_execution(env: &Env) -> anyhow::Result<()> {
-    env.kubelet.isolation().map_err(|why| anyhow::Error::new(Skipped(format!("the kubelet cannot execute containers: {why}"))))
+    env.kubelet
+        .isolation()
+        .map_err(|why| anyhow::Error::new(Skipped(format!("the kubelet cannot execute containers: {why}"))))
 }
 
 /// The processes the kubelet runs for the connector's pods in `ns` now.
@@ -41,7 +43,11 @@ async fn authenticated(env: &Env, ns: &str, client_id: &str) -> anyhow::Result<P
     eventually(&format!("a process in {ns} authenticated as {client_id}"), WAIT, || async {
         let procs = running(env, ns);
         let [p] = procs.as_slice() else { return Ok(None) };
-        let used = env.c1.token_exchanges().iter().any(|x| x.client_id == client_id && exchanged_by(&x.user_agent) == Some(p.pid));
+        let used = env
+            .c1
+            .token_exchanges()
+            .iter()
+            .any(|x| x.client_id == client_id && exchanged_by(&x.user_agent) == Some(p.pid));
         Ok((used && p.client_id.as_deref() == Some(client_id)).then(|| p.clone()))
     })
     .await
@@ -76,7 +82,8 @@ pub(crate) async fn managed_connector_runs_on_the_minted_credential_through_a_ro
     let first_secret = first.secret_name.clone().context("no credential Secret")?;
     let first_client = client_id_in(env, ns, &first_secret).await?;
     let before = authenticated(env, ns, &first_client).await?;
-    let exchange = env.c1.token_exchanges().into_iter().find(|x| exchanged_by(&x.user_agent) == Some(before.pid));
+    let exchange =
+        env.c1.token_exchanges().into_iter().find(|x| exchanged_by(&x.user_agent) == Some(before.pid));
     ensure!(
         exchange.and_then(|x| x.credential_id) == first.credential_id,
         "the process did not authenticate with the credential the operator minted ({:?})",
@@ -98,10 +105,19 @@ pub(crate) async fn managed_connector_runs_on_the_minted_credential_through_a_ro
     let new_client = client_id_in(env, ns, rotated.secret_name.as_deref().context("no Secret")?).await?;
     let after = authenticated(env, ns, &new_client).await?;
     ensure!(after.pid != before.pid, "the rotation did not restart the connector");
-    let revoked = env.c1.credential(&old_id).and_then(|c| c.revoked_at).context("the old credential was not revoked")?;
-    for p in env.kubelet.processes().iter().filter(|p| p.client_id.as_deref() == Some(first_client.as_str())) {
+    let revoked = env
+        .c1
+        .credential(&old_id)
+        .and_then(|c| c.revoked_at)
+        .context("the old credential was not revoked")?;
+    for p in env.kubelet.processes().iter().filter(|p| p.client_id.as_deref() == Some(first_client.as_str()))
+    {
         let (ended, _) = p.ended.context("a process on the old credential still runs")?;
-        ensure!(ended <= revoked, "pid {} ran on the old credential until {ended}, revoked at {revoked}", p.pid);
+        ensure!(
+            ended <= revoked,
+            "pid {} ran on the old credential until {ended}, revoked at {revoked}",
+            p.pid
+        );
     }
     // Nothing authenticated with the old credential once it was revoked (the fake refuses it, and
     // the running process is the new one).
@@ -109,8 +125,11 @@ pub(crate) async fn managed_connector_runs_on_the_minted_credential_through_a_ro
         !env.c1.token_exchanges().iter().any(|x| x.client_id == first_client && x.at > revoked),
         "the old credential was used after its revocation"
     );
-    println!("    pid {} on credential 1, pid {} on credential 2; credential 1 revoked at {revoked}", before.pid, after.pid);
-    Ok(())
+    println!(
+        "    pid {} on credential 1, pid {} on credential 2; credential 1 revoked at {revoked}",
+        before.pid, after.pid
+    );
+    clean_up(env, &[ns]).await
 }
 
 /// A namespace with what a stand-in connector needs: `c1` (a credential the fake ConductorOne
@@ -149,7 +168,8 @@ pub(crate) async fn wait_reason(
 ) -> anyhow::Result<(BatonConnector, String)> {
     let found = eventually(&format!("{ns}/{name} Ready=False {reason}"), within, || async {
         let bc = get_bc(&env.client, ns, name).await?;
-        let ready = bc.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned());
+        let ready =
+            bc.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned());
         Ok(ready.filter(|c| c.status == "False" && c.reason == reason).map(|c| (bc, c.message)))
     })
     .await;
@@ -157,8 +177,19 @@ pub(crate) async fn wait_reason(
         Ok(f) => Ok(f),
         Err(e) => {
             let bc = get_bc(&env.client, ns, name).await.ok();
-            let ready = bc.and_then(|b| b.status).map(|s| s.conditions.into_iter().filter(|c| c.type_ == "Ready").map(|c| format!("{}: {}", c.reason, c.message)).collect::<Vec<_>>());
-            let logs: Vec<String> = pods_of(env, ns, name).await.unwrap_or_default().iter().map(|p| env.kubelet.logs(p, "baton-okta")).collect();
+            let ready = bc.and_then(|b| b.status).map(|s| {
+                s.conditions
+                    .into_iter()
+                    .filter(|c| c.type_ == "Ready")
+                    .map(|c| format!("{}: {}", c.reason, c.message))
+                    .collect::<Vec<_>>()
+            });
+            let logs: Vec<String> = pods_of(env, ns, name)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .map(|p| env.kubelet.logs(p, "baton-okta"))
+                .collect();
             Err(e.context(format!("Ready was {ready:?}; the connector's logs: {logs:?}")))
         }
     }
@@ -185,7 +216,10 @@ fn before_the_work_volume(deployment: &Deployment, name: &str) -> anyhow::Result
     let pod = template["spec"].as_object_mut().context("no pod spec")?;
     pod.remove("volumes");
     let container = pod["containers"][0].as_object_mut().context("no container")?;
-    ensure!(container["securityContext"]["readOnlyRootFilesystem"] == json!(true), "the root filesystem is writable");
+    ensure!(
+        container["securityContext"]["readOnlyRootFilesystem"] == json!(true),
+        "the root filesystem is writable"
+    );
     container.remove("workingDir");
     container.remove("volumeMounts");
     if let Some(env) = container.get_mut("env").and_then(Value::as_array_mut) {
@@ -230,12 +264,12 @@ pub(crate) async fn read_only_root_fails_without_the_work_volume_and_passes_with
     })
     .await?;
     ensure!(
-        logs.contains("open debug.log: read-only file system") || logs.contains("stat debug.log: permission denied"),
+        logs.contains("open debug.log: read-only file system")
+            || logs.contains("stat debug.log: permission denied"),
         "not the SDK's error: {logs}"
     );
-    Api::<Deployment>::namespaced(env.client.clone(), ns).delete(name, &DeleteParams::default()).await?;
     drop(kubelet);
-    Ok(())
+    clean_up(env, &[ns]).await
 }
 
 /// OneShot on the stand-in: a run's connector (an init container) syncs into `/data`, the uploader
@@ -250,8 +284,11 @@ pub(crate) async fn oneshot_run_writes_its_file_into_the_claim_and_a_failed_run_
     standin_namespace(env, ns, "t").await?;
     let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "uploads"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
-    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(env.client.clone(), ns);
-    claims.patch("uploads", &PatchParams::apply(cluster::TEST_MANAGER).force(), &Patch::Apply(&claim)).await?;
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(env.client.clone(), ns);
+    claims
+        .patch("uploads", &PatchParams::apply(cluster::TEST_MANAGER).force(), &Patch::Apply(&claim))
+        .await?;
     let bc = json!({"apiVersion": "baton.conductorone.com/v1alpha1", "kind": "BatonConnector", "metadata": {"name": "okta"},
         "spec": {"connector": "okta", "mode": "OneShot", "schedule": "0 3 * * *", "image": standin("v0.25.0"),
             "secretRefs": [{"name": "okta-app"}],
@@ -266,21 +303,60 @@ pub(crate) async fn oneshot_run_writes_its_file_into_the_claim_and_a_failed_run_
     })
     .await?;
     let dir = env.kubelet.claim_dir(ns, "uploads").join("okta");
-    let file = std::fs::read(dir.join("sync.c1z")).with_context(|| format!("no sync.c1z in {}", dir.display()))?;
-    ensure!(file == support::kubelet::connector::sync_content("okta"), "the file on the claim is not the whole sync ({} bytes)", file.len());
-    let names: Vec<String> = std::fs::read_dir(&dir)?.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect::<Result<_, _>>()?;
+    let file =
+        std::fs::read(dir.join("sync.c1z")).with_context(|| format!("no sync.c1z in {}", dir.display()))?;
+    ensure!(
+        file == support::kubelet::connector::sync_content("okta"),
+        "the file on the claim is not the whole sync ({} bytes)",
+        file.len()
+    );
+    let names: Vec<String> = std::fs::read_dir(&dir)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
     ensure!(names == ["sync.c1z"], "left in the claim: {names:?}");
 
     // The token emptied: the next run's connector refuses to start.
     let template_hash = |c: &k8s_openapi::api::batch::v1::CronJob| {
-        c.spec.job_template.spec.as_ref().and_then(|j| j.template.metadata.as_ref()).and_then(|m| m.annotations.clone()).unwrap_or_default().get("baton.conductorone.com/config-hash").cloned()
+        c.spec
+            .job_template
+            .spec
+            .as_ref()
+            .and_then(|j| j.template.metadata.as_ref())
+            .and_then(|m| m.annotations.clone())
+            .unwrap_or_default()
+            .get("baton.conductorone.com/config-hash")
+            .cloned()
     };
     let cronjobs: Api<k8s_openapi::api::batch::v1::CronJob> = Api::namespaced(env.client.clone(), ns);
     let before = template_hash(&cronjobs.get("okta").await?);
     apply_value(&env.client, app_secret("okta-app", ""), Some(ns)).await?;
-    eventually("the CronJob to take the new settings", WAIT, || async { Ok((template_hash(&cronjobs.get("okta").await?) != before).then_some(())) }).await?;
+    eventually("the CronJob to take the new settings", WAIT, || async {
+        Ok((template_hash(&cronjobs.get("okta").await?) != before).then_some(()))
+    })
+    .await?;
     oneshot::request_run(env, ns, "okta", "2026-12-04T12:10:00Z").await?;
     let (_, message) = wait_reason(env, ns, "okta", "ContainerFailed", WAIT).await?;
-    ensure!(message.contains("container baton-okta exited with code 1") && message.contains("field api-token"), "Ready's message: {message}");
-    Ok(())
+    ensure!(
+        message.contains("container baton-okta exited with code 1") && message.contains("field api-token"),
+        "Ready's message: {message}"
+    );
+    clean_up(env, &[ns]).await
+}
+
+/// Deletes the case's namespaces and waits until the kubelet has stopped every process of theirs, so
+/// that no connector keeps restarting (and the operator writing its status) during later cases.
+pub(crate) async fn clean_up(env: &Env, namespaces: &[&str]) -> anyhow::Result<()> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
+    for ns in namespaces {
+        api.delete(ns, &DeleteParams::default()).await?;
+    }
+    eventually("the connectors' processes to stop", WAIT, || async {
+        let left = env
+            .kubelet
+            .processes()
+            .into_iter()
+            .filter(|p| p.ended.is_none() && namespaces.contains(&p.namespace.as_str()));
+        Ok((left.count() == 0).then_some(()))
+    })
+    .await
 }

@@ -2,8 +2,13 @@
 //! kube-controller-manager (see `support/control_plane.rs` for where they come from). Without them it
 //! prints one line saying it skipped, and why.
 //!
-//! No kubelet runs: `support::cluster::spawn_kubelet` marks the operator's pods Running and Ready so
-//! that ReplicaSets and Deployments report availability as they would on a node.
+//! No kubelet runs on this control plane: `support::kubelet` plays it. The operator's pods of images
+//! it does not know are marked Running and Ready, so that ReplicaSets and Deployments report
+//! availability as they would on a node. Pods of `e2e.local` images are executed: the stand-in
+//! connector (this binary, run again by the kubelet with `E2E_STANDIN_PLAYS` in its image
+//! environment: see `main`) in the image's root with the pod's environment, volumes, user, probes and
+//! limits (`inside.rs`, `broken.rs`). Executing needs root; without it those cases are reported as
+//! skipped, with the reason, and counted in the summary line.
 
 use baton_test_support as support;
 
@@ -105,7 +110,57 @@ async fn suite() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let cases = cases![
+    let cases = all_cases();
+    // Like libtest: `cargo test --test e2e -- NAME...` runs the cases whose names contain one of them.
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    for (name, case) in cases {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        if let Some(cp) = &mut env.cp
+            && let Err(e) = cp.check_alive()
+        {
+            println!("test e2e::{name} ... FAILED: {e:#}");
+            failed += 1;
+            continue;
+        }
+        let started = std::time::Instant::now();
+        match case(&mut env).await {
+            Ok(()) => {
+                passed += 1;
+                println!("test e2e::{name} ... ok ({:.1}s)", started.elapsed().as_secs_f64());
+            }
+            Err(e) if e.downcast_ref::<Skipped>().is_some() => {
+                skipped += 1;
+                println!("test e2e::{name} ... SKIPPED: {e}");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("test e2e::{name} ... FAILED: {e:#}");
+            }
+        }
+    }
+    if failed > 0 {
+        println!("--- operator log (tail) ---\n{}", env.operator.log_tail(60));
+        if let Some(cp) = env.cp.take() {
+            println!("--- kube-apiserver log (tail) ---\n{}", cp.log_tail("kube-apiserver", 20));
+            println!("control plane files kept in {}", cp.keep().display());
+        }
+    }
+    env.operator.stop().await;
+    if env.external
+        && let Err(e) = cluster::delete_namespaces(&env.client).await
+    {
+        println!("e2e: could not delete the test namespaces: {e:#}");
+    }
+    println!("e2e: {passed} passed, {failed} failed, {skipped} skipped");
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Every case, in the order they run.
+fn all_cases() -> Vec<(&'static str, Case)> {
+    cases![
         basics::status_starts_unobserved,
         basics::invalid_resources_are_refused,
         basics::examples_converge,
@@ -153,52 +208,7 @@ async fn suite() -> ExitCode {
         outage::changes_during_an_api_server_outage_are_acted_on_within_the_slo,
         outage::rotations_onboarding_and_creates_survive_repeated_restarts,
         outage::leader_steps_down_during_an_outage_longer_than_the_lease,
-    ];
-    // Like libtest: `cargo test --test e2e -- NAME...` runs the cases whose names contain one of them.
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
-    for (name, case) in cases {
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        if let Some(cp) = &mut env.cp
-            && let Err(e) = cp.check_alive()
-        {
-            println!("test e2e::{name} ... FAILED: {e:#}");
-            failed += 1;
-            continue;
-        }
-        let started = std::time::Instant::now();
-        match case(&mut env).await {
-            Ok(()) => {
-                passed += 1;
-                println!("test e2e::{name} ... ok ({:.1}s)", started.elapsed().as_secs_f64());
-            }
-            Err(e) if e.downcast_ref::<Skipped>().is_some() => {
-                skipped += 1;
-                println!("test e2e::{name} ... SKIPPED: {e}");
-            }
-            Err(e) => {
-                failed += 1;
-                println!("test e2e::{name} ... FAILED: {e:#}");
-            }
-        }
-    }
-    if failed > 0 {
-        println!("--- operator log (tail) ---\n{}", env.operator.log_tail(60));
-        if let Some(cp) = env.cp.take() {
-            println!("--- kube-apiserver log (tail) ---\n{}", cp.log_tail("kube-apiserver", 20));
-            println!("control plane files kept in {}", cp.keep().display());
-        }
-    }
-    env.operator.stop().await;
-    if env.external
-        && let Err(e) = cluster::delete_namespaces(&env.client).await
-    {
-        println!("e2e: could not delete the test namespaces: {e:#}");
-    }
-    println!("e2e: {passed} passed, {failed} failed, {skipped} skipped");
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    ]
 }
 
 async fn setup(source: Source) -> anyhow::Result<Env> {

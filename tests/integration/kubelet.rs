@@ -142,43 +142,60 @@ fn sdk_mode_follows_client_credentials() {
 
 #[test]
 fn sdk_required_fields_from_the_catalog_schema() {
-    let root =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/connectors/catalog/okta.json");
-    let Ok(text) = std::fs::read_to_string(&root) else {
-        // The shared catalog lives beside the checkout; the small schema below still runs.
-        eprintln!("skipping the catalog part: {} not found", root.display());
-        return required_with_a_small_schema();
-    };
-    let okta: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let err = sdk::check_required(&okta["schema"], &BTreeMap::new()).unwrap_err();
-    // Okta has field groups, so `field.Validate` names the fields of its default group.
+    let okta = baton_operator::catalog::Catalog::embedded().get("okta").unwrap();
+    let err = sdk::check_required(okta, (0, 25, 0), &BTreeMap::new()).unwrap_err();
+    // Okta has field groups and none is the default, so `field.Validate` names the first group's.
     assert!(err.contains("field domain of type string is marked as required"), "{err}");
+    assert!(err.contains("field api-token of type string"), "{err}");
     required_with_a_small_schema();
 }
 
+/// One connector made up for the test, read as the catalog reads its files.
+fn connector(schema: serde_json::Value) -> baton_operator::catalog::Connector {
+    let file = json!({"connector": "small", "repository": "ConductorOne/baton-small", "commit": "0",
+        "sdkVersion": "v0.25.0", "schema": schema});
+    let catalog =
+        baton_operator::catalog::Catalog::parse(&[("small.json", &file.to_string())], "{}").unwrap();
+    catalog.get("small").unwrap().clone()
+}
+
 fn required_with_a_small_schema() {
-    let schema = json!({"fields": [{"name": "domain", "isRequired": true}, {"name": "api-token", "isRequired": true}]});
+    let schema = connector(json!({"fields": [
+        {"name": "domain", "isRequired": true, "stringField": {}},
+        {"name": "api-token", "isRequired": true, "stringField": {}}]}));
+    let v = (0, 25, 0);
     assert_eq!(
-        sdk::check_required(&schema, &data(&[("BATON_DOMAIN", "x")])),
+        sdk::check_required(&schema, v, &data(&[("BATON_DOMAIN", "x")])),
         Err("required flag(s) \"api-token\" not set".into())
     );
     assert_eq!(
-        sdk::check_required(&schema, &BTreeMap::new()),
+        sdk::check_required(&schema, v, &BTreeMap::new()),
         Err("required flag(s) \"api-token\", \"domain\" not set".into())
     );
+    // An empty variable is no value (viper).
     assert_eq!(
-        sdk::check_required(&schema, &data(&[("BATON_DOMAIN", "x"), ("BATON_API_TOKEN", "t")])),
+        sdk::check_required(&schema, v, &data(&[("BATON_DOMAIN", "x"), ("BATON_API_TOKEN", "")])),
+        Err("required flag(s) \"api-token\" not set".into())
+    );
+    assert_eq!(
+        sdk::check_required(&schema, v, &data(&[("BATON_DOMAIN", "x"), ("BATON_API_TOKEN", "t")])),
         Ok(())
     );
-    let grouped = json!({"fields": [{"name": "token", "isRequired": true}, {"name": "key", "isRequired": true}],
-        "fieldGroups": [{"name": "token", "fields": ["token"], "default": true}, {"name": "key", "fields": ["key"]}]});
-    let err = sdk::check_required(&grouped, &BTreeMap::new()).unwrap_err();
+    let rules = json!({"rules": {"isRequired": true}});
+    let grouped = connector(json!({"fields": [
+            {"name": "token", "isRequired": true, "stringField": rules},
+            {"name": "key", "isRequired": true, "stringField": rules}],
+        "fieldGroups": [{"name": "token", "fields": ["token"], "default": true}, {"name": "key", "fields": ["key"]}]}));
+    let err = sdk::check_required(&grouped, v, &BTreeMap::new()).unwrap_err();
     assert_eq!(
         err,
         "errors found:\nfield token of type string is marked as required but it has a zero-value"
     );
-    let err = sdk::check_required(&grouped, &data(&[("BATON_AUTH_METHOD", "key")])).unwrap_err();
-    assert!(err.contains("field key "), "{err}");
+    let err = sdk::check_required(&grouped, v, &data(&[("BATON_AUTH_METHOD", "key")])).unwrap_err();
+    assert!(err.contains("field key ") && !err.contains("field token"), "{err}");
+    // Before v0.5.6 cobra marked the required flags even with groups.
+    let err = sdk::check_required(&grouped, (0, 5, 5), &BTreeMap::new()).unwrap_err();
+    assert_eq!(err, "required flag(s) \"key\", \"token\" not set");
 }
 
 #[test]

@@ -153,7 +153,8 @@ pub fn spawn_kubelet_for(client: Client, selector: &str) -> tokio::task::JoinHan
 /// (a run's pod that a test marked so), running already or being deleted is left alone.
 pub async fn simulate(client: &Client, pod: &Pod) {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    if matches!(phase, Some("Running" | "Succeeded" | "Failed")) || pod.metadata.deletion_timestamp.is_some() {
+    if matches!(phase, Some("Running" | "Succeeded" | "Failed")) || pod.metadata.deletion_timestamp.is_some()
+    {
         return;
     }
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());

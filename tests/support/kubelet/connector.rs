@@ -91,7 +91,11 @@ pub fn main((connector, version): (String, (u32, u32, u32))) -> ExitCode {
     }
 }
 
-async fn run(connector: &str, version: (u32, u32, u32), config: &BTreeMap<String, String>) -> Result<(), String> {
+async fn run(
+    connector: &str,
+    version: (u32, u32, u32),
+    config: &BTreeMap<String, String>,
+) -> Result<(), String> {
     if let Some(schema) = baton_operator::catalog::Catalog::embedded().get(connector) {
         sdk::check_required(schema, version, config)?;
     }
@@ -105,7 +109,9 @@ async fn run(connector: &str, version: (u32, u32, u32), config: &BTreeMap<String
             log("info", "Sync complete.");
             Ok(())
         }
-        sdk::Mode::Service { client_id, client_secret } => service(connector, version, config, &client_id, &client_secret).await,
+        sdk::Mode::Service { client_id, client_secret } => {
+            service(connector, version, config, &client_id, &client_secret).await
+        }
     }
 }
 
@@ -118,12 +124,20 @@ pub fn sync_content(connector: &str) -> Vec<u8> {
 }
 
 fn temp_dir(config: &BTreeMap<String, String>) -> std::path::PathBuf {
-    config.get("BATON_TMPDIR").cloned().or_else(|| std::env::var("TMPDIR").ok()).unwrap_or_else(|| "/tmp".into()).into()
+    config
+        .get("BATON_TMPDIR")
+        .cloned()
+        .or_else(|| std::env::var("TMPDIR").ok())
+        .unwrap_or_else(|| "/tmp".into())
+        .into()
 }
 
 /// A zap-style JSON line on stderr, as the SDK logs.
 fn log(level: &str, msg: &str) {
-    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default();
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
     eprintln!("{}", json!({"level": level, "ts": ts, "msg": msg}));
 }
 
@@ -157,15 +171,23 @@ async fn service(
 
 /// The client-credentials exchange with a signed assertion (EdDSA, `aud` = host without port).
 async fn exchange(client_id: &str, client_secret: &str) -> Result<(), String> {
-    let authority = client_id.split_once('@').and_then(|(_, rest)| rest.split('/').next()).unwrap_or_default();
+    let authority =
+        client_id.split_once('@').and_then(|(_, rest)| rest.split('/').next()).unwrap_or_default();
     let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
     let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
     let scheme = if loopback { "http" } else { "https" };
     let key = signing_key(client_secret).ok_or("invalid client secret")?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
     let header = json!({"alg": "EdDSA", "nonce": rand::random::<[u8; 16]>().iter().map(|b| format!("{b:02x}")).collect::<String>()});
     let claims = json!({"iss": client_id, "sub": client_id, "aud": host, "iat": now, "nbf": now - 120, "exp": now + 120});
-    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
     let assertion = format!("{input}.{}", URL_SAFE_NO_PAD.encode(key.sign(input.as_bytes()).to_bytes()));
     let form = [
         ("grant_type", "client_credentials"),
@@ -189,7 +211,11 @@ async fn exchange(client_id: &str, client_secret: &str) -> Result<(), String> {
     }
     let status = response.status();
     let error: serde_json::Value = response.json().await.unwrap_or_default();
-    Err(format!("failed to get token: {status}: {} {}", error["error"].as_str().unwrap_or_default(), error["error_description"].as_str().unwrap_or_default()))
+    Err(format!(
+        "failed to get token: {status}: {} {}",
+        error["error"].as_str().unwrap_or_default(),
+        error["error_description"].as_str().unwrap_or_default()
+    ))
 }
 
 /// The Ed25519 key inside `secret-token:conductorone.com:v1:<base64url JWK>`.
@@ -218,7 +244,9 @@ fn health_address(config: &BTreeMap<String, String>) -> String {
 
 async fn serve_health(config: &BTreeMap<String, String>) -> Result<(), String> {
     let address = health_address(config);
-    let listener = tokio::net::TcpListener::bind(&address).await.map_err(|e| format!("health check server: listen tcp {address}: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .map_err(|e| format!("health check server: listen tcp {address}: {e}"))?;
     log("info", &format!("health check server starting on {address}"));
     let answer = |status: &'static str| {
         move || async move { ([("content-type", "application/json")], json!({"status": status}).to_string()) }
@@ -237,7 +265,11 @@ async fn serve_health(config: &BTreeMap<String, String>) -> Result<(), String> {
 async fn health_check(config: &BTreeMap<String, String>) -> Result<(), String> {
     let endpoint = config.get("BATON_ENDPOINT").cloned().unwrap_or_else(|| "health".into());
     let url = format!("http://{}/{endpoint}", health_address(config));
-    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
     match client.get(&url).send().await {
         Ok(r) if r.status().is_success() => Ok(()),
         Ok(r) => Err(format!("health check failed: {}", r.status())),
@@ -247,7 +279,9 @@ async fn health_check(config: &BTreeMap<String, String>) -> Result<(), String> {
 
 /// Takes `STANDIN_ALLOCATE_MIB` MiB, touched so that it is resident, and keeps it.
 async fn allocate() {
-    let Some(mib) = std::env::var("STANDIN_ALLOCATE_MIB").ok().and_then(|s| s.parse::<usize>().ok()) else { return };
+    let Some(mib) = std::env::var("STANDIN_ALLOCATE_MIB").ok().and_then(|s| s.parse::<usize>().ok()) else {
+        return;
+    };
     let mut held: Vec<Vec<u8>> = Vec::new();
     for _ in 0..mib.div_ceil(4) {
         held.push(vec![1u8; 4 << 20]);
@@ -263,7 +297,9 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_environment_and_name_the_same_settings() {
-        let args: Vec<String> = ["--domain=x.okta.com", "--api-token", "t", "--health-check", "health-check"].map(String::from).into();
+        let args: Vec<String> = ["--domain=x.okta.com", "--api-token", "t", "--health-check", "health-check"]
+            .map(String::from)
+            .into();
         let (config, positional) = configuration(&args, |f| f == "health-check");
         assert_eq!(config["BATON_DOMAIN"], "x.okta.com");
         assert_eq!(config["BATON_API_TOKEN"], "t");

@@ -90,8 +90,17 @@ pub async fn run(
                 if ran >= BACKOFF_RESET {
                     backoff = BACKOFF_BASE;
                 }
-                let pod = format!("{}_{}({})", ctx.pod.metadata.name.clone().unwrap_or_default(), ctx.namespace(), ctx.pod.metadata.uid.clone().unwrap_or_default());
-                let message = format!("back-off {}s restarting failed container={} pod={pod}", backoff.as_secs(), c.name);
+                let pod = format!(
+                    "{}_{}({})",
+                    ctx.pod.metadata.name.clone().unwrap_or_default(),
+                    ctx.namespace(),
+                    ctx.pod.metadata.uid.clone().unwrap_or_default()
+                );
+                let message = format!(
+                    "back-off {}s restarting failed container={} pod={pod}",
+                    backoff.as_secs(),
+                    c.name
+                );
                 ctx.container_status(slot, |s| {
                     s.last = Some(t);
                     s.wait("CrashLoopBackOff", message);
@@ -141,7 +150,8 @@ fn exec_spec(
     if !program.contains('/') {
         let path = environment.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
         let found = path.split(':').map(|d| Path::new(d).join(&program)).find(|p| p.exists());
-        let found = found.ok_or_else(|| format!("exec: \"{program}\": executable file not found in $PATH"))?;
+        let found =
+            found.ok_or_else(|| format!("exec: \"{program}\": executable file not found in $PATH"))?;
         argv[0] = found.to_string_lossy().into_owned();
     }
     let pod_sc = ctx.spec().security_context.unwrap_or_default();
@@ -175,21 +185,31 @@ fn identity(pod: &PodSecurityContext, c: &SecurityContext, image_user: u32) -> (
 
 /// Everything the container's process needs mounted: the image's root, the volumes, and the file
 /// behind `terminationMessagePath`. Creates the working directory where runc would.
-fn all_mounts(c: &Container, image: &ImageConfig, volumes: &Volumes, dir: &Path) -> Result<Vec<Mount>, String> {
+fn all_mounts(
+    c: &Container,
+    image: &ImageConfig,
+    volumes: &Volumes,
+    dir: &Path,
+) -> Result<Vec<Mount>, String> {
     let rootfs = dir.join("rootfs");
-    let mut mounts = isolate::image_root(&rootfs, image).map_err(|e| format!("preparing the image's root: {e}"))?;
+    let mut mounts =
+        isolate::image_root(&rootfs, image).map_err(|e| format!("preparing the image's root: {e}"))?;
     let own = volumes::mounts(volumes, c.volume_mounts.as_deref().unwrap_or_default())?;
     let workdir = c.working_dir.clone().unwrap_or_else(|| image.working_dir.clone());
-    let holder = own.iter().filter(|m| Path::new(&workdir).starts_with(&m.target)).max_by_key(|m| m.target.len());
+    let holder =
+        own.iter().filter(|m| Path::new(&workdir).starts_with(&m.target)).max_by_key(|m| m.target.len());
     let made = match holder {
-        Some(m) => std::fs::create_dir_all(m.source.join(Path::new(&workdir).strip_prefix(&m.target).unwrap_or(Path::new("")))),
+        Some(m) => std::fs::create_dir_all(
+            m.source.join(Path::new(&workdir).strip_prefix(&m.target).unwrap_or(Path::new(""))),
+        ),
         None => std::fs::create_dir_all(rootfs.join(workdir.trim_start_matches('/'))),
     };
     made.map_err(|e| format!("creating the working directory {workdir}: {e}"))?;
     mounts.extend(own);
     let log = dir.join("termination-log");
     std::fs::write(&log, b"").map_err(|e| e.to_string())?;
-    std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o666)).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .map_err(|e| e.to_string())?;
     let path = c.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
     mounts.push(Mount { source: log, target: path, read_only: false });
     Ok(mounts)
@@ -233,7 +253,13 @@ async fn start(
         Ok(started) => started,
         Err(message) => {
             let now = Timestamp::now();
-            let t = Terminated { exit_code: 128, reason: "StartError".into(), message, started_at, finished_at: now };
+            let t = Terminated {
+                exit_code: 128,
+                reason: "StartError".into(),
+                message,
+                started_at,
+                finished_at: now,
+            };
             return Attempt::Exited(t, Duration::ZERO);
         }
     };
@@ -256,9 +282,21 @@ async fn start(
     };
     ctx.rt.record_end(pid, code);
     let Watched::Exited { code, oom } = watched else { return Attempt::Stopped };
-    let reason = if oom { "OOMKilled" } else if code == 0 { "Completed" } else { "Error" };
+    let reason = if oom {
+        "OOMKilled"
+    } else if code == 0 {
+        "Completed"
+    } else {
+        "Error"
+    };
     let message = termination_message(c, &ctx.dir.join(&c.name).join("termination-log"), &spec.log, code);
-    let t = Terminated { exit_code: code, reason: reason.into(), message, started_at, finished_at: Timestamp::now() };
+    let t = Terminated {
+        exit_code: code,
+        reason: reason.into(),
+        message,
+        started_at,
+        finished_at: Timestamp::now(),
+    };
     Attempt::Exited(t, ran.elapsed())
 }
 
@@ -266,7 +304,10 @@ async fn start(
 /// `FallbackToLogsOnError` and a failure, the end of its log.
 fn termination_message(c: &Container, file: &Path, log: &Path, code: i32) -> String {
     let written = std::fs::read_to_string(file).unwrap_or_default();
-    if !written.is_empty() || code == 0 || c.termination_message_policy.as_deref() != Some("FallbackToLogsOnError") {
+    if !written.is_empty()
+        || code == 0
+        || c.termination_message_policy.as_deref() != Some("FallbackToLogsOnError")
+    {
         return written;
     }
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -278,7 +319,10 @@ fn termination_message(c: &Container, file: &Path, log: &Path, code: i32) -> Str
 }
 
 enum Watched {
-    Exited { code: i32, oom: bool },
+    Exited {
+        code: i32,
+        oom: bool,
+    },
     /// The pod was stopped: the code the process ended with.
     Stopped(i32),
 }
@@ -300,7 +344,8 @@ async fn watch(
     pid: u32,
     started_at: Timestamp,
 ) -> Watched {
-    let (startup, liveness, readiness) = (c.startup_probe.clone(), c.liveness_probe.clone(), c.readiness_probe.clone());
+    let (startup, liveness, readiness) =
+        (c.startup_probe.clone(), c.liveness_probe.clone(), c.readiness_probe.clone());
     let mut started = startup.is_none();
     ctx.container_status(slot, |s| {
         s.state = State::Running { started_at };
@@ -312,10 +357,13 @@ async fn watch(
     let (tx, mut rx) = mpsc::channel(16);
     let mut exec = spec.clone();
     exec.log = spec.log.with_file_name("probes.log");
-    let probes: Vec<_> = [(Kind::Startup, &startup), (Kind::Liveness, &liveness), (Kind::Readiness, &readiness)]
-        .into_iter()
-        .filter_map(|(k, p)| Some(probe::spawn(k, p.clone()?, c, ctx.net.ip.clone(), exec.clone(), tx.clone())))
-        .collect();
+    let probes: Vec<_> =
+        [(Kind::Startup, &startup), (Kind::Liveness, &liveness), (Kind::Readiness, &readiness)]
+            .into_iter()
+            .filter_map(|(k, p)| {
+                Some(probe::spawn(k, p.clone()?, c, ctx.net.ip.clone(), exec.clone(), tx.clone()))
+            })
+            .collect();
     let limit = memory_limit(c);
     let mut counts: [Counts; 3] = Default::default();
     let mut stop = ctx.stopped();
@@ -441,7 +489,10 @@ mod tests {
         std::fs::write(&file, "").unwrap();
         let lines: Vec<String> = (0..200).map(|i| format!("line {i}")).collect();
         std::fs::write(&log, lines.join("\n")).unwrap();
-        let c = Container { termination_message_policy: Some("FallbackToLogsOnError".into()), ..Default::default() };
+        let c = Container {
+            termination_message_policy: Some("FallbackToLogsOnError".into()),
+            ..Default::default()
+        };
         let message = termination_message(&c, &file, &log, 1);
         assert!(message.ends_with("line 199") && message.starts_with("line 120"), "{message}");
         assert_eq!(termination_message(&c, &file, &log, 0), "");

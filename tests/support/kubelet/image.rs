@@ -104,7 +104,9 @@ mod tests {
 
     #[test]
     fn missing_and_malformed_images_do_not_pull_and_others_are_unknown() {
-        assert!(matches!(pull("e2e.local/missing/baton-okta:v1.0.0"), Pull::NotFound(m) if m.contains("not found")));
+        assert!(
+            matches!(pull("e2e.local/missing/baton-okta:v1.0.0"), Pull::NotFound(m) if m.contains("not found"))
+        );
         assert!(matches!(pull("e2e.local/baton-okta:latest"), Pull::NotFound(_)));
         assert_eq!(pull("public.ecr.aws/conductorone/baton-okta:latest"), Pull::Unknown);
         assert!(matches!(pull("e2e.local/busybox:stable"), Pull::Image(c) if c.cmd == ["sh"]));

@@ -110,7 +110,11 @@ pub fn image_root(rootfs: &Path, image: &super::image::ImageConfig) -> io::Resul
     std::fs::create_dir_all(&dev)?;
     for d in DEVICES {
         touch(&dev.join(d))?;
-        mounts.push(Mount { source: Path::new("/dev").join(d), target: format!("/dev/{d}"), read_only: false });
+        mounts.push(Mount {
+            source: Path::new("/dev").join(d),
+            target: format!("/dev/{d}"),
+            read_only: false,
+        });
     }
     let tmp = rootfs.join("tmp");
     std::fs::create_dir_all(&tmp)?;
@@ -173,7 +177,11 @@ pub fn spawn(spec: &Spec) -> io::Result<tokio::process::Child> {
     for m in &spec.mounts {
         mount_point(&spec.rootfs, m)?;
         let target = cstring(spec.rootfs.join(m.target.trim_start_matches('/')).as_os_str().as_bytes())?;
-        calls.push(MountCall { source: Some(cstring(m.source.as_os_str().as_bytes())?), target: target.clone(), flags: bind });
+        calls.push(MountCall {
+            source: Some(cstring(m.source.as_os_str().as_bytes())?),
+            target: target.clone(),
+            flags: bind,
+        });
         if m.read_only {
             calls.push(MountCall { source: None, target, flags: read_only });
         }

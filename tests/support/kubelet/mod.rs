@@ -147,8 +147,13 @@ async fn dispatch(rt: Arc<Runtime>, pods: Pods, selector: String) {
             Ok(Event::InitDone) => {
                 // Pods deleted while the watch was down.
                 let listed = listed.take().unwrap_or_default();
-                let gone: Vec<String> =
-                    pods.lock().unwrap_or_else(|e| e.into_inner()).keys().filter(|u| !listed.contains(*u)).cloned().collect();
+                let gone: Vec<String> = pods
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .keys()
+                    .filter(|u| !listed.contains(*u))
+                    .cloned()
+                    .collect();
                 gone.iter().for_each(|u| stop(&pods, u));
             }
             Err(_) => {}

@@ -47,7 +47,9 @@ impl PodCtx {
     pub fn new(rt: Arc<Runtime>, pod: Pod) -> Arc<Self> {
         let spec = pod.spec.clone().unwrap_or_default();
         let statuses = |cs: &[Container], reason: &str| -> Vec<ContainerStatus> {
-            cs.iter().map(|c| ContainerStatus::new(&c.name, c.image.as_deref().unwrap_or_default(), reason)).collect()
+            cs.iter()
+                .map(|c| ContainerStatus::new(&c.name, c.image.as_deref().unwrap_or_default(), reason))
+                .collect()
         };
         let init = statuses(spec.init_containers.as_deref().unwrap_or_default(), "PodInitializing");
         let waiting = if init.is_empty() { "ContainerCreating" } else { "PodInitializing" };
@@ -178,7 +180,12 @@ pub async fn run(ctx: Arc<PodCtx>) {
 async fn lifecycle(ctx: &Arc<PodCtx>) {
     if let Err(why) = &ctx.rt.isolation {
         let message = format!("the e2e kubelet cannot execute containers here: {why}");
-        ctx.update(|s| s.main.iter_mut().chain(s.init.iter_mut()).for_each(|c| c.wait("RunContainerError", message.clone())));
+        ctx.update(|s| {
+            s.main
+                .iter_mut()
+                .chain(s.init.iter_mut())
+                .for_each(|c| c.wait("RunContainerError", message.clone()))
+        });
         return;
     }
     if !claims_exist(ctx).await {
@@ -234,7 +241,8 @@ async fn claims_exist(ctx: &PodCtx) -> bool {
         let mut missing = None;
         for claim in &claims {
             if !matches!(api.get_opt(claim).await, Ok(Some(_))) {
-                missing = Some(format!("0/1 nodes are available: persistentvolumeclaim \"{claim}\" not found."));
+                missing =
+                    Some(format!("0/1 nodes are available: persistentvolumeclaim \"{claim}\" not found."));
                 break;
             }
         }

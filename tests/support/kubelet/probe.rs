@@ -29,12 +29,8 @@ pub fn spawn(
     exec: Spec,
     tx: mpsc::Sender<(Kind, bool)>,
 ) -> JoinHandle<()> {
-    let ports: Vec<(String, i32)> = container
-        .ports
-        .iter()
-        .flatten()
-        .filter_map(|p| Some((p.name.clone()?, p.container_port)))
-        .collect();
+    let ports: Vec<(String, i32)> =
+        container.ports.iter().flatten().filter_map(|p| Some((p.name.clone()?, p.container_port))).collect();
     tokio::spawn(async move {
         let delay = probe.initial_delay_seconds.unwrap_or(0).max(0) as u64;
         // The kubelet's first probe comes shortly after the container starts.

@@ -61,8 +61,12 @@ pub fn check_required(
 ) -> Result<(), String> {
     let set = |name: &str| config.get(&env_name(name)).is_some_and(|v| !v.is_empty());
     if connector.groups.is_empty() || version < (0, 5, 6) {
-        let mut missing: Vec<&str> =
-            connector.fields.iter().filter(|f| f.required && !set(&f.name)).map(|f| f.name.as_str()).collect();
+        let mut missing: Vec<&str> = connector
+            .fields
+            .iter()
+            .filter(|f| f.required && !set(&f.name))
+            .map(|f| f.name.as_str())
+            .collect();
         missing.sort();
         if !missing.is_empty() {
             let quoted: Vec<String> = missing.iter().map(|n| format!("\"{n}\"")).collect();
@@ -79,7 +83,13 @@ pub fn check_required(
         .iter()
         .filter(selected)
         .filter(|f| f.rules.required && !present(f))
-        .map(|f| format!("field {} of type {} is marked as required but it has a zero-value", f.name, go_type(f.kind)))
+        .map(|f| {
+            format!(
+                "field {} of type {} is marked as required but it has a zero-value",
+                f.name,
+                go_type(f.kind)
+            )
+        })
         .collect();
     if errors.is_empty() { Ok(()) } else { Err(format!("errors found:\n{}", errors.join("\n"))) }
 }
@@ -121,7 +131,10 @@ mod tests {
         assert!(matches!(mode(&config(&[id, ("BATON_CLIENT_SECRET", "s")])), Ok(Mode::Service { .. })));
         assert_eq!(mode(&config(&[id])), Err("client-secret is required in service mode".into()));
         assert_eq!(mode(&config(&[])), Ok(Mode::OneShot { file: "sync.c1z".into() }));
-        assert_eq!(mode(&config(&[("BATON_FILE", "/data/x.c1z")])), Ok(Mode::OneShot { file: "/data/x.c1z".into() }));
+        assert_eq!(
+            mode(&config(&[("BATON_FILE", "/data/x.c1z")])),
+            Ok(Mode::OneShot { file: "/data/x.c1z".into() })
+        );
     }
 
     #[test]
@@ -133,7 +146,10 @@ mod tests {
         let empty = config(&[("BATON_DOMAIN", "x.okta.com"), ("BATON_API_TOKEN", "")]);
         assert_eq!(
             check_required(okta, v, &empty),
-            Err("errors found:\nfield api-token of type string is marked as required but it has a zero-value".into())
+            Err(
+                "errors found:\nfield api-token of type string is marked as required but it has a zero-value"
+                    .into()
+            )
         );
         let other = config(&[("BATON_DOMAIN", "x"), ("BATON_AUTH_METHOD", "private-key-group")]);
         let err = check_required(okta, v, &other).unwrap_err();
@@ -142,11 +158,17 @@ mod tests {
 
     #[test]
     fn without_groups_cobra_names_the_missing_flags_in_order() {
-        let c = Catalog::embedded().connectors().find(|c| c.groups.is_empty() && c.fields.iter().filter(|f| f.required).count() >= 2);
+        let c = Catalog::embedded()
+            .connectors()
+            .find(|c| c.groups.is_empty() && c.fields.iter().filter(|f| f.required).count() >= 2);
         let c = c.expect("a catalogued connector without groups and two required fields");
         let mut names: Vec<&str> = c.fields.iter().filter(|f| f.required).map(|f| f.name.as_str()).collect();
         names.sort();
         let err = check_required(c, (0, 25, 0), &config(&[])).unwrap_err();
-        assert!(err.starts_with("required flag(s) ") && err.contains(&format!("\"{}\", \"{}\"", names[0], names[1])), "{err}");
+        assert!(
+            err.starts_with("required flag(s) ")
+                && err.contains(&format!("\"{}\", \"{}\"", names[0], names[1])),
+            "{err}"
+        );
     }
 }

@@ -28,13 +28,11 @@ pub async fn prepare(ctx: &PodCtx) -> Option<Volumes> {
         };
         match made {
             Ok(volumes) => return Some(volumes),
-            Err(message) => {
-                ctx.update(|s| {
-                    for c in s.init.iter_mut().chain(s.main.iter_mut()) {
-                        c.wait("ContainerCreating", message.clone());
-                    }
-                })
-            }
+            Err(message) => ctx.update(|s| {
+                for c in s.init.iter_mut().chain(s.main.iter_mut()) {
+                    c.wait("ContainerCreating", message.clone());
+                }
+            }),
         }
         if !ctx.sleep(Duration::from_secs(2)).await {
             return None;
@@ -62,10 +60,24 @@ fn make(ctx: &PodCtx, v: &Volume, objects: &Snapshot) -> Result<PathBuf, String>
     open_dir(&dir).map_err(io)?;
     let source = if let Some(s) = &v.secret {
         let name = s.secret_name.clone().unwrap_or_default();
-        Some(("secret", name.clone(), objects.secrets.get(&name), s.optional, s.items.clone(), s.default_mode))
+        Some((
+            "secret",
+            name.clone(),
+            objects.secrets.get(&name),
+            s.optional,
+            s.items.clone(),
+            s.default_mode,
+        ))
     } else if let Some(c) = &v.config_map {
         let name = c.name.clone();
-        Some(("configmap", name.clone(), objects.config_maps.get(&name), c.optional, c.items.clone(), c.default_mode))
+        Some((
+            "configmap",
+            name.clone(),
+            objects.config_maps.get(&name),
+            c.optional,
+            c.items.clone(),
+            c.default_mode,
+        ))
     } else {
         None
     };
@@ -74,7 +86,10 @@ fn make(ctx: &PodCtx, v: &Volume, objects: &Snapshot) -> Result<PathBuf, String>
         if optional == Some(true) {
             return Ok(dir);
         }
-        return Err(format!("MountVolume.SetUp failed for volume \"{}\" : {kind} \"{name}\" not found", v.name));
+        return Err(format!(
+            "MountVolume.SetUp failed for volume \"{}\" : {kind} \"{name}\" not found",
+            v.name
+        ));
     };
     write_files(&dir, data, items.as_deref(), mode.unwrap_or(0o644)).map_err(io)?;
     Ok(dir)
@@ -119,7 +134,9 @@ pub fn mounts(volumes: &Volumes, mounts: &[VolumeMount]) -> Result<Vec<Mount>, S
         let source = match m.sub_path.as_deref().filter(|p| !p.is_empty()) {
             Some(sub) => {
                 let path = dir.join(sub);
-                open_dir(&path).map_err(|e| format!("failed to create subPath directory for volumeMount \"{}\": {e}", m.name))?;
+                open_dir(&path).map_err(|e| {
+                    format!("failed to create subPath directory for volumeMount \"{}\": {e}", m.name)
+                })?;
                 path
             }
             None => dir.clone(),
