@@ -134,14 +134,23 @@ pub(crate) async fn health_checks_on_an_sdk_before_v0_7_6_say_why_the_probes_fai
 }
 
 /// The v0.7.6 connector's pod again, by hand, with the SDK's default bind address (127.0.0.1): the
-/// server listens on the pod's loopback, where the kubelet's probes do not reach, and the pod stays
-/// unready. (`spec.env` may not set `BATON_HEALTH_CHECK*`, so this is a copy of the pod.)
+/// server listens on the pod's loopback, where the kubelet's `httpGet` probes do not reach, and the
+/// pod stays unready; the same pod with `exec` probes through the connector's own `health-check`
+/// subcommand (which runs inside the pod, beside the server) becomes ready. (`spec.env` may not set
+/// `BATON_HEALTH_CHECK*`, so these are copies of the pod.)
 async fn loopback_is_not_reached(env: &Env, pods: &[Pod]) -> anyhow::Result<()> {
     let mut pod = serde_json::to_value(pods.first().context("no pod")?)?;
     pod["metadata"] = json!({"name": "okta-on-loopback", "labels": {"e2e-case": "loopback"}});
     pod["status"] = Value::Null;
     let vars = pod["spec"]["containers"][0]["env"].as_array_mut().context("no env")?;
     vars.retain(|e| e["name"] != "BATON_HEALTH_CHECK_BIND_ADDRESS");
+    let mut exec = pod.clone();
+    exec["metadata"]["name"] = json!("okta-exec-probes");
+    let probe = |endpoint: &str| json!({"exec": {"command": ["/baton-okta", "health-check", format!("--endpoint={endpoint}")]}, "periodSeconds": 2});
+    let container = &mut exec["spec"]["containers"][0];
+    container["startupProbe"] = probe("live");
+    container["livenessProbe"] = probe("live");
+    container["readinessProbe"] = probe("ready");
     let root = env.operator.log_path().parent().map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
     let kubelet = support::kubelet::Kubelet::start(
         env.client.clone(),
@@ -150,10 +159,19 @@ async fn loopback_is_not_reached(env: &Env, pods: &[Pod]) -> anyhow::Result<()> 
     );
     let api: Api<Pod> = Api::namespaced(env.client.clone(), "probe-new");
     api.create(&PostParams::default(), &serde_json::from_value(pod)?).await?;
+    api.create(&PostParams::default(), &serde_json::from_value(exec)?).await?;
     let listening = eventually("the loopback pod's server to start", WAIT, || async {
         let p = api.get("okta-on-loopback").await?;
         let logs = kubelet.logs(&p, "baton-okta");
         Ok(logs.contains("health check server starting on 127.78.").then_some(p))
+    })
+    .await?;
+    let ready = |p: &Pod| {
+        let c = p.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
+        c.first().is_some_and(|c| c.ready)
+    };
+    eventually("the pod with exec probes to be ready", Duration::from_secs(30), || async {
+        Ok(ready(&api.get("okta-exec-probes").await?).then_some(()))
     })
     .await?;
     // Two startup probes (at 0.5 s and 10.5 s) have failed by then.
@@ -167,7 +185,9 @@ async fn loopback_is_not_reached(env: &Env, pods: &[Pod]) -> anyhow::Result<()> 
     );
     let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone()).context("no pod IP")?;
     ensure!(ip.starts_with("127.77.") && listening.uid() == p.uid(), "pod IP {ip}");
-    api.delete("okta-on-loopback", &DeleteParams::default()).await?;
+    for name in ["okta-on-loopback", "okta-exec-probes"] {
+        api.delete(name, &DeleteParams::default()).await?;
+    }
     drop(kubelet);
     Ok(())
 }
@@ -175,3 +195,27 @@ async fn loopback_is_not_reached(env: &Env, pods: &[Pod]) -> anyhow::Result<()> 
 /// The operator reports failing probes after a 30 s grace; the startup probe's first tries come on
 /// top.
 const PROBE_WAIT: Duration = Duration::from_secs(60);
+
+/// A connector that writes more into its working directory than `spec.workDir.sizeLimit`: the
+/// kubelet evicts the pod, saying which volume and which limit.
+pub(crate) async fn a_work_volume_over_its_size_limit_evicts_the_pod(env: &mut Env) -> anyhow::Result<()> {
+    require_execution(env)?;
+    let ns = "broken-disk";
+    standin_namespace(env, ns, "t").await?;
+    let full =
+        json!({"workDir": {"sizeLimit": "64Mi"}, "env": [{"name": "STANDIN_FILL_MIB", "value": "80"}]});
+    apply_value(&env.client, standin_connector("okta", "v0.25.0", full), Some(ns)).await?;
+    let evicted = eventually("a pod evicted for its work volume", WAIT, || async {
+        let pods = pods_of(env, ns, "okta").await?;
+        Ok(pods.into_iter().find(|p| p.status.as_ref().and_then(|s| s.reason.as_deref()) == Some("Evicted")))
+    })
+    .await?;
+    let status = evicted.status.unwrap_or_default();
+    let message = status.message.unwrap_or_default();
+    ensure!(status.phase.as_deref() == Some("Failed"), "phase {:?}", status.phase);
+    ensure!(message.contains("Usage of EmptyDir volume \"work\" exceeds the limit \"64Mi\""), "{message}");
+    let killed = status.container_statuses.unwrap_or_default();
+    let code = killed.first().and_then(|c| c.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code));
+    ensure!(code == Some(137), "the evicted pod's container: {killed:?}");
+    clean_up(env, &[ns]).await
+}

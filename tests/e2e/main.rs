@@ -181,6 +181,7 @@ fn all_cases() -> Vec<(&'static str, Case)> {
         broken::connectors_that_cannot_start_say_why_in_kubectl_get,
         broken::a_key_removed_under_a_running_connector_is_named_at_its_restart,
         broken::health_checks_on_an_sdk_before_v0_7_6_say_why_the_probes_fail,
+        broken::a_work_volume_over_its_size_limit_evicts_the_pod,
         oneshot::oneshot_runs_on_schedule_and_on_request,
         oneshot::switching_modes_cleans_up_both_ways,
         plugin::plugin_status_describe_suspend_and_resume,

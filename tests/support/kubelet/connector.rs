@@ -18,7 +18,9 @@
 //! - the health server (`/live`, `/ready`, `/health`) on `BATON_HEALTH_CHECK_BIND_ADDRESS`
 //!   (127.0.0.1) : `BATON_HEALTH_CHECK_PORT` (8081), in service mode, only with
 //!   `BATON_HEALTH_CHECK=true` on SDK v0.7.6 or newer; the `health-check` subcommand likewise.
-//! - `STANDIN_ALLOCATE_MIB=<n>`: first takes `n` MiB of memory, 4 MiB at a time (the OOM case).
+//! - `STANDIN_ALLOCATE_MIB=<n>`: first takes `n` MiB of memory, 4 MiB at a time (the OOM case);
+//!   `STANDIN_FILL_MIB=<n>`: the service-mode task writes `n` MiB into `fill.db` in the working
+//!   directory (the `emptyDir` `sizeLimit` case).
 
 use std::{collections::BTreeMap, path::Path, process::ExitCode, time::Duration};
 
@@ -158,6 +160,7 @@ async fn service(
     let task = standin::debug_log(Path::new("."), "task started").and_then(|()| {
         standin::write_sync(&temp_dir(config), "baton-sdk-sync-upload.c1z", &sync_content(connector))
     });
+    let task = task.and_then(|()| fill(Path::new(".")));
     match task {
         Ok(()) => log("info", "task done: full sync"),
         Err(e) => log("error", &format!("c1_api_task_manager.Process(): task failed: {e}")),
@@ -275,6 +278,20 @@ async fn health_check(config: &BTreeMap<String, String>) -> Result<(), String> {
         Ok(r) => Err(format!("health check failed: {}", r.status())),
         Err(e) => Err(format!("health check failed: {e}")),
     }
+}
+
+/// Writes `STANDIN_FILL_MIB` MiB into `fill.db` in `dir`, as a large sync's working database does.
+fn fill(dir: &Path) -> Result<(), String> {
+    let Some(mib) = std::env::var("STANDIN_FILL_MIB").ok().and_then(|s| s.parse::<usize>().ok()) else {
+        return Ok(());
+    };
+    let mut f = std::fs::File::create(dir.join("fill.db"))
+        .map_err(|e| standin::go_error("open", Path::new("fill.db"), &e))?;
+    for _ in 0..mib {
+        std::io::Write::write_all(&mut f, &[0u8; 1 << 20])
+            .map_err(|e| standin::go_error("write", Path::new("fill.db"), &e))?;
+    }
+    Ok(())
 }
 
 /// Takes `STANDIN_ALLOCATE_MIB` MiB, touched so that it is resident, and keeps it.

@@ -228,7 +228,12 @@ async fn start(
         Ok(o) => o,
         Err(_) => return Attempt::NotCreated,
     };
-    let resolved = match env::resolve(&ctx.pod, c, &objects) {
+    // `fieldRef` reads the pod as it is now: with its IP.
+    let mut pod = ctx.pod.clone();
+    let status = pod.status.get_or_insert_with(Default::default);
+    status.pod_ip = Some(ctx.net.ip.clone());
+    status.host_ip = Some("127.0.0.1".into());
+    let resolved = match env::resolve(&pod, c, &objects) {
         Ok(e) => e,
         Err(e) => {
             ctx.container_status(slot, |s| s.wait(e.reason, e.message));

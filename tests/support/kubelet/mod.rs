@@ -30,8 +30,9 @@
 //! `RunContainerError` with that reason, and the suite reports the cases that need them as
 //! skipped, never as passed. The kubelet's other limits: pods are not bound to a node, so the API
 //! server removes a deleted pod at once and its processes stop right after (not before) it is gone;
-//! memory is the main process's resident set, polled every 100 ms; an `emptyDir`'s `sizeLimit` is
-//! not enforced; cgroups (CPU) are not used.
+//! memory is the main process's resident set, polled every 100 ms; an `emptyDir` over its
+//! `sizeLimit` evicts the pod (checked every 2 s, as the eviction manager does, not refused at the
+//! write); cgroups (CPU) are not used.
 //!
 //! [`connector`] is the stand-in connector program itself, which the suite's binary becomes when
 //! its image environment says so ([`image::PLAYS_VAR`]).

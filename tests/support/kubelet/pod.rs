@@ -41,6 +41,8 @@ pub struct PodCtx {
     changed: Notify,
     write: tokio::sync::Mutex<()>,
     stop: watch::Sender<bool>,
+    /// Stopped by the kubelet itself (eviction), not by a deletion: the final status is written.
+    evicted: std::sync::atomic::AtomicBool,
 }
 
 impl PodCtx {
@@ -76,6 +78,7 @@ impl PodCtx {
             changed: Notify::new(),
             write: tokio::sync::Mutex::new(()),
             stop: watch::channel(false).0,
+            evicted: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -134,7 +137,7 @@ impl PodCtx {
 
     async fn flush(&self) {
         let _serial = self.write.lock().await;
-        if self.is_stopped() {
+        if self.is_stopped() && !self.evicted.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
         let status = {
@@ -172,7 +175,27 @@ pub async fn run(ctx: Arc<PodCtx>) {
         })
     };
     ctx.changed.notify_one();
+    let sizes = tokio::spawn(watch_sizes(ctx.clone()));
     lifecycle(&ctx).await;
+    sizes.abort();
+    if ctx.evicted.load(std::sync::atomic::Ordering::SeqCst) {
+        // The evicted pod's containers were killed.
+        let now = Timestamp::now();
+        ctx.update(|s| {
+            for c in s.init.iter_mut().chain(s.main.iter_mut()) {
+                if let super::model::State::Running { started_at } = c.state {
+                    c.ready = false;
+                    c.state = super::model::State::Terminated(super::model::Terminated {
+                        exit_code: 137,
+                        reason: "Error".into(),
+                        message: String::new(),
+                        started_at,
+                        finished_at: now,
+                    });
+                }
+            }
+        });
+    }
     ctx.flush().await;
     writer.abort();
 }
@@ -289,4 +312,51 @@ async fn pull_images(ctx: &PodCtx) -> Option<BTreeMap<String, ImageConfig>> {
         }
     }
     Some(out)
+}
+
+/// The eviction manager's check of `emptyDir` `sizeLimit`s, every 2 s: a volume over its limit fails
+/// the pod (`Evicted`, with the kubelet's message) and stops its containers.
+async fn watch_sizes(ctx: Arc<PodCtx>) {
+    let limits: Vec<(String, String, u64)> = ctx
+        .spec()
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| {
+            let q = v.empty_dir.as_ref()?.size_limit.as_ref()?.0.clone();
+            let bytes = container::parse_quantity(&q)?;
+            Some((v.name.clone(), q, bytes))
+        })
+        .collect();
+    if limits.is_empty() {
+        return;
+    }
+    while ctx.sleep(Duration::from_secs(2)).await {
+        for (name, quantity, bytes) in &limits {
+            if usage(&ctx.dir.join("volumes").join(name)) > *bytes {
+                let message =
+                    format!("Usage of EmptyDir volume \"{name}\" exceeds the limit \"{quantity}\". ");
+                ctx.evicted.store(true, std::sync::atomic::Ordering::SeqCst);
+                ctx.update(|s| {
+                    s.phase = "Failed".into();
+                    s.failure = Some(("Evicted".into(), message));
+                });
+                ctx.stop();
+                return;
+            }
+        }
+    }
+}
+
+/// Bytes of the files under `dir`.
+pub fn usage(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => usage(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }

@@ -21,7 +21,9 @@ pub fn image_sdk_version(image: &str) -> Option<(u32, u32, u32)> {
 /// The health server (`/live`, `/ready`, `/health`) exists since v0.7.6; older SDKs do not know
 /// `BATON_HEALTH_CHECK` and, as viper ignores unknown keys, say nothing about it.
 pub fn health_server_enabled(version: (u32, u32, u32), config: &BTreeMap<String, String>) -> bool {
-    version >= (0, 7, 6) && config.get("BATON_HEALTH_CHECK").is_some_and(|v| v == "true")
+    // viper's GetBool: strconv.ParseBool.
+    let truthy = |v: &String| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True");
+    version >= (0, 7, 6) && config.get("BATON_HEALTH_CHECK").is_some_and(truthy)
 }
 
 #[derive(Debug, PartialEq, Eq)]
