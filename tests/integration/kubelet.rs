@@ -230,3 +230,46 @@ fn standin_errors_read_as_go_path_errors() {
         "stat debug.log: permission denied"
     );
 }
+
+/// The container's root is read-only and its volume writable, it runs as the pod's user in its
+/// working directory, and nothing it does reaches the host's root. Needs root (CI runs as root).
+#[tokio::test]
+async fn a_container_root_is_read_only_and_its_volumes_are_writable() {
+    use support::kubelet::{
+        image::{self, Pull},
+        isolate::{self, Mount, Spec},
+    };
+    if let Err(why) = isolate::available() {
+        eprintln!("not run here: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (rootfs, volume) = (dir.path().join("rootfs"), dir.path().join("work"));
+    std::fs::create_dir_all(&volume).unwrap();
+    std::fs::set_permissions(&volume, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let Pull::Image(busybox) = image::pull("e2e.local/busybox:stable") else { panic!("no busybox") };
+    let mut mounts = isolate::image_root(&rootfs, &busybox).unwrap();
+    mounts.push(Mount { source: volume.clone(), target: "/work".into(), read_only: false });
+    let log = dir.path().join("log");
+    let spec = Spec {
+        argv: ["/bin/sh", "-c", "touch /escaped; touch /work/kept && id -u && pwd"].map(String::from).into(),
+        env: busybox.env.clone(),
+        rootfs: rootfs.clone(),
+        working_dir: "/work".into(),
+        uid: 65532,
+        gid: 65532,
+        groups: vec![65532],
+        read_only_root: true,
+        mounts,
+        log: log.clone(),
+    };
+    let status = isolate::spawn(&spec).unwrap().wait().await.unwrap();
+    let out = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{out}");
+    // Not `Permission denied`: the root's directory is root's, and the image's user could not write
+    // there anyway; only the read-only mount gives this error.
+    assert!(out.contains("Read-only file system"), "the root was writable: {out}");
+    assert!(out.contains("65532\n/work"), "{out}");
+    assert!(volume.join("kept").is_file(), "the volume was not writable: {out}");
+    assert!(!rootfs.join("escaped").exists() && !std::path::Path::new("/escaped").exists());
+}

@@ -45,7 +45,11 @@ pub struct PodNet {
 
 impl Runtime {
     pub fn new(client: Client, root: PathBuf) -> Arc<Self> {
-        let isolation = super::isolate::available();
+        // `BATON_E2E_NO_EXEC=1` plays a host without mount namespaces, to see how the suite reports it.
+        let isolation = match std::env::var("BATON_E2E_NO_EXEC").as_deref() {
+            Ok("1") => Err("disabled by BATON_E2E_NO_EXEC=1".into()),
+            _ => super::isolate::available(),
+        };
         Arc::new(Self { client, root, isolation, records: Mutex::new(Vec::new()) })
     }
 
