@@ -28,7 +28,7 @@
 //! **Where it degrades.** Executing needs a private mount namespace, `chroot` and `setuid`: root
 //! (CI runs the suite as root). Without them [`Kubelet::isolation`] says why, executed pods wait in
 //! `RunContainerError` with that reason, and the suite reports the cases that need them as
-//! skipped, never as passed. The kubelet's other limits: pods are not bound to a node, so the API
+//! skipped, never as passed (`BATON_E2E_NO_EXEC=1` plays such a host). The kubelet's other limits: pods are not bound to a node, so the API
 //! server removes a deleted pod at once and its processes stop right after (not before) it is gone;
 //! memory is the main process's resident set, polled every 100 ms; an `emptyDir` over its
 //! `sizeLimit` evicts the pod (checked every 2 s, as the eviction manager does, not refused at the
