@@ -13,6 +13,7 @@ const SOON: Duration = Duration::from_secs(30);
 /// and a connector that needs more memory than its limit: each is named, in `kubectl get bc` too.
 pub(crate) async fn connectors_that_cannot_start_say_why_in_kubectl_get(env: &mut Env) -> anyhow::Result<()> {
     require_execution(env)?;
+    ensure_operator(env).await?;
     let started = std::time::Instant::now();
     standin_namespace(env, "broken-field", "").await?;
     apply_value(&env.client, standin_connector("okta", "v0.25.0", json!({})), Some("broken-field")).await?;
@@ -36,22 +37,40 @@ pub(crate) async fn connectors_that_cannot_start_say_why_in_kubectl_get(env: &mu
         "kubectl get bc: {line}"
     );
     ensure!(took < SOON, "CrashLoopBackOff took {took:?}");
-    println!("    the missing field in kubectl get bc {:.1}s after the apply", took.as_secs_f64());
-
-    let image = "e2e.local/missing/baton-okta:v0.25.0";
-    let pulled = eventually("the pull failure named", SOON, || async {
-        let line = kubectl_line(env, "broken-image", "okta")?;
-        Ok((line.contains("ImagePullBackOff") || line.contains("ErrImagePull")).then_some(line))
+    // The kubelet starts it again after each back-off, and it says the same each time.
+    let pod = pods_of(env, "broken-field", "okta").await?.into_iter().next().context("no pod")?;
+    eventually("the connector to be started again", SOON, || async {
+        Ok((env.kubelet.logs(&pod, "baton-okta").matches(sdk).count() >= 3).then_some(()))
     })
     .await?;
-    ensure!(pulled.contains(image), "kubectl get bc: {pulled}");
-    let bc = get_bc(&env.client, "broken-image", "okta").await?;
-    let ready = bc
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-        .context("no Ready")?;
-    ensure!(ready.message.contains(image) && ready.message.contains("not found"), "Ready: {}", ready.message);
+    // What the kubelet reported: the last run's exit, and its log's end as the termination message.
+    let pods = pods_of(env, "broken-field", "okta").await?;
+    let statuses =
+        pods.iter().flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()));
+    let last = statuses.clone().find_map(|c| c.last_state.clone()?.terminated).context("no lastState")?;
+    ensure!(last.exit_code == 1 && last.reason.as_deref() == Some("Error"), "{last:?}");
+    ensure!(
+        last.message.as_deref().is_some_and(|m| m.contains(&format!("Error: errors found:\n{sdk}"))),
+        "{last:?}"
+    );
+    println!("    the missing field in kubectl get bc {:.1}s after the apply", took.as_secs_f64());
+
+    // The pull fails (ErrImagePull, with the registry's answer), then the kubelet backs off
+    // (ImagePullBackOff, a stall): both named, each in an event.
+    let image = "e2e.local/missing/baton-okta:v0.25.0";
+    let (_, message) = wait_reason(env, "broken-image", "okta", "ImagePullBackOff", SOON).await?;
+    ensure!(message.contains(image) && message.contains("backing off"), "Ready's message: {message}");
+    let line = kubectl_line(env, "broken-image", "okta")?;
+    ensure!(line.contains(&format!("ImagePullBackOff: {image}")), "kubectl get bc: {line}");
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), "broken-image");
+    let events = events.list(&Default::default()).await?.items;
+    let pull = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("ErrImagePull"))
+        .context("no ErrImagePull event")?;
+    let note = pull.note.clone().unwrap_or_default();
+    ensure!(note.contains(image) && note.contains("not found"), "ErrImagePull event: {note}");
 
     let (_, message) = wait_reason(env, "broken-oom", "okta", "OOMKilled", SOON).await?;
     ensure!(

@@ -249,6 +249,10 @@ async fn a_container_root_is_read_only_and_its_volumes_are_writable() {
     std::fs::set_permissions(&volume, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let Pull::Image(busybox) = image::pull("e2e.local/busybox:stable") else { panic!("no busybox") };
     let mut mounts = isolate::image_root(&rootfs, &busybox).unwrap();
+    // Each start of a container lays out its root again: the same mounts, the second time too.
+    let targets = |m: &[Mount]| m.iter().map(|m| m.target.clone()).collect::<Vec<_>>();
+    assert_eq!(targets(&isolate::image_root(&rootfs, &busybox).unwrap()), targets(&mounts));
+    assert!(targets(&mounts).contains(&"/usr".to_string()));
     mounts.push(Mount { source: volume.clone(), target: "/work".into(), read_only: false });
     let log = dir.path().join("log");
     let spec = Spec {

@@ -94,10 +94,9 @@ pub fn image_root(rootfs: &Path, image: &super::image::ImageConfig) -> io::Resul
     for dir in HOST_DIRS {
         let host = Path::new("/").join(dir);
         let inside = rootfs.join(dir);
-        if inside.symlink_metadata().is_ok() {
-            continue;
-        }
+        // Called again for each start of the container: what exists stays, the mounts are made anew.
         match std::fs::read_link(&host) {
+            Ok(_) if inside.symlink_metadata().is_ok() => {}
             Ok(link) => std::os::unix::fs::symlink(link, &inside)?,
             Err(_) if host.is_dir() => {
                 std::fs::create_dir_all(&inside)?;

@@ -300,7 +300,7 @@ async fn pull_images(ctx: &PodCtx) -> Option<BTreeMap<String, ImageConfig>> {
                 Pull::Unknown => format!("{image}: not found"),
             };
             ctx.container_status(*slot, |s| s.wait("ErrImagePull", message));
-            if !ctx.sleep(Duration::from_secs(1)).await {
+            if !ctx.sleep(Duration::from_secs(2)).await {
                 return None;
             }
             let back = format!("Back-off pulling image \"{image}\"");
@@ -359,4 +359,26 @@ pub fn usage(dir: &std::path::Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies_decide_which_exits_run_again() {
+        assert!(restarts("Always", 0) && restarts("Always", 1));
+        assert!(!restarts("OnFailure", 0) && restarts("OnFailure", 137));
+        assert!(!restarts("Never", 0) && !restarts("Never", 1));
+    }
+
+    #[test]
+    fn usage_counts_the_files_below_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/x"), vec![0u8; 1000]).unwrap();
+        std::fs::write(dir.path().join("y"), vec![0u8; 24]).unwrap();
+        assert_eq!(usage(dir.path()), 1024);
+        assert_eq!(usage(&dir.path().join("missing")), 0);
+    }
 }
