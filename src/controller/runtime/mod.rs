@@ -2,6 +2,7 @@
 //! kube's `Controller` calls, the event recorder, per-resource backoff and the health of the watches.
 
 pub mod backoff;
+pub mod lean;
 pub mod reconciler;
 pub mod recorder;
 pub mod runner;
