@@ -31,8 +31,13 @@ struct Cli {
 enum Command {
     /// Run the controller against the current kubeconfig context, or in-cluster config in a pod.
     Run(RunArgs),
-    /// Print the CustomResourceDefinitions as YAML.
-    Crd,
+    /// Print the CustomResourceDefinitions as YAML, or write one file per CRD into a directory
+    /// (`crd --dir crds`, as committed).
+    Crd {
+        /// Write `<group>_<plural>.yaml` per CRD into this directory instead of printing them.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Print the ValidatingAdmissionPolicy (and its binding) that refuses, at `kubectl apply`, the
     /// definite errors in a catalogued connector's settings.
     AdmissionPolicy,
@@ -127,7 +132,15 @@ async fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Crd => write_stdout(&api::crds_yaml()),
+        Command::Crd { dir: None } => write_stdout(&api::crds_yaml()),
+        Command::Crd { dir: Some(dir) } => {
+            for crd in api::crds() {
+                let path = dir.join(api::crd_file_name(&crd));
+                std::fs::write(&path, api::crd_yaml(&crd))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(())
+        }
         Command::AdmissionPolicy => write_stdout(&baton_operator::catalog::admission::manifests(
             baton_operator::catalog::Catalog::embedded(),
         )),
@@ -171,6 +184,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         sync_poll_interval: args.sync_poll_interval,
         sync_poll_budget: f64::from(args.c1_requests_per_second) * args.c1_poll_share,
         selector: args.selector,
+        operator_namespace: args.lease_namespace.clone(),
         ..Default::default()
     };
     let c1_config = ClientConfig {

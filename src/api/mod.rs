@@ -8,6 +8,7 @@ mod refs;
 mod schema;
 mod spec;
 mod status;
+mod tenant;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -18,6 +19,7 @@ pub use reason::Reason;
 pub use refs::*;
 pub use spec::*;
 pub use status::*;
+pub use tenant::*;
 
 /// API group of every resource this operator serves.
 pub const GROUP: &str = "baton.conductorone.com";
@@ -34,18 +36,34 @@ pub const SYNC_REQUESTED_AT: &str = "baton.conductorone.com/sync-requested-at";
 
 /// The CRDs this operator serves, as they are installed (`crds/`, the `crd` subcommand).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![batonconnector_crd()]
+    vec![batonconnector_crd(), tidied(ConductorOneTenant::crd()), tidied(ClusterConductorOneTenant::crd())]
+}
+
+/// The file of a CRD under `crds/` (and the chart's `files/`): `<group>_<plural>.yaml`.
+pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural)
+}
+
+/// One CRD as it is committed.
+pub fn crd_yaml(crd: &CustomResourceDefinition) -> String {
+    serde_yaml::to_string(crd).expect("a CRD always serializes")
+}
+
+fn tidied(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    for version in &mut crd.spec.versions {
+        if let Some(root) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+            schema::tidy(root);
+        }
+    }
+    crd
 }
 
 /// The `BatonConnector` CRD with what the derive cannot express: a status default, so that a new
 /// object reads `observedGeneration: -1` (kstatus and Flux then treat it as in progress until the
 /// operator has seen it), no `null` in an `enum`, and descriptions whose paragraphs are single lines.
 pub fn batonconnector_crd() -> CustomResourceDefinition {
-    let mut crd = BatonConnector::crd();
+    let mut crd = tidied(BatonConnector::crd());
     for version in &mut crd.spec.versions {
-        if let Some(root) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
-            schema::tidy(root);
-        }
         let Some(status) = version
             .schema
             .as_mut()
@@ -62,11 +80,7 @@ pub fn batonconnector_crd() -> CustomResourceDefinition {
     crd
 }
 
-/// The CRDs as one multi-document YAML stream, exactly as committed under `crds/`.
+/// The CRDs as one multi-document YAML stream: the files under `crds/`, joined.
 pub fn crds_yaml() -> String {
-    crds()
-        .iter()
-        .map(|crd| serde_yaml::to_string(crd).expect("a CRD always serializes"))
-        .collect::<Vec<_>>()
-        .join("---\n")
+    crds().iter().map(crd_yaml).collect::<Vec<_>>().join("---\n")
 }

@@ -82,6 +82,12 @@ reasons! {
     SecretNotFound,
     SecretKeyMissing,
     SecretKeyEmpty,
+    /// `conductorOne.tenantRef` names a tenant that does not exist, or no default cluster tenant.
+    TenantNotFound,
+    /// The cluster tenant does not allow the connector's namespace.
+    TenantNotAllowed,
+    /// The tenant exists but its credentials cannot be used (the tenant's status says why).
+    TenantNotReady,
     /// A child with the resource's name belongs to someone else.
     OwnershipConflict,
     /// The API server refused what the operator built, or the resource cannot be read.
@@ -174,6 +180,9 @@ impl Reason {
                 | Self::SecretNotFound
                 | Self::SecretKeyMissing
                 | Self::SecretKeyEmpty
+                | Self::TenantNotFound
+                | Self::TenantNotAllowed
+                | Self::TenantNotReady
                 | Self::AwaitingSyncStatus
         )
     }
@@ -198,6 +207,7 @@ impl Reason {
                 | Self::CreateContainerConfigError
                 | Self::CrashLoopBackOff
                 | Self::OOMKilled
+                | Self::TenantNotAllowed
         )
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     config::Config,
     oneshot_spec::{OutputSpec, RunsSpec},
-    refs::{EnvEntry, SecretRef},
+    refs::{EnvEntry, SecretRef, TenantRef},
     status::BatonConnectorStatus,
 };
 
@@ -407,12 +407,24 @@ impl Default for RotationSpec {
     validation = Rule::new("!has(self.connectorId) || !has(self.connector)")
         .message("conductorOne.connector describes a connector the operator creates; drop it when conductorOne.connectorId names an existing one"),
     validation = Rule::new("!has(self.connectorId) || has(self.appId)")
-        .message("conductorOne.connectorId needs conductorOne.appId: an existing connector belongs to an existing app")
+        .message("conductorOne.connectorId needs conductorOne.appId: an existing connector belongs to an existing app"),
+    validation = Rule::new("!(has(self.tenantRef) && has(self.apiCredentialsSecretRef))")
+        .message("set one of conductorOne.tenantRef (a ConductorOneTenant or ClusterConductorOneTenant) or conductorOne.apiCredentialsSecretRef (the older form), not both; with neither, the default ClusterConductorOneTenant is used")
 )]
 pub struct ConductorOneSpec {
-    /// A Secret in this namespace with the client ID and secret of a ConductorOne service principal,
-    /// under the keys `clientId` and `clientSecret`. The API host is taken from the client ID.
-    pub api_credentials_secret_ref: SecretRef,
+    /// The tenant whose service principal the operator uses for this connector: a
+    /// `ConductorOneTenant` in this namespace (the default kind) or a `ClusterConductorOneTenant`.
+    /// With neither this nor `apiCredentialsSecretRef`, the cluster tenant annotated
+    /// `baton.conductorone.com/is-default-tenant: "true"` is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_ref: Option<TenantRef>,
+
+    /// The older form, kept for existing manifests: a Secret in this namespace with the client ID and
+    /// secret of a ConductorOne service principal, under the keys `clientId` and `clientSecret`. The
+    /// API host is taken from the client ID. Prefer `tenantRef`, which keeps the principal out of the
+    /// connector's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_credentials_secret_ref: Option<SecretRef>,
 
     /// The ConductorOne app the connector belongs to. Set this or `app`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

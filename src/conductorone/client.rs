@@ -71,6 +71,20 @@ impl ConductorOneClient {
         Self::build(cfg, Some(hook))
     }
 
+    /// A client of its own for one ConductorOne tenant: the same settings and metrics, but its own
+    /// rate limiter (at this rate) and token cache, so that one tenant's budget, outage or 429s
+    /// never hold up another's calls.
+    pub fn for_tenant(&self, requests_per_second: u32, burst: u32) -> Result<Self, Error> {
+        let cfg = ClientConfig { requests_per_second, burst, ..self.inner.transport.config().clone() };
+        Self::build(cfg, self.inner.transport.metrics_hook())
+    }
+
+    /// The sustained rate and burst of this client's limiter.
+    pub fn rate(&self) -> (u32, u32) {
+        let cfg = self.inner.transport.config();
+        (cfg.requests_per_second, cfg.burst)
+    }
+
     fn build(cfg: ClientConfig, hook: Option<MetricsHook>) -> Result<Self, Error> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("baton-operator/", env!("CARGO_PKG_VERSION")))

@@ -50,6 +50,10 @@ impl Transport {
         &self.cfg
     }
 
+    pub(crate) fn metrics_hook(&self) -> Option<MetricsHook> {
+        self.metrics.clone()
+    }
+
     /// Runs `build()` until it succeeds or a failure is final, returning the 2xx body.
     /// `build` is called once per attempt because a request cannot be replayed.
     pub(crate) async fn send(

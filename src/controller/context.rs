@@ -6,7 +6,10 @@ use std::{sync::Arc, time::Duration};
 use kube::{Client, runtime::events::Reporter};
 use rand::Rng;
 
-use super::c1::sync_poller::{PollerIo, SyncPoller};
+use super::c1::{
+    pools::Pools,
+    sync_poller::{PollerIo, SyncPoller},
+};
 use super::runtime::{backoff::Backoff, recorder::Recorder, watch_health::WatchHealth};
 use super::store::cache::Caches;
 use crate::metrics::Metrics;
@@ -34,6 +37,8 @@ pub struct Config {
     pub sync_poll_budget: f64,
     /// Label selector of the BatonConnectors this process reconciles (a shard); all when unset.
     pub selector: Option<String>,
+    /// The operator's own namespace (`POD_NAMESPACE`): where cluster tenants' Secrets are.
+    pub operator_namespace: String,
 }
 
 impl Default for Config {
@@ -47,6 +52,7 @@ impl Default for Config {
             sync_poll_interval: Duration::from_secs(300),
             sync_poll_budget: 2.5,
             selector: None,
+            operator_namespace: "baton-system".into(),
         }
     }
 }
@@ -61,9 +67,9 @@ impl Config {
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
-    /// One ConductorOne client for the whole operator: it holds the global rate limiter and the
-    /// token cache.
-    pub conductorone: crate::conductorone::ConductorOneClient,
+    /// The ConductorOne clients and call slots: one shared by the connectors of the older form
+    /// (`apiCredentialsSecretRef`), and one per tenant (`c1/pools.rs`).
+    pub pools: Arc<Pools>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub backoff: Backoff,
@@ -73,9 +79,6 @@ pub struct Context {
     /// Deployments and Secrets as the watches deliver them.
     pub caches: Arc<Caches>,
     pub sync_poller: Arc<SyncPoller>,
-    /// Reconciles that may wait on ConductorOne at once (rotation steps, revocations), so that a slow
-    /// ConductorOne can never take every worker: the rest stay free for Kubernetes work.
-    pub c1_slots: tokio::sync::Semaphore,
     /// How each watch is doing: `/readyz`, its metrics and the log of outages.
     pub watch_health: Arc<WatchHealth>,
 }
@@ -94,9 +97,11 @@ impl Context {
             backoff: Backoff::new(config.backoff_base, config.backoff_max),
             caches: Default::default(),
             sync_poller: Arc::new(SyncPoller::new(config.sync_poll_interval, config.sync_poll_budget)),
-            c1_slots: tokio::sync::Semaphore::new(usize::from(config.concurrency / 2).max(1)),
+            // Reconciles that may wait on one ConductorOne at once (rotation steps, revocations), so
+            // that a slow ConductorOne never takes every worker: the rest stay free for Kubernetes
+            // work, and for the other tenants.
+            pools: Arc::new(Pools::new(conductorone, usize::from(config.concurrency / 2).max(1))),
             client,
-            conductorone,
             metrics,
             config,
             fleet: Default::default(),
@@ -110,7 +115,7 @@ impl Context {
     pub fn poller_io(&self) -> PollerIo {
         PollerIo {
             client: self.client.clone(),
-            conductorone: self.conductorone.clone(),
+            pools: self.pools.clone(),
             metrics: self.metrics.clone(),
             caches: self.caches.clone(),
         }

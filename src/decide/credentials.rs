@@ -14,7 +14,7 @@ use kube::{ResourceExt, api::ObjectMeta};
 
 use crate::decide::status::Problem;
 use crate::{
-    api::{BatonConnector, ConductorOneSpec, CredentialsStatus, ManagedCredentials},
+    api::{BatonConnector, CredentialsStatus, ManagedCredentials},
     conductorone::{ApiCredentials, ExposeSecret, IssuedCredential},
     resources::{
         InputProblem,
@@ -26,15 +26,6 @@ use crate::{
         inputs,
     },
 };
-
-/// The ConductorOne service principal the operator uses for this resource, from its Secret.
-pub fn api_credentials(
-    bc: &BatonConnector,
-    c1: &ConductorOneSpec,
-    secrets: &SecretData,
-) -> std::result::Result<ApiCredentials, InputProblem> {
-    api_credentials_in(&bc.namespace().unwrap_or_default(), &c1.api_credentials_secret_ref.name, secrets)
-}
 
 /// The service principal in the named Secret of a namespace.
 pub fn api_credentials_in(

@@ -18,3 +18,4 @@ pub mod status;
 #[cfg(test)]
 mod status_tests;
 pub mod sync_status;
+pub mod tenant;

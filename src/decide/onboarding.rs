@@ -143,7 +143,8 @@ mod tests {
 
     fn spec(app_id: Option<&str>, connector_id: Option<&str>) -> ConductorOneSpec {
         ConductorOneSpec {
-            api_credentials_secret_ref: SecretRef { name: "api".into() },
+            tenant_ref: None,
+            api_credentials_secret_ref: Some(SecretRef { name: "api".into() }),
             app_id: app_id.map(Into::into),
             app: app_id.is_none().then(|| AppTemplate { display_name: "Okta".into(), description: None }),
             connector_id: connector_id.map(Into::into),

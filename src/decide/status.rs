@@ -82,6 +82,12 @@ impl Problem {
     fn is_credentials(&self, credentials_secrets: &[&str]) -> bool {
         let name = match self {
             Self::ConductorOne { .. } => return true,
+            // The tenant is where the operator's ConductorOne access comes from.
+            Self::Input(
+                InputProblem::TenantNotFound(_)
+                | InputProblem::TenantNotAllowed { .. }
+                | InputProblem::TenantNotReady { .. },
+            ) => return true,
             Self::Input(InputProblem::SecretNotFound { name, .. })
             | Self::Input(InputProblem::KeyMissing { name, .. })
             | Self::Input(InputProblem::KeyEmpty { name, .. }) => name,
@@ -324,7 +330,9 @@ fn credentials_condition(
         .secret_ref
         .iter()
         .map(|r| r.name.as_str())
-        .chain(bc.spec.conductor_one.iter().map(|c| c.api_credentials_secret_ref.name.as_str()))
+        .chain(
+            bc.spec.conductor_one.iter().flat_map(|c| &c.api_credentials_secret_ref).map(|r| r.name.as_str()),
+        )
         .collect();
 
     let credentials_problem = obs.problem.as_ref().filter(|p| p.is_credentials(&credentials_secrets));

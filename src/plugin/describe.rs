@@ -165,6 +165,7 @@ fn conductor_one(
 ) -> std::io::Result<()> {
     if let Some(c1) = &bc.spec.conductor_one {
         writeln!(out, "\nConductorOne:")?;
+        writeln!(out, "  Principal:      {}", crate::decide::tenant::describe(c1))?;
         let created = status.conductor_one.clone().unwrap_or_default();
         let by = |operator: bool| if operator { " (created by the operator)" } else { "" };
         match crate::decide::onboarding::ids(bc) {

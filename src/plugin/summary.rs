@@ -173,7 +173,8 @@ mod tests {
 
     fn with_c1(mut bc: BatonConnector, freshness: &str, last_completed: Option<i64>) -> BatonConnector {
         bc.spec.conductor_one = Some(ConductorOneSpec {
-            api_credentials_secret_ref: SecretRef { name: "api".into() },
+            tenant_ref: None,
+            api_credentials_secret_ref: Some(SecretRef { name: "api".into() }),
             app_id: Some("app".into()),
             app: None,
             connector_id: Some("conn".into()),

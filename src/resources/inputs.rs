@@ -98,6 +98,18 @@ pub enum InputProblem {
     /// A `spec.config` reference to a key the Secret lacks (the kubelet would refuse to start the pod).
     #[error("Secret {name:?} has no key {key:?} (spec.config.{field}.secretKeyRef)")]
     ConfigKeyMissing { name: String, key: String, field: String },
+    /// `conductorOne.tenantRef` names no existing tenant, or no cluster tenant is the default.
+    #[error("{0}")]
+    TenantNotFound(String),
+    /// The cluster tenant does not allow this namespace.
+    #[error(
+        "ClusterConductorOneTenant {tenant:?} does not allow namespace {namespace:?} (spec.allowedNamespaces)"
+    )]
+    TenantNotAllowed { tenant: String, namespace: String },
+    /// The tenant's own credentials cannot be used: said once, on the tenant, not as the Secret's
+    /// problem of every connector.
+    #[error("{kind} {name:?} is not ready: {why}")]
+    TenantNotReady { kind: &'static str, name: String, why: String },
 }
 
 impl InputProblem {
@@ -107,13 +119,16 @@ impl InputProblem {
             Self::SecretNotFound { .. } => Reason::SecretNotFound,
             Self::KeyMissing { .. } | Self::ConfigKeyMissing { .. } => Reason::SecretKeyMissing,
             Self::KeyEmpty { .. } => Reason::SecretKeyEmpty,
+            Self::TenantNotFound(_) => Reason::TenantNotFound,
+            Self::TenantNotAllowed { .. } => Reason::TenantNotAllowed,
+            Self::TenantNotReady { .. } => Reason::TenantNotReady,
         }
     }
 
     /// Whether waiting can fix it: a Secret that does not exist yet is often created moments later by
     /// GitOps or an external-secrets controller; a Secret with the wrong keys needs a person.
     pub fn may_resolve_itself(&self) -> bool {
-        matches!(self, Self::SecretNotFound { .. })
+        matches!(self, Self::SecretNotFound { .. } | Self::TenantNotFound(_) | Self::TenantNotReady { .. })
     }
 }
 
@@ -124,8 +139,10 @@ pub fn referenced_secrets(bc: &BatonConnector) -> Vec<String> {
     if let Some(r) = &bc.spec.credentials.secret_ref {
         names.push(r.name.clone());
     }
-    if let Some(c1) = &bc.spec.conductor_one {
-        names.push(c1.api_credentials_secret_ref.name.clone());
+    // The older form's Secret, in this namespace; a tenant's Secret is the tenant's input, read
+    // where the tenant says (`decide::tenant`).
+    if let Some(r) = bc.spec.conductor_one.as_ref().and_then(|c1| c1.api_credentials_secret_ref.as_ref()) {
+        names.push(r.name.clone());
     }
     names.extend(output_secret(bc));
     // The operator's own credential Secrets, so that deleting one by hand is noticed at once.

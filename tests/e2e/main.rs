@@ -31,6 +31,7 @@ mod plugin;
 mod pods;
 mod scale;
 mod sync;
+mod tenants;
 
 use std::{future::Future, path::Path, pin::Pin, process::ExitCode, time::Duration};
 
@@ -205,6 +206,7 @@ fn all_cases() -> Vec<(&'static str, Case)> {
         handover::sigterm_finishes_the_in_flight_reconcile_then_hands_over,
         install::readme_install_and_worked_example_run_as_written,
         install::namespaced_install_reads_no_secret_outside_its_namespaces,
+        tenants::a_team_that_cannot_read_the_principal_gets_managed_credentials_through_a_cluster_tenant,
         helm::chart_readme_runs_as_written_with_a_real_helm,
         outage::changes_during_an_api_server_outage_are_acted_on_within_the_slo,
         outage::rotations_onboarding_and_creates_survive_repeated_restarts,
@@ -231,7 +233,10 @@ async fn setup(source: Source) -> anyhow::Result<Env> {
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let read = |p: &str| std::fs::read_to_string(root.join(p)).with_context(|| format!("reading {p}"));
-    apply_yaml(&admin, &read("crds/baton.conductorone.com_batonconnectors.yaml")?, None).await?;
+    // Every CRD: the operator watches tenants too, and is not ready while a watch fails.
+    for crd in ["batonconnectors", "conductoronetenants", "clusterconductoronetenants"] {
+        apply_yaml(&admin, &read(&format!("crds/baton.conductorone.com_{crd}.yaml"))?, None).await?;
+    }
     eventually("the CRD to be established", WAIT, || {
         let admin = admin.clone();
         async move {

@@ -6,22 +6,44 @@ use serde_json::json;
 
 const COMMITTED: &str = include_str!("../../crds/baton.conductorone.com_batonconnectors.yaml");
 
+/// Every CRD the operator serves, as committed under `crds/` and copied into the chart.
+const COMMITTED_ALL: [(&str, &str, &str); 3] = [
+    (
+        "baton.conductorone.com_batonconnectors.yaml",
+        COMMITTED,
+        include_str!("../../charts/baton-operator/files/baton.conductorone.com_batonconnectors.yaml"),
+    ),
+    (
+        "baton.conductorone.com_conductoronetenants.yaml",
+        include_str!("../../crds/baton.conductorone.com_conductoronetenants.yaml"),
+        include_str!("../../charts/baton-operator/files/baton.conductorone.com_conductoronetenants.yaml"),
+    ),
+    (
+        "baton.conductorone.com_clusterconductoronetenants.yaml",
+        include_str!("../../crds/baton.conductorone.com_clusterconductoronetenants.yaml"),
+        include_str!(
+            "../../charts/baton-operator/files/baton.conductorone.com_clusterconductoronetenants.yaml"
+        ),
+    ),
+];
+
 #[test]
-fn committed_crd_matches_the_code() {
-    let generated = api::crds_yaml();
-    assert!(
-        generated == COMMITTED,
-        "crds/ is stale: run `cargo run -- crd > crds/baton.conductorone.com_batonconnectors.yaml`"
-    );
+fn committed_crds_match_the_code() {
+    let generated = api::crds();
+    assert_eq!(generated.len(), COMMITTED_ALL.len(), "a CRD is served but not committed, or the reverse");
+    for (crd, (file, committed, _)) in generated.iter().zip(COMMITTED_ALL) {
+        assert_eq!(api::crd_file_name(crd), file);
+        assert!(api::crd_yaml(crd) == committed, "crds/{file} is stale: run `cargo run -- crd --dir crds`");
+    }
+    let joined: Vec<&str> = COMMITTED_ALL.iter().map(|(_, c, _)| *c).collect();
+    assert_eq!(api::crds_yaml(), joined.join("---\n"), "`crd` prints the committed files, joined");
 }
 
 #[test]
-fn helm_chart_carries_the_same_crd() {
-    let chart = include_str!("../../charts/baton-operator/files/baton.conductorone.com_batonconnectors.yaml");
-    assert!(
-        chart == COMMITTED,
-        "charts/baton-operator/files/ is stale: copy crds/baton.conductorone.com_batonconnectors.yaml there"
-    );
+fn helm_chart_carries_the_same_crds() {
+    for (file, committed, chart) in COMMITTED_ALL {
+        assert!(chart == committed, "charts/baton-operator/files/{file} is stale: copy crds/{file} there");
+    }
 }
 
 #[test]

@@ -21,3 +21,5 @@ mod onboarding;
 mod pods;
 mod release;
 mod render_unchanged;
+mod tenant_crd;
+mod tenants;

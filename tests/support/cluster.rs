@@ -88,6 +88,8 @@ fn resource_for(gvk: &GroupVersionKind) -> anyhow::Result<(ApiResource, bool)> {
         "RoleBinding" => ("rolebindings", true),
         "CustomResourceDefinition" => ("customresourcedefinitions", false),
         "BatonConnector" => ("batonconnectors", true),
+        "ConductorOneTenant" => ("conductoronetenants", true),
+        "ClusterConductorOneTenant" => ("clusterconductoronetenants", false),
         "Deployment" => ("deployments", true),
         "ValidatingAdmissionPolicy" => ("validatingadmissionpolicies", false),
         "ValidatingAdmissionPolicyBinding" => ("validatingadmissionpolicybindings", false),
@@ -321,7 +323,10 @@ pub async fn install_operator(
 ) -> anyhow::Result<PathBuf> {
     let root = crate::repository();
     let read = |p: &str| std::fs::read_to_string(root.join(p)).with_context(|| format!("reading {p}"));
-    apply_yaml(admin, &read("crds/baton.conductorone.com_batonconnectors.yaml")?, None).await?;
+    // Every CRD: the operator watches tenants too, and is not ready while a watch fails.
+    for crd in ["batonconnectors", "conductoronetenants", "clusterconductoronetenants"] {
+        apply_yaml(admin, &read(&format!("crds/baton.conductorone.com_{crd}.yaml"))?, None).await?;
+    }
     eventually("the CRD to be established", Duration::from_secs(60), || async {
         let api: Api<baton_operator::api::BatonConnector> = Api::all(admin.clone());
         Ok(api.list(&ListParams::default().limit(1)).await.ok().map(|_| ()))

@@ -88,6 +88,11 @@ impl FakeKube {
         self.state.lock().unwrap().objects.get(path).cloned()
     }
 
+    /// Removes an object, as someone deleting it would.
+    pub fn delete(&self, path: &str) {
+        self.state.lock().unwrap().objects.remove(path);
+    }
+
     pub fn edit(&self, path: &str, f: impl FnOnce(&mut Value)) {
         let mut s = self.state.lock().unwrap();
         s.next_uid += 1;

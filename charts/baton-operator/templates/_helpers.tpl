@@ -100,6 +100,10 @@ data changes, and writes managed credentials.
 - apiGroups: ["baton.conductorone.com"]
   resources: ["batonconnectors/finalizers"]
   verbs: ["update"]
+# The ConductorOne tenants connectors name (conductorOne.tenantRef): read only.
+- apiGroups: ["baton.conductorone.com"]
+  resources: ["conductoronetenants"]
+  verbs: ["get", "list", "watch"]
 # delete: switching a connector between Service and OneShot mode removes the other workload.
 - apiGroups: ["apps"]
   resources: ["deployments"]
@@ -128,4 +132,16 @@ data changes, and writes managed credentials.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end }}
+
+{{- /* Rules a cluster-wide install adds to baton-operator.rules (a Role cannot grant them). */ -}}
+{{- define "baton-operator.clusterRules" -}}
+# ClusterConductorOneTenants, and the labels of a connector's namespace when a cluster tenant
+# allows namespaces by a label selector.
+- apiGroups: ["baton.conductorone.com"]
+  resources: ["clusterconductoronetenants"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get"]
 {{- end }}

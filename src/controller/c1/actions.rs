@@ -7,7 +7,7 @@ use tracing::{info, warn};
 
 use crate::api::{ConductorOneStatus, Mode, SYNC_REQUESTED_AT};
 use crate::controller::reconcile::pass::Pass;
-use crate::decide::{credentials, events::Note, outcome::Stage, status::Problem};
+use crate::decide::{events::Note, outcome::Stage, status::Problem};
 
 /// Makes the calls a person asked for; what they came to goes into the pass's outcome (a queued
 /// sync's request, a new pause record, a failure).
@@ -15,7 +15,7 @@ pub(crate) async fn act(pass: &mut Pass<'_>) {
     let (ctx, bc) = (pass.ctx, &pass.bc);
     let Some(c1) = bc.spec.conductor_one.as_ref() else { return };
     // Missing API credentials are reported by the sync status already.
-    let Ok(api) = credentials::api_credentials(bc, c1, &pass.seen.secrets) else { return };
+    let Ok(api) = pass.seen.api_credentials() else { return };
     let previous = bc.status.as_ref().and_then(|s| s.conductor_one.clone()).unwrap_or_default();
     let want_paused = bc.spec.suspend && c1.pause_when_suspended;
     let request = bc.annotations().get(SYNC_REQUESTED_AT).cloned();
@@ -26,7 +26,8 @@ pub(crate) async fn act(pass: &mut Pass<'_>) {
     if !pause_change && !sync_now {
         return;
     }
-    let Ok(_slot) = ctx.c1_slots.try_acquire() else {
+    let pool = pass.seen.pool(ctx);
+    let Ok(_slot) = pool.slots.try_acquire() else {
         pass.outcome.busy();
         return;
     };
@@ -49,7 +50,7 @@ pub(crate) async fn act(pass: &mut Pass<'_>) {
         problem = Some(Problem::conductorone(e.to_string(), &e));
     };
     if pause_change && want_paused {
-        match ctx.conductorone.pause_sync(&api, app, connector).await {
+        match pool.client.pause_sync(&api, app, connector).await {
             Ok(()) => {
                 conductor_one = Some(ConductorOneStatus { paused_at: Some(now), ..previous.clone() });
                 notes.push(note(
@@ -61,7 +62,7 @@ pub(crate) async fn act(pass: &mut Pass<'_>) {
             Err(e) => failed("Suspend", e, &mut notes),
         }
     } else if pause_change {
-        match ctx.conductorone.resume_sync(&api, app, connector).await {
+        match pool.client.resume_sync(&api, app, connector).await {
             Ok(()) => {
                 conductor_one = Some(ConductorOneStatus { paused_at: None, ..previous.clone() });
                 notes.push(note("SyncsResumed", "Resume", "resumed the connector's syncs in ConductorOne"));
@@ -70,7 +71,7 @@ pub(crate) async fn act(pass: &mut Pass<'_>) {
         }
     }
     if sync_now && let Some(request) = request {
-        match ctx.conductorone.force_sync(&api, app, connector).await {
+        match pool.client.force_sync(&api, app, connector).await {
             Ok(()) => {
                 info!(namespace = %ns, name = %name, "ConductorOne queued a sync");
                 notes.push(note(

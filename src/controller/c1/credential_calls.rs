@@ -7,13 +7,13 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt, api::DeleteParams};
 use tracing::info;
 
-use crate::controller::{context::Context, reconcile::pass::Pass};
+use crate::controller::reconcile::pass::Pass;
 use crate::{
     Result,
     api::{BatonConnector, CredentialsStatus},
-    conductorone::{ApiCredentials, ErrorKind},
+    conductorone::{ApiCredentials, ConductorOneClient, ErrorKind},
     decide::{
-        credentials::{api_credentials, c1_problem, reads_credentials_from},
+        credentials::{c1_problem, reads_credentials_from},
         events::Note,
         outcome::Stage,
         rotation,
@@ -28,7 +28,7 @@ use crate::resources::credentials::REVISION_LABEL;
 /// Deletion with `deletionPolicy: Revoke`: revoke every credential the operator minted. Returns the
 /// ids it could not revoke.
 pub async fn revoke_all(
-    ctx: &Context,
+    conductorone: &ConductorOneClient,
     bc: &BatonConnector,
     api: &ApiCredentials,
 ) -> Vec<(String, crate::conductorone::Error)> {
@@ -37,7 +37,7 @@ pub async fn revoke_all(
     let current = crate::api::ConnectorRef { app_id: ids.app, connector_id: ids.connector };
     let mut failed = Vec::new();
     for (connector, id) in rotation::minted_by_connector(&state, &current) {
-        match ctx.conductorone.revoke_credential(api, &connector.app_id, &connector.connector_id, &id).await {
+        match conductorone.revoke_credential(api, &connector.app_id, &connector.connector_id, &id).await {
             Ok(()) => info!(credential_id = %id, "revoked credential on deletion"),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => failed.push((id, e)),
@@ -57,7 +57,8 @@ pub(crate) async fn revoke_leftovers(pass: &mut Pass<'_>) -> Result<()> {
     if bc.spec.credentials.managed.is_some() || pass.outcome.workload_blocked() || leftovers.is_empty() {
         return Ok(());
     }
-    let Ok(_slot) = pass.ctx.c1_slots.try_acquire() else {
+    let pool = pass.seen.pool(pass.ctx);
+    let Ok(_slot) = pool.slots.try_acquire() else {
         pass.outcome.busy();
         return Ok(());
     };
@@ -115,23 +116,23 @@ async fn revoke_minted(
     leftovers: &[String],
 ) -> std::result::Result<Vec<String>, Problem> {
     let bc = &pass.bc;
-    let Some(c1) = bc.spec.conductor_one.as_ref() else {
+    if bc.spec.conductor_one.is_none() {
         let message = format!(
             "credentials {leftovers:?} minted while this resource was managed stay valid: without conductorOne the operator cannot revoke them"
         );
         return Err(Problem::Rejected { message });
-    };
+    }
     let Some(ids) = crate::decide::onboarding::ids(bc) else {
         let message = format!(
             "credentials {leftovers:?} minted while this resource was managed stay valid until the connector's ConductorOne ids are known again"
         );
         return Err(Problem::Rejected { message });
     };
-    let api = api_credentials(bc, c1, &pass.seen.secrets).map_err(Problem::Input)?;
+    let api = pass.seen.api_credentials().map_err(Problem::Input)?;
     let mut revoked = Vec::new();
     let current = crate::api::ConnectorRef { app_id: ids.app, connector_id: ids.connector };
     for (connector, id) in rotation::minted_by_connector(state, &current) {
-        let conductorone = &pass.ctx.conductorone;
+        let conductorone = &pass.seen.pool(pass.ctx).client;
         match conductorone.revoke_credential(&api, &connector.app_id, &connector.connector_id, &id).await {
             Ok(()) => revoked.push(id),
             Err(e) if e.kind() == ErrorKind::NotFound => revoked.push(id),
@@ -176,16 +177,17 @@ pub(crate) async fn revoke_hand_made(pass: &mut Pass<'_>) -> Result<()> {
     if state.credential_id.is_none() || !runs_available_on(pass.seen.deployment.as_ref(), &secret) {
         return Ok(());
     }
-    let (Some(c1), Some(ids)) =
+    let (Some(_), Some(ids)) =
         (pass.bc.spec.conductor_one.as_ref(), crate::decide::onboarding::ids(&pass.bc))
     else {
         return Ok(());
     };
-    let Ok(_slot) = pass.ctx.c1_slots.try_acquire() else {
+    let pool = pass.seen.pool(pass.ctx);
+    let Ok(_slot) = pool.slots.try_acquire() else {
         pass.outcome.busy();
         return Ok(());
     };
-    let api = match api_credentials(&pass.bc, c1, &pass.seen.secrets) {
+    let api = match pass.seen.api_credentials() {
         Ok(api) => api,
         Err(p) => {
             pass.outcome.block(Stage::Leftovers, Problem::Input(p));
@@ -195,7 +197,7 @@ pub(crate) async fn revoke_hand_made(pass: &mut Pass<'_>) -> Result<()> {
     let mut revoked = Vec::new();
     let mut failure = None;
     for id in &todo {
-        match pass.ctx.conductorone.revoke_credential(&api, &ids.app, &ids.connector, id).await {
+        match pool.client.revoke_credential(&api, &ids.app, &ids.connector, id).await {
             Ok(()) => revoked.push(id.clone()),
             // Revoked or deleted already: nothing uses it.
             Err(e) if e.kind() == ErrorKind::NotFound => revoked.push(id.clone()),

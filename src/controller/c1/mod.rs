@@ -5,5 +5,6 @@
 pub mod actions;
 pub mod credential_calls;
 pub mod onboarding_steps;
+pub mod pools;
 pub mod rotation_steps;
 pub mod sync_poller;

@@ -9,9 +9,8 @@
 use kube::ResourceExt;
 use tracing::{info, warn};
 
-use crate::controller::{context::Context, reconcile::pass::Pass};
+use crate::controller::reconcile::pass::Pass;
 use crate::decide::{
-    credentials,
     events::Note,
     outcome::{CleanupError, Stage},
     status::Problem,
@@ -19,7 +18,7 @@ use crate::decide::{
 use crate::{
     Result,
     api::{BatonConnector, ConductorOneSpec, ConductorOneStatus},
-    conductorone::{ApiCredentials, Error as C1Error, ErrorKind},
+    conductorone::{ApiCredentials, ConductorOneClient, Error as C1Error, ErrorKind},
     decide::onboarding::{self, Ids, Step},
 };
 
@@ -31,6 +30,8 @@ const MAX_STEPS: usize = 8;
 /// pass's outcome.
 pub(crate) async fn converge(pass: &mut Pass<'_>) -> Result<Option<Ids>> {
     let Some(c1) = pass.bc.spec.conductor_one.clone() else { return Ok(None) };
+    // The tenant's slots: a tenant whose ConductorOne is slow takes only its own.
+    let pool = pass.seen.pool(pass.ctx);
     let mut slot = None;
     for _ in 0..MAX_STEPS {
         let recorded = pass.conductor_one();
@@ -43,7 +44,7 @@ pub(crate) async fn converge(pass: &mut Pass<'_>) -> Result<Option<Ids>> {
             continue;
         }
         if slot.is_none() {
-            match pass.ctx.c1_slots.try_acquire() {
+            match pool.slots.try_acquire() {
                 Ok(s) => slot = Some(s),
                 Err(_) => {
                     pass.outcome.busy();
@@ -51,7 +52,7 @@ pub(crate) async fn converge(pass: &mut Pass<'_>) -> Result<Option<Ids>> {
                 }
             }
         }
-        let api = match credentials::api_credentials(&pass.bc, &c1, &pass.seen.secrets) {
+        let api = match pass.seen.api_credentials() {
             Ok(api) => api,
             Err(p) => {
                 pass.outcome.block(Stage::Onboarding, Problem::Input(p));
@@ -121,7 +122,7 @@ async fn release(
 }
 
 async fn find_app(pass: &mut Pass<'_>, api: &ApiCredentials, recorded: ConductorOneStatus) -> Result<Done> {
-    let apps = match pass.ctx.conductorone.list_apps(api).await {
+    let apps = match pass.seen.pool(pass.ctx).client.list_apps(api).await {
         Ok(apps) => apps,
         Err(e) => return Ok(Err(c1_problem("finding the app created before a lost reply", &e))),
     };
@@ -147,7 +148,7 @@ async fn create_app(
     };
     let now = pass.seen.now.clone();
     pass.record_onboarding(&ConductorOneStatus { creating_app_since: Some(now), ..recorded.clone() }).await?;
-    match pass.ctx.conductorone.create_app(api, &new.display_name, &new.description).await {
+    match pass.seen.pool(pass.ctx).client.create_app(api, &new.display_name, &new.description).await {
         Ok(app) => {
             let next = ConductorOneStatus {
                 app_id: Some(app.id.clone()),
@@ -176,7 +177,7 @@ async fn find_connector(
     app: &str,
     recorded: ConductorOneStatus,
 ) -> Result<Done> {
-    let connectors = match pass.ctx.conductorone.list_connectors(api, app).await {
+    let connectors = match pass.seen.pool(pass.ctx).client.list_connectors(api, app).await {
         Ok(list) => list,
         Err(e) => {
             let doing = "finding the connector created before a lost reply";
@@ -211,7 +212,7 @@ async fn create_connector(
         ..recorded.clone()
     };
     pass.record_onboarding(&intent).await?;
-    match pass.ctx.conductorone.create_connector(api, app, &new).await {
+    match pass.seen.pool(pass.ctx).client.create_connector(api, app, &new).await {
         Ok(connector) => {
             let next = ConductorOneStatus {
                 connector_id: Some(connector.id.clone()),
@@ -270,7 +271,7 @@ fn created_note(reason: &'static str, message: String) -> Note {
 /// and then the app the operator created (the app only when no other connector is in it), and what
 /// a creation with a lost reply may have made. Says what it could not delete and why.
 pub(crate) async fn delete_created(
-    ctx: &Context,
+    conductorone: &ConductorOneClient,
     bc: &BatonConnector,
     api: &ApiCredentials,
 ) -> std::result::Result<Vec<String>, CleanupError> {
@@ -279,8 +280,7 @@ pub(crate) async fn delete_created(
     let mut deleted = Vec::new();
     let mut app = rec.app_id.clone().filter(|_| rec.created_app);
     if app.is_none() && rec.creating_app_since.is_some() {
-        let apps = ctx
-            .conductorone
+        let apps = conductorone
             .list_apps(api)
             .await
             .map_err(|e| CleanupError::retryable(format!("listing apps: {e}")))?;
@@ -292,7 +292,7 @@ pub(crate) async fn delete_created(
         && rec.creating_connector_since.is_some()
         && let Some(in_app) = connector_app.clone().or(app.clone())
     {
-        match ctx.conductorone.list_connectors(api, &in_app).await {
+        match conductorone.list_connectors(api, &in_app).await {
             Ok(list) => {
                 connector =
                     marked(list, &uid, |c| (&c.description, c.deleted_at.is_some())).map(|c| (c.id, in_app));
@@ -304,7 +304,7 @@ pub(crate) async fn delete_created(
         }
     }
     if let Some((id, in_app)) = &connector {
-        match ctx.conductorone.delete_connector(api, in_app, id).await {
+        match conductorone.delete_connector(api, in_app, id).await {
             Ok(()) => deleted.push(format!("connector {id}")),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => {
@@ -313,7 +313,7 @@ pub(crate) async fn delete_created(
         }
     }
     if let Some(app) = app {
-        let others = match ctx.conductorone.list_connectors(api, &app).await {
+        let others = match conductorone.list_connectors(api, &app).await {
             Ok(list) => list
                 .into_iter()
                 .filter(|c| c.deleted_at.is_none() && connector.as_ref().is_none_or(|(id, _)| *id != c.id))
@@ -330,7 +330,7 @@ pub(crate) async fn delete_created(
             info!(namespace = ?bc.namespace(), name = %bc.name_any(), app_id = %app, others, "kept the created app: other connectors use it");
             return Ok(deleted);
         }
-        match ctx.conductorone.delete_app(api, &app).await {
+        match conductorone.delete_app(api, &app).await {
             Ok(()) => deleted.push(format!("app {app}")),
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(CleanupError::from_conductorone(format!("deleting app {app}: {e}"), &e)),

@@ -43,11 +43,11 @@ pub fn settings(pass: &Pass<'_>, ids: Option<&Ids>) -> std::result::Result<Optio
     let bc = &pass.bc;
     let Some(m) = &bc.spec.credentials.managed else { return Ok(None) };
     let Some(ids) = ids else { return Ok(None) };
-    let Some(c1) = &bc.spec.conductor_one else {
+    if bc.spec.conductor_one.is_none() {
         return Err(Problem::Rejected { message: "credentials.managed needs spec.conductorOne".into() });
-    };
+    }
     let (interval, grace) = credentials::rotation_settings(m)?;
-    let api = credentials::api_credentials(bc, c1, &pass.seen.secrets).map_err(Problem::Input)?;
+    let api = pass.seen.api_credentials().map_err(Problem::Input)?;
     Ok(Some(Rotation { ids: ids.clone(), api, interval, grace }))
 }
 
@@ -97,6 +97,8 @@ fn connector_of(ids: &Ids) -> ConnectorRef {
 
 /// Performs steps until one has to wait; what it waits for goes into the pass's outcome.
 pub async fn drive(pass: &mut Pass<'_>, r: &Rotation) -> Result<()> {
+    // The tenant's slots: a tenant whose ConductorOne is slow takes only its own.
+    let pool = pass.seen.pool(pass.ctx);
     for _ in 0..MAX_STEPS {
         let step = decide(pass, r);
         let now = pass.now();
@@ -117,7 +119,7 @@ pub async fn drive(pass: &mut Pass<'_>, r: &Rotation) -> Result<()> {
         // A step that calls ConductorOne needs one of the few slots for that; without one it comes
         // back shortly rather than hold a worker the rest of the fleet needs.
         let _slot = match calls_conductorone(&step) {
-            true => match pass.ctx.c1_slots.try_acquire() {
+            true => match pool.slots.try_acquire() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
                     pass.outcome.busy();
@@ -246,26 +248,27 @@ async fn issue(pass: &mut Pass<'_>, r: &Rotation) -> Result<Done> {
     let now = pass.now();
     pass.record_credentials(&rotation::mark_in_flight(&state, now), None).await?;
     let revision = state.rotation.as_ref().map(|r| r.revision).unwrap_or(1);
-    let issued = match pass.ctx.conductorone.rotate_credential(&r.api, &r.ids.app, &r.ids.connector).await {
-        Ok(issued) => issued,
-        Err(e) => {
-            // Only a failure that proves nothing was minted clears the mark; otherwise the next
-            // attempt reports the possible stray credential first.
-            if matches!(
-                e.kind(),
-                ErrorKind::RateLimited
-                    | ErrorKind::Unauthorized
-                    | ErrorKind::Forbidden
-                    | ErrorKind::InvalidCredentials
-                    | ErrorKind::InvalidRequest
-                    | ErrorKind::NotFound
-                    | ErrorKind::Config
-            ) {
-                pass.record_credentials(&rotation::clear_in_flight(&state), None).await?;
+    let issued =
+        match pass.seen.pool(pass.ctx).client.rotate_credential(&r.api, &r.ids.app, &r.ids.connector).await {
+            Ok(issued) => issued,
+            Err(e) => {
+                // Only a failure that proves nothing was minted clears the mark; otherwise the next
+                // attempt reports the possible stray credential first.
+                if matches!(
+                    e.kind(),
+                    ErrorKind::RateLimited
+                        | ErrorKind::Unauthorized
+                        | ErrorKind::Forbidden
+                        | ErrorKind::InvalidCredentials
+                        | ErrorKind::InvalidRequest
+                        | ErrorKind::NotFound
+                        | ErrorKind::Config
+                ) {
+                    pass.record_credentials(&rotation::clear_in_flight(&state), None).await?;
+                }
+                return Ok(Done::Blocked(c1_problem(&e)));
             }
-            return Ok(Done::Blocked(c1_problem(&e)));
-        }
-    };
+        };
     let stored = StoredCredential {
         credential_id: issued.id.clone(),
         client_id: issued.client_id.clone(),
@@ -330,7 +333,7 @@ async fn revoke(
     connector: &str,
     id: &str,
 ) -> std::result::Result<(), crate::conductorone::Error> {
-    match pass.ctx.conductorone.revoke_credential(api, app, connector, id).await {
+    match pass.seen.pool(pass.ctx).client.revoke_credential(api, app, connector, id).await {
         Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }

@@ -57,7 +57,8 @@ pub struct SyncPoll {
 /// it depends on them and not on the context that holds it.
 pub struct PollerIo {
     pub client: kube::Client,
-    pub conductorone: crate::conductorone::ConductorOneClient,
+    /// The ConductorOne clients: a tenant's connectors are read through the tenant's own.
+    pub pools: Arc<super::pools::Pools>,
     pub metrics: Arc<Metrics>,
     pub caches: Arc<Caches>,
 }
@@ -72,8 +73,12 @@ const NO_CREDENTIALS_RETRY: Duration = Duration::from_secs(10);
 /// What one connector's poll reads, and with which credentials.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Target {
+    /// Where the principal's Secret is: the connector's namespace for the older form, the tenant's
+    /// Secret for a tenant (a cluster tenant's is in the operator's namespace).
     namespace: String,
     api_secret: String,
+    /// A tenant's connector: the tenant's pool, whose client reads it.
+    tenant: Option<super::pools::PoolKey>,
     app_id: String,
     connector_id: String,
     /// The operator created the connector: if it disappears, someone deleted it.
@@ -189,17 +194,36 @@ impl SyncPoller {
     /// interval, rather than every connector polling at once.
     pub fn track(&self, bc: &BatonConnector, listed: bool) {
         let Some(key) = key(bc) else { return };
-        let Some(target) = target(bc) else {
+        // A tenant's connector is tracked by its reconcile, which resolves the tenant.
+        if bc.spec.conductor_one.as_ref().is_some_and(|c1| c1.api_credentials_secret_ref.is_none()) {
+            return;
+        }
+        let Some(target) = target(bc, None) else {
             self.forget(&key);
             return;
         };
+        self.put(key, target, listed && has_reading(bc));
+    }
+
+    /// Follows a connector that uses a tenant, from its reconcile: `source` is where its principal
+    /// is as the reconcile resolved it, `None` when it could not (nothing to read with).
+    pub fn track_resolved(&self, bc: &BatonConnector, source: Option<&crate::decide::tenant::Source>) {
+        let Some(key) = key(bc) else { return };
+        match source.and_then(|s| target(bc, Some(s))) {
+            Some(target) => self.put(key, target, has_reading(bc)),
+            None => self.forget(&key),
+        }
+    }
+
+    /// Schedules a target; `spread`: a reading is in status already, so it waits its turn.
+    fn put(&self, key: Key, target: Target, spread: bool) {
         let now = Instant::now();
         let mut s = self.schedule.lock().expect("poll schedule poisoned");
         let due = match s.entries.get(&key) {
             Some(e) if e.target == target => return,
             // Pointed elsewhere: what was read no longer applies.
             Some(_) => now,
-            None if listed && has_reading(bc) => now + self.interval.mul_f64(spread(&key)),
+            None if spread => now + self.interval.mul_f64(self::spread(&key)),
             None => now,
         };
         s.remove(&key);
@@ -331,9 +355,11 @@ impl SyncPoller {
             self.wake.notify_one();
             return;
         };
+        let pool = io.pools.for_key(first.tenant.as_ref());
+        let conductorone = &pool.client;
         self.pace.until_ready().await;
         let results: Vec<(Key, PollResult)> = if group.len() == 1 {
-            let r = match io.conductorone.get_connector(&api, &first.app_id, &first.connector_id).await {
+            let r = match conductorone.get_connector(&api, &first.app_id, &first.connector_id).await {
                 Ok(i) if i.deleted_at.is_some() => Err(deleted(&first)),
                 Ok(i) => Ok(Observed::from_connector(&i)),
                 Err(e) if e.kind() == ErrorKind::NotFound && first.created => Err(deleted(&first)),
@@ -341,7 +367,7 @@ impl SyncPoller {
             };
             vec![(group[0].0.clone(), r)]
         } else {
-            match io.conductorone.list_connectors(&api, &first.app_id).await {
+            match conductorone.list_connectors(&api, &first.app_id).await {
                 Ok(list) => group
                     .iter()
                     .map(|(k, t)| {
@@ -406,12 +432,18 @@ fn key(bc: &BatonConnector) -> Option<Key> {
 }
 
 /// What to poll for a resource; nothing until onboarding knows its connector.
-fn target(bc: &BatonConnector) -> Option<Target> {
+fn target(bc: &BatonConnector, source: Option<&crate::decide::tenant::Source>) -> Option<Target> {
     let c1 = bc.spec.conductor_one.as_ref()?;
     let ids = crate::decide::onboarding::ids(bc)?;
+    let (namespace, api_secret) = match (source, &c1.api_credentials_secret_ref) {
+        (Some(s), _) => (s.secret_namespace.clone(), s.secret_name.clone()),
+        (None, Some(own)) => (bc.namespace()?, own.name.clone()),
+        (None, None) => return None,
+    };
     Some(Target {
-        namespace: bc.namespace()?,
-        api_secret: c1.api_credentials_secret_ref.name.clone(),
+        namespace,
+        api_secret,
+        tenant: source.and_then(super::pools::PoolKey::of),
         app_id: ids.app,
         connector_id: ids.connector,
         created: ids.created_connector,
@@ -518,6 +550,7 @@ mod tests {
         let t = |c: &str| Target {
             namespace: "ns".into(),
             api_secret: "api".into(),
+            tenant: None,
             app_id: "app".into(),
             connector_id: c.into(),
             created: false,

@@ -15,7 +15,7 @@ use crate::controller::{
     c1::{credential_calls, onboarding_steps},
     context::{Context, FIELD_MANAGER},
 };
-use crate::decide::{credentials, events::Note, outcome::CleanupError};
+use crate::decide::{events::Note, outcome::CleanupError};
 use crate::{
     Error, Result,
     api::{BatonConnector, DeletionPolicy},
@@ -69,7 +69,8 @@ pub async fn ensure(ctx: &Context, bc: &mut BatonConnector) -> Result<()> {
 pub async fn cleanup(ctx: &Context, bc: &BatonConnector) -> Result<Action> {
     let Some(index) = present(bc) else { return Ok(Action::await_change()) };
     if wanted(bc) && has_work(bc) {
-        let Ok(_slot) = ctx.c1_slots.try_acquire() else {
+        // The shared slots: which tenant the resource uses is known only inside `clean_up`.
+        let Ok(_slot) = ctx.pools.shared.slots.try_acquire() else {
             return Ok(Action::requeue(crate::decide::outcome::C1_BUSY_RETRY));
         };
         let attempt = ctx.backoff.failures(&ObjectRef::from(bc)) + 1;
@@ -115,21 +116,30 @@ async fn clean_up(ctx: &Context, bc: &BatonConnector) -> std::result::Result<Vec
         .conductor_one
         .as_ref()
         .ok_or_else(|| CleanupError::permanent("no conductorOne access configured".into()))?;
-    let name = &c1.api_credentials_secret_ref.name;
+    // The older form's Secret, if any; a tenant's is read where the tenant says.
+    let own: Vec<String> = c1.api_credentials_secret_ref.iter().map(|r| r.name.clone()).collect();
     let secrets = ctx
         .caches
-        .secrets(&ctx.client, &ns, std::slice::from_ref(name))
+        .secrets(&ctx.client, &ns, &own)
         .await
-        .map_err(|e| CleanupError::retryable(format!("reading Secret {name:?}: {e}")))?;
-    let creds =
-        credentials::api_credentials(bc, c1, &secrets).map_err(|p| CleanupError::permanent(p.to_string()))?;
-    let failed = credential_calls::revoke_all(ctx, bc, &creds).await;
+        .map_err(|e| CleanupError::retryable(format!("reading Secret {own:?}: {e}")))?;
+    let principal = super::principal::observe(ctx, &ns, c1, &secrets)
+        .await
+        .map_err(|e| CleanupError::retryable(format!("reading the ConductorOne principal: {e}")))?;
+    // A tenant applied again, or its Secret restored, lets the revocation go on.
+    let (source, creds) = principal.map_err(|p| match p.may_resolve_itself() {
+        true => CleanupError::retryable(p.to_string()),
+        false => CleanupError::permanent(p.to_string()),
+    })?;
+    // The tenant's own client: its rate limiter and token cache.
+    let conductorone = &ctx.pools.for_source(&source).client;
+    let failed = credential_calls::revoke_all(conductorone, bc, &creds).await;
     if let Some((_, e)) = failed.first() {
         let ids: Vec<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
         return Err(CleanupError::from_conductorone(format!("credentials {ids:?}: {e}"), e));
     }
     // The connector goes only once no credential of it is left valid.
-    onboarding_steps::delete_created(ctx, bc, &creds).await
+    onboarding_steps::delete_created(conductorone, bc, &creds).await
 }
 
 fn remove_ops(index: usize) -> serde_json::Value {

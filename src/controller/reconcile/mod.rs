@@ -16,6 +16,7 @@ pub mod finalizer;
 pub mod invalid;
 pub mod oneshot;
 pub mod pass;
+pub mod principal;
 pub mod publish;
 pub mod service;
 pub mod sync_view;

@@ -30,7 +30,7 @@ pub(crate) async fn converge(pass: &mut Pass<'_>) -> Result<()> {
     if pass.outcome.blocked(Stage::Config) {
         return Ok(());
     }
-    match resources::plan_cronjob(&pass.bc, &pass.seen.secrets) {
+    match resources::plan_cronjob(&pass.workload_spec(), &pass.seen.secrets) {
         Err(p) => pass.outcome.block(Stage::Inputs, Problem::Input(p)),
         Ok((desired, hash)) => {
             pass.outcome.config_hash = Some(hash);

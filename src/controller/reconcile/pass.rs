@@ -3,6 +3,8 @@
 //! entry before a ConductorOne call as much as the summary at the end, goes through [`Pass::write_status`]:
 //! status has one writer and one field manager, and what it wrote is known without reading it back.
 
+use std::sync::Arc;
+
 use k8s_openapi::{
     api::{
         apps::v1::Deployment,
@@ -18,13 +20,20 @@ use kube::{
 };
 use serde_json::json;
 
-use super::sync_view::{self, SyncView};
+use super::{
+    principal::{self, Principal},
+    sync_view::{self, SyncView},
+};
 use crate::{
     Error, Result,
-    api::{BatonConnector, BatonConnectorStatus, ConductorOneStatus, CredentialsStatus},
-    controller::context::{Context, FIELD_MANAGER},
+    api::{BatonConnector, BatonConnectorStatus, ConductorOneStatus, ConnectorDefaults, CredentialsStatus},
+    conductorone::ApiCredentials,
+    controller::{
+        c1::pools::Pool,
+        context::{Context, FIELD_MANAGER},
+    },
     decide::{events::Note, outcome::Outcome, pods::PodView},
-    resources::{SecretData, inputs},
+    resources::{InputProblem, SecretData, inputs},
 };
 
 /// What a pass reads, all of it from the watches' caches (or, before they are filled, from the API
@@ -42,6 +51,11 @@ pub struct Observed {
     pub sync: Option<SyncView>,
     /// The resource's pods, as the pod cache keeps them.
     pub pods: Vec<PodView>,
+    /// With ConductorOne API access: the service principal (its tenant, or the older form's
+    /// Secret), or why there is none.
+    pub principal: Option<Principal>,
+    /// The tenant's connector defaults, which fill what the connector leaves unset in its workload.
+    pub defaults: Option<ConnectorDefaults>,
 }
 
 impl Observed {
@@ -56,9 +70,37 @@ impl Observed {
             crate::api::Mode::OneShot => ctx.caches.jobs(&ctx.client, &ns, &name).await?,
             crate::api::Mode::Service => Vec::new(),
         };
-        let sync = sync_view::observe(ctx, bc, &secrets, now);
+        let (principal, defaults) = match &bc.spec.conductor_one {
+            Some(c1) => {
+                let (p, d) = principal::observe_with_defaults(ctx, &ns, c1, &secrets).await?;
+                (Some(p), d)
+            }
+            None => (None, None),
+        };
+        if bc.spec.conductor_one.as_ref().is_some_and(|c1| c1.api_credentials_secret_ref.is_none()) {
+            let source = principal.as_ref().and_then(|p| p.as_ref().ok()).map(|(s, _)| s);
+            ctx.sync_poller.track_resolved(bc, source);
+        }
+        let sync = sync_view::observe(ctx, bc, principal.as_ref(), now);
         let pods = ctx.caches.pods(&ctx.client, &ns, &name).await?;
-        Ok(Self { now: Time(now), secrets, deployment, cronjob, jobs, sync, pods })
+        Ok(Self { now: Time(now), secrets, deployment, cronjob, jobs, sync, pods, principal, defaults })
+    }
+
+    /// The ConductorOne client and call slots of the connector's tenant (the shared ones for the
+    /// older form, or when the principal could not be resolved: no call is made then anyway).
+    pub fn pool(&self, ctx: &Context) -> Arc<Pool> {
+        match &self.principal {
+            Some(Ok((source, _))) => ctx.pools.for_source(source),
+            _ => ctx.pools.shared.clone(),
+        }
+    }
+
+    /// The principal the connector's ConductorOne calls use, or the problem that prevents them.
+    pub fn api_credentials(&self) -> std::result::Result<ApiCredentials, InputProblem> {
+        match &self.principal {
+            Some(p) => p.clone().map(|(_, creds)| creds),
+            None => Err(InputProblem::TenantNotFound("spec.conductorOne is not set".into())),
+        }
     }
 }
 
@@ -90,6 +132,12 @@ impl<'a> Pass<'a> {
 
     pub fn status(&self) -> BatonConnectorStatus {
         self.bc.status.clone().unwrap_or_default()
+    }
+
+    /// The resource as its workload is built: the tenant's connector defaults fill what it leaves
+    /// unset (`decide::tenant::with_defaults`).
+    pub fn workload_spec(&self) -> std::borrow::Cow<'_, BatonConnector> {
+        crate::decide::tenant::with_defaults(&self.bc, self.seen.defaults.as_ref())
     }
 
     /// The managed-credential record, as status holds it.

@@ -32,7 +32,7 @@ pub async fn converge(pass: &mut Pass<'_>, ids: Option<&Ids>) -> Result<()> {
     // credential from being kept in shape.
     // Settings the SDK would refuse are not rolled out: the running pods keep the last good ones.
     if let Some(credentials_secret) = credentials_secret.filter(|_| !pass.outcome.blocked(Stage::Config)) {
-        match resources::plan(&pass.bc, &pass.seen.secrets, &credentials_secret) {
+        match resources::plan(&pass.workload_spec(), &pass.seen.secrets, &credentials_secret) {
             Err(p) => pass.outcome.block(Stage::Inputs, Problem::Input(p)),
             Ok(plan) => {
                 pass.outcome.config_hash = Some(plan.config_hash.clone());

@@ -7,12 +7,11 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::ObjectRef;
 
+use super::principal::Principal;
 use crate::controller::context::Context;
-use crate::decide::credentials;
 use crate::{
     api::{BatonConnector, SyncStatus, conditions::Desired},
     decide::sync_status::{self as sync, Observed},
-    resources::SecretData,
 };
 
 /// What the sync status adds to one reconcile.
@@ -25,10 +24,15 @@ pub struct SyncView {
     pub recheck: Option<Duration>,
 }
 
-pub fn observe(ctx: &Context, bc: &BatonConnector, secrets: &SecretData, now: Timestamp) -> Option<SyncView> {
+pub fn observe(
+    ctx: &Context,
+    bc: &BatonConnector,
+    principal: Option<&Principal>,
+    now: Timestamp,
+) -> Option<SyncView> {
     let c1 = bc.spec.conductor_one.as_ref()?;
     let previous = bc.status.as_ref().and_then(|s| s.sync.clone());
-    if let Err(p) = credentials::api_credentials(bc, c1, secrets) {
+    if let Some(Err(p)) = principal {
         let permanent = !p.may_resolve_itself();
         let condition = sync::failed_condition(p.reason(), &p.to_string());
         return Some(SyncView { status: previous, condition, permanent, recheck: None });

@@ -19,6 +19,9 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
     };
     // Each scope feeds the caches from Deployment, CronJob, Job, Secret and Pod watches.
     ctx.caches.expect_watches(scopes.len() * 5);
+    // And the tenant store from a ConductorOneTenant watch per scope, plus, watching the whole
+    // cluster, the ClusterConductorOneTenant watch (namespaced installs use namespaced tenants).
+    ctx.caches.tenants.expect_watches(scopes.len() + usize::from(ctx.config.namespaces.is_empty()));
     let poller = tokio::spawn(ctx.sync_poller.clone().run(Arc::new(ctx.poller_io())));
     let recovery = tokio::spawn(retry_after_recovery(ctx.clone()));
     join_all(scopes.into_iter().map(|scope| run_scope(ctx.clone(), scope, ready.clone()))).await;

@@ -37,6 +37,8 @@ pub enum WatchKind {
     Job,
     Secret,
     Pod,
+    ConductorOneTenant,
+    ClusterConductorOneTenant,
 }
 
 /// First retry delay after a watch error other than `410 Expired`.

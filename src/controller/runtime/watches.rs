@@ -38,7 +38,10 @@ use crate::controller::{
         stored::{self, Guarded, Stored},
     },
 };
-use crate::resources::labels;
+use crate::{
+    api::{ClusterConductorOneTenant, ConductorOneTenant, DEFAULT_TENANT_ANNOTATION, TenantKind},
+    resources::labels,
+};
 
 pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<AtomicBool>) {
     let client = ctx.client.clone();
@@ -92,6 +95,8 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
         })
         .touched_objects();
 
+    let (namespaced_tenant_events, cluster_tenant_events) = tenant_watches(&ctx, scope.clone());
+
     let s = scope.clone();
     let polled = broadcast_stream(ctx.sync_poller.triggers());
     // Plus the owners of children that a relist found gone: no event says so.
@@ -110,6 +115,8 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
         .watches_stream(job_events, |job: Job| instance_of(&job))
         .watches_stream(pod_events, |pod: Pod| instance_of(&pod))
         .watches_stream(secret_events, move |secret: Secret| readers(&c, &secret))
+        .watches_stream(namespaced_tenant_events, namespaced_tenant_users(ctx.clone()))
+        .watches_stream(cluster_tenant_events, cluster_tenant_users(ctx.clone()))
         .reconcile_on(polled)
         .shutdown_on_signal()
         .run(reconcile_measured, error_policy, ctx.clone())
@@ -191,6 +198,7 @@ struct Relist {
 /// Keeps the index and the poller in step with the BatonConnector watch.
 fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>, relist: &mut Relist) {
     ctx.caches.index.observe(scope, event);
+    follow_tenant_users(ctx, event);
     let key_of = |g: &Guarded| (g.namespace().unwrap_or_default(), g.name_any());
     let (object, listed) = match event {
         Event::Apply(g) => (g, false),
@@ -213,6 +221,7 @@ fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>,
             let in_scope = |ns: &str| scope.is_none_or(|s| s == ns);
             let keep = |key: &Key| !in_scope(&key.0) || seen.contains(key);
             ctx.sync_poller.retain(keep);
+            ctx.caches.tenants.retain_users(keep);
             ctx.backoff.retain(|r| keep(&(r.namespace.clone().unwrap_or_default(), r.name.clone())));
             return;
         }
@@ -220,6 +229,21 @@ fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>,
     match &object.0 {
         Ok(bc) if bc.metadata.deletion_timestamp.is_none() => ctx.sync_poller.track(bc, listed),
         _ => ctx.sync_poller.forget(&(object.namespace().unwrap_or_default(), object.name_any())),
+    }
+}
+
+/// Which connectors use which tenant, so that a tenant's change reconciles them.
+fn follow_tenant_users(ctx: &Context, event: &Event<Guarded>) {
+    let key_of = |g: &Guarded| (g.namespace().unwrap_or_default(), g.name_any());
+    let wanted = |g: &Guarded| {
+        g.0.as_ref().ok().and_then(|bc| bc.spec.conductor_one.as_ref()).map(crate::decide::tenant::wanted)
+    };
+    let tenants = &ctx.caches.tenants;
+    match event {
+        Event::Apply(g) | Event::InitApply(g) => tenants.set_user(key_of(g), wanted(g)),
+        Event::Delete(g) => tenants.set_user(key_of(g), None),
+        // A re-list's end forgets what it did not find, with the poller (`follow_connectors`).
+        Event::Init | Event::InitDone => {}
     }
 }
 
@@ -250,10 +274,83 @@ fn instance_of(object: &impl ResourceExt) -> Option<ObjectRef<Stored>> {
     Some(ObjectRef::new(instance).within(&object.namespace()?))
 }
 
-/// The resources that read a Secret, from the index.
+/// The resources that read a Secret, from the index, and those whose tenant's principal it holds.
 fn readers(ctx: &Context, secret: &Secret) -> Vec<ObjectRef<Stored>> {
     let Some(ns) = secret.namespace() else { return Vec::new() };
-    ctx.caches.index.readers(&ns, &secret.name_any()).iter().map(|n| ObjectRef::new(n).within(&ns)).collect()
+    let name = secret.name_any();
+    let mut out: Vec<ObjectRef<Stored>> =
+        ctx.caches.index.readers(&ns, &name).iter().map(|n| ObjectRef::new(n).within(&ns)).collect();
+    out.extend(refs(ctx.caches.tenants.users_of_secret(&(ns, name))));
+    out
+}
+
+fn refs(keys: Vec<Key>) -> Vec<ObjectRef<Stored>> {
+    keys.into_iter().map(|(ns, name)| ObjectRef::new(&name).within(&ns)).collect()
+}
+
+/// The connectors a `ConductorOneTenant`'s event concerns.
+fn namespaced_tenant_users(
+    ctx: Arc<Context>,
+) -> impl Fn(ConductorOneTenant) -> Vec<ObjectRef<Stored>> + Send + 'static {
+    move |t| {
+        let ns = t.namespace().unwrap_or_default();
+        refs(ctx.caches.tenants.users_of(TenantKind::ConductorOneTenant, &ns, &t.name_any(), false))
+    }
+}
+
+/// The connectors a `ClusterConductorOneTenant`'s event concerns: a deleted default tenant still
+/// reaches those that used it as the default.
+fn cluster_tenant_users(
+    ctx: Arc<Context>,
+) -> impl Fn(ClusterConductorOneTenant) -> Vec<ObjectRef<Stored>> + Send + 'static {
+    move |t| {
+        let was_default = t.annotations().get(DEFAULT_TENANT_ANNOTATION).is_some_and(|v| v == "true");
+        refs(ctx.caches.tenants.users_of(
+            TenantKind::ClusterConductorOneTenant,
+            "",
+            &t.name_any(),
+            was_default,
+        ))
+    }
+}
+
+type TenantEvents<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
+
+/// The tenant watches of a scope, feeding the tenant store before the controller sees their events:
+/// the scope's `ConductorOneTenant`s, and when the scope is the whole cluster the
+/// `ClusterConductorOneTenant`s (a namespaced install reads no cluster-scoped tenant).
+fn tenant_watches(
+    ctx: &Arc<Context>,
+    scope: Option<String>,
+) -> (TenantEvents<ConductorOneTenant>, TenantEvents<ClusterConductorOneTenant>) {
+    let api: Api<Lean<ConductorOneTenant>> = scoped(&ctx.client, scope.as_deref());
+    let (c, s) = (ctx.clone(), scope.clone());
+    let namespaced =
+        resilient(ctx.watch_health.clone(), WatchKind::ConductorOneTenant, scope.clone(), move || {
+            watcher(api.clone(), paged()).map_ok(lean::event)
+        })
+        .map_ok(move |event| {
+            c.caches.tenants.observe_namespaced(s.as_deref(), &event);
+            event
+        })
+        .touched_objects()
+        .boxed();
+    if scope.is_some() {
+        return (namespaced, futures::stream::empty().boxed());
+    }
+    let api: Api<Lean<ClusterConductorOneTenant>> = Api::all(ctx.client.clone());
+    let c = ctx.clone();
+    let cluster =
+        resilient(ctx.watch_health.clone(), WatchKind::ClusterConductorOneTenant, None, move || {
+            watcher(api.clone(), paged()).map_ok(lean::event)
+        })
+        .map_ok(move |event| {
+            c.caches.tenants.observe_cluster(&c.config.operator_namespace, &event);
+            event
+        })
+        .touched_objects()
+        .boxed();
+    (namespaced, cluster)
 }
 
 /// What no decision reads: kubectl's copy of the last applied object is often most of an object's

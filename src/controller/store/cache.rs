@@ -32,6 +32,7 @@ use tokio::sync::{broadcast, watch};
 use super::{
     index::SecretIndex,
     packed::{Packed, Packer},
+    tenants::TenantStore,
 };
 use crate::{
     Result,
@@ -73,6 +74,8 @@ pub struct Caches {
     /// whole Pod is ten kilobytes and more).
     pods: RwLock<Listed<PodView>>,
     pub index: SecretIndex,
+    /// The ConductorOne tenants, and which connectors use them.
+    pub tenants: TenantStore,
     /// Watches that have not finished their first list (`None` while no watch feeds the caches),
     /// and lists under way (a first one, or one after a watch failed).
     pending: watch::Sender<Pending>,
@@ -105,6 +108,7 @@ impl Default for Caches {
             secrets: Default::default(),
             pods: Default::default(),
             index: Default::default(),
+            tenants: Default::default(),
             pending: watch::channel(Pending::default()).0,
             waited_out: AtomicBool::new(false),
             relisted: broadcast::channel(1024).0,
@@ -164,13 +168,17 @@ impl Caches {
             let key = key_of(s)?;
             // The operator's own credential revisions are its business whoever reads them: a rotation
             // looks at the one it is rolling out before any resource's index names it.
-            let keep = self.index.is_read(&key.0, &key.1) || is_credential_revision(s);
+            // A tenant's principal is read by every connector of the tenant.
+            let keep = self.index.is_read(&key.0, &key.1)
+                || is_credential_revision(s)
+                || self.tenants.reads_secret(&key);
             Some(keep.then(|| data_of(s)))
         });
         drop(store);
         // A Secret is its readers'.
         let readers = dropped.into_iter().flat_map(|((ns, name), _)| {
-            self.index.readers(&ns, &name).into_iter().map(move |r| (ns.clone(), r))
+            let tenant_users = self.tenants.users_of_secret(&(ns.clone(), name.clone()));
+            self.index.readers(&ns, &name).into_iter().map(move |r| (ns.clone(), r)).chain(tenant_users)
         });
         self.reconcile_owners(readers.collect::<Vec<_>>());
     }

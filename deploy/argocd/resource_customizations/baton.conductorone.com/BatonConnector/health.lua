@@ -25,6 +25,7 @@ local HARD_REASONS = {
   CreateContainerConfigError = true,
   CrashLoopBackOff = true,
   OOMKilled = true,
+  TenantNotAllowed = true,
 }
 
 local function table_or_empty(value)

@@ -1,0 +1,145 @@
+//! One ConductorOne client (rate limiter, token cache) and one pool of call slots per tenant, so that
+//! a tenant that is unreachable or answers 429 to everything holds up only its own connectors'
+//! rotations, onboarding and revocations. Connectors of the older form
+//! (`apiCredentialsSecretRef`) keep sharing the operator's one client and slot pool, as before
+//! tenants existed: their principals are not grouped by tenant, so there is nothing to isolate by.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use tokio::sync::Semaphore;
+
+use crate::{conductorone::ConductorOneClient, decide::tenant::Source};
+
+/// What one tenant's calls go through.
+pub struct Pool {
+    pub client: ConductorOneClient,
+    /// Reconciles that may wait on this tenant's ConductorOne at once.
+    pub slots: Semaphore,
+}
+
+/// A tenant's pool: the tenant (its kind, its Secret's namespace, which is the tenant's own for a
+/// namespaced tenant, and its name) and its budget, `None` for the operator's own rate.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PoolKey {
+    kind: &'static str,
+    namespace: String,
+    name: String,
+    rate: Option<(u32, u32)>,
+}
+
+impl PoolKey {
+    /// `None` for the older form, which shares the operator's pool.
+    pub fn of(source: &Source) -> Option<Self> {
+        let tenant = source.tenant.as_ref()?;
+        Some(Self {
+            kind: tenant.kind.as_str(),
+            namespace: source.secret_namespace.clone(),
+            name: tenant.name.clone(),
+            rate: source.rate_limit.as_ref().map(|r| (r.requests_per_second, r.burst)),
+        })
+    }
+}
+
+type TenantKey = (&'static str, String, String);
+
+pub struct Pools {
+    /// The older form's, and the template of every tenant's client (its settings and metrics).
+    pub shared: Arc<Pool>,
+    per_tenant: Mutex<HashMap<TenantKey, Arc<Pool>>>,
+    slots: usize,
+}
+
+impl Pools {
+    pub fn new(shared: ConductorOneClient, slots: usize) -> Self {
+        Self {
+            shared: Arc::new(Pool { client: shared, slots: Semaphore::new(slots) }),
+            per_tenant: Mutex::default(),
+            slots,
+        }
+    }
+
+    /// The pool of a connector's principal. A tenant's pool is made on first use, at the tenant's
+    /// `rateLimit` (the operator's own rate without one), and made again when that changes.
+    pub fn for_source(&self, source: &Source) -> Arc<Pool> {
+        self.for_key(PoolKey::of(source).as_ref())
+    }
+
+    pub fn for_key(&self, key: Option<&PoolKey>) -> Arc<Pool> {
+        let Some(k) = key else { return self.shared.clone() };
+        let want = k.rate.unwrap_or_else(|| self.shared.client.rate());
+        let key = (k.kind, k.namespace.clone(), k.name.clone());
+        let mut pools = self.per_tenant.lock().expect("tenant pools poisoned");
+        if let Some(pool) = pools.get(&key).filter(|p| p.client.rate() == want) {
+            return pool.clone();
+        }
+        let client = match self.shared.client.for_tenant(want.0, want.1) {
+            Ok(client) => client,
+            Err(e) => {
+                // The shared client was built from the same settings, so this cannot fail; if it
+                // did, sharing is better than no calls at all.
+                tracing::warn!(error = %e, tenant = %k.name, "no client of its own for a tenant");
+                return self.shared.clone();
+            }
+        };
+        let pool = Arc::new(Pool { client, slots: Semaphore::new(self.slots) });
+        pools.insert(key, pool.clone());
+        pool
+    }
+
+    /// How many tenants have a pool of their own.
+    pub fn tenants(&self) -> usize {
+        self.per_tenant.lock().expect("tenant pools poisoned").len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{RateLimit, TenantKind, TenantRef};
+
+    fn source(kind: TenantKind, ns: &str, name: &str, rate: Option<(u32, u32)>) -> Source {
+        Source {
+            tenant: Some(TenantRef { kind, name: name.into() }),
+            secret_namespace: ns.into(),
+            secret_name: "s".into(),
+            defaults: None,
+            rate_limit: rate.map(|(requests_per_second, burst)| RateLimit { requests_per_second, burst }),
+        }
+    }
+
+    #[test]
+    fn each_tenant_has_its_own_client_and_slots_and_the_older_form_shares_one() {
+        let pools = Pools::new(ConductorOneClient::new(Default::default()).unwrap(), 2);
+        let older = Source { tenant: None, ..source(TenantKind::ConductorOneTenant, "ns", "x", None) };
+        assert!(Arc::ptr_eq(&pools.for_source(&older), &pools.shared));
+
+        let prod =
+            pools.for_source(&source(TenantKind::ClusterConductorOneTenant, "op", "prod", Some((7, 9))));
+        let sandbox = pools.for_source(&source(TenantKind::ClusterConductorOneTenant, "op", "sandbox", None));
+        assert!(!Arc::ptr_eq(&prod, &sandbox) && !Arc::ptr_eq(&prod, &pools.shared));
+        assert_eq!(prod.client.rate(), (7, 9), "the tenant's own budget");
+        assert_eq!(
+            sandbox.client.rate(),
+            pools.shared.client.rate(),
+            "without rateLimit, the operator's rate"
+        );
+
+        // One tenant's slots taken leave the other's free.
+        let _held: Vec<_> = (0..2).map(|_| prod.slots.try_acquire().unwrap()).collect();
+        assert!(prod.slots.try_acquire().is_err());
+        assert!(sandbox.slots.try_acquire().is_ok());
+
+        let again =
+            pools.for_source(&source(TenantKind::ClusterConductorOneTenant, "op", "prod", Some((7, 9))));
+        assert!(Arc::ptr_eq(&prod, &again), "kept while the budget stays");
+        let changed =
+            pools.for_source(&source(TenantKind::ClusterConductorOneTenant, "op", "prod", Some((3, 3))));
+        assert_eq!(changed.client.rate(), (3, 3), "made again at the new budget");
+        let namesake = pools.for_source(&source(TenantKind::ConductorOneTenant, "team-a", "prod", None));
+        assert!(!Arc::ptr_eq(&changed, &namesake), "a namespaced tenant of the same name is another tenant");
+        assert_eq!(pools.tenants(), 3);
+    }
+}

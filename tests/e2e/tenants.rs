@@ -1,0 +1,88 @@
+//! ConductorOne tenants on a real API server: the service principal stays in the operator's
+//! namespace, and a person who may write BatonConnectors in a team namespace, but may not read a
+//! Secret there or in the operator's namespace, still gets managed credentials minted.
+
+use super::*;
+
+/// A client that acts as `user` (impersonation by the admin's credentials), as `kubectl --as` does.
+async fn impersonating(env: &Env, user: &str) -> anyhow::Result<Client> {
+    let mut kubeconfig = kube::config::Kubeconfig::read_from(&env.admin_kubeconfig)?;
+    for named in &mut kubeconfig.auth_infos {
+        if let Some(auth) = named.auth_info.as_mut() {
+            auth.impersonate = Some(user.to_string());
+        }
+    }
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+pub(crate) async fn a_team_that_cannot_read_the_principal_gets_managed_credentials_through_a_cluster_tenant(
+    env: &mut Env,
+) -> anyhow::Result<()> {
+    ensure_operator(env).await?;
+    let (ns, tenant, user) = ("tenant-team-a", "prod-e2e", "alice-e2e");
+    let (app, connector_id) = ("app-tenant-e2e", "conn-tenant-e2e");
+    env.c1.add_connector(app, connector_id, "okta");
+    env.c1.set_sync_status(app, connector_id, done_sync());
+    let principal = env.c1.register_principal("e2e-tenant-prod");
+    // The platform team's part: the principal in the operator's namespace, and the tenant.
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "c1-prod-e2e"},
+        "stringData": {"clientId": principal.client_id, "clientSecret": principal.client_secret}});
+    apply_value(&env.client, secret, Some("baton-system")).await?;
+    let cluster_tenant = json!({"apiVersion": "baton.conductorone.com/v1alpha1", "kind": "ClusterConductorOneTenant",
+        "metadata": {"name": tenant},
+        "spec": {"apiCredentialsSecretRef": {"name": "c1-prod-e2e"}, "allowedNamespaces": {"names": [ns]}}});
+    apply_value(&env.client, cluster_tenant, None).await?;
+    namespace(&env.client, ns, json!({})).await?;
+    okta_app(&env.client, ns).await?;
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "connector-author"},
+        "rules": [{"apiGroups": ["baton.conductorone.com"], "resources": ["batonconnectors"],
+                   "verbs": ["get", "list", "watch", "create", "patch", "delete"]}]});
+    apply_value(&env.client, role, Some(ns)).await?;
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "connector-author"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "connector-author"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]});
+    apply_value(&env.client, binding, Some(ns)).await?;
+
+    // The team's part, as the person: no Secret is readable, neither the principal nor their own.
+    let alice = impersonating(env, user).await?;
+    for secret_ns in ["baton-system", ns] {
+        match Api::<k8s_openapi::api::core::v1::Secret>::namespaced(alice.clone(), secret_ns)
+            .list(&Default::default())
+            .await
+        {
+            Err(kube::Error::Api(e)) if e.code == 403 => {}
+            other => bail!(
+                "{user} listing Secrets in {secret_ns}: expected 403, got {:?}",
+                other.map(|l| l.items.len())
+            ),
+        }
+    }
+    let mut bc = connector("okta", "okta", json!({}));
+    bc["spec"]["credentials"] = json!({"managed": {}});
+    bc["spec"]["conductorOne"] = json!({"tenantRef": {"kind": "ClusterConductorOneTenant", "name": tenant},
+        "appId": app, "connectorId": connector_id});
+    apply_value(&alice, bc, Some(ns)).await?;
+    let ready = wait_ready(&env.client, ns, "okta").await?;
+    let minted =
+        ready.status.as_ref().and_then(|s| s.credentials.clone()).context("no credentials status")?;
+    let id = minted.credential_id.context("no credential minted")?;
+    ensure!(env.c1.credential(&id).is_some(), "the credential {id} is not ConductorOne's");
+
+    // Deletion revokes through the tenant's principal.
+    Api::<BatonConnector>::namespaced(alice.clone(), ns).delete("okta", &DeleteParams::default()).await?;
+    eventually("deletion to revoke through the tenant", WAIT, || async {
+        let gone = get_bc(&env.client, ns, "okta").await.is_err();
+        let revoked = env.c1.credential(&id).is_some_and(|c| c.revoked_at.is_some());
+        Ok((gone && revoked).then_some(()))
+    })
+    .await?;
+    let api: Api<kube::api::DynamicObject> = Api::all_with(
+        env.client.clone(),
+        &kube::api::ApiResource::erase::<baton_operator::api::ClusterConductorOneTenant>(&()),
+    );
+    api.delete(tenant, &DeleteParams::default()).await?;
+    Ok(())
+}
