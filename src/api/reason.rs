@@ -88,6 +88,15 @@ reasons! {
     TenantNotAllowed,
     /// The tenant exists but its credentials cannot be used (the tenant's status says why).
     TenantNotReady,
+    // A tenant's own conditions (ConductorOneTenant, ClusterConductorOneTenant).
+    /// The tenant's principal got a token from ConductorOne (tenant Ready=True).
+    Authenticated,
+    /// ConductorOne refused the tenant's principal (wrong, revoked or unauthorised).
+    CredentialsRejected,
+    /// ConductorOne could not be reached for the tenant's token (connection, timeout, 5xx).
+    Unreachable,
+    /// A deleted tenant waits for the BatonConnectors that still use it (tenant InUse=True).
+    InUse,
     /// A child with the resource's name belongs to someone else.
     OwnershipConflict,
     /// The API server refused what the operator built, or the resource cannot be read.

@@ -74,9 +74,28 @@ impl ConductorOneClient {
     /// A client of its own for one ConductorOne tenant: the same settings and metrics, but its own
     /// rate limiter (at this rate) and token cache, so that one tenant's budget, outage or 429s
     /// never hold up another's calls.
-    pub fn for_tenant(&self, requests_per_second: u32, burst: u32) -> Result<Self, Error> {
+    /// Each attempt is reported to this client's hook and then to `also` (the tenant's own
+    /// accounting).
+    pub fn for_tenant(&self, requests_per_second: u32, burst: u32, also: MetricsHook) -> Result<Self, Error> {
         let cfg = ClientConfig { requests_per_second, burst, ..self.inner.transport.config().clone() };
-        Self::build(cfg, self.inner.transport.metrics_hook())
+        let hook: MetricsHook = match self.inner.transport.metrics_hook() {
+            Some(base) => Arc::new(move |call| {
+                base(call);
+                also(call)
+            }),
+            None => also,
+        };
+        Self::build(cfg, Some(hook))
+    }
+
+    /// Obtains a token with these credentials (`POST /auth/v1/token`), or reuses the cached one
+    /// while it is fresh: whether ConductorOne accepts the principal, at most one token request per
+    /// token lifetime.
+    pub async fn authenticate(&self, api: &ApiCredentials) -> Result<(), Error> {
+        let client_id = ClientId::parse(&api.client_id)?;
+        let base = base_url(&client_id, self.inner.transport.config().allow_insecure_http)?;
+        let token_url = with_path(&base, &["auth", "v1", "token"]);
+        self.inner.tokens.token(&self.inner.transport, api, &client_id, &token_url).await.map(|_| ())
     }
 
     /// The sustained rate and burst of this client's limiter.

@@ -12,6 +12,7 @@ pub mod context;
 pub mod reconcile;
 pub mod runtime;
 pub mod store;
+pub mod tenants;
 
 pub use context::{Config, Context, FIELD_MANAGER};
 pub use reconcile::reconcile;

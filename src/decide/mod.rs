@@ -19,3 +19,4 @@ pub mod status;
 mod status_tests;
 pub mod sync_status;
 pub mod tenant;
+pub mod tenant_status;

@@ -53,6 +53,8 @@ pub struct FoundTenant {
     pub settings: TenantSettings,
     /// Cluster tenants only: the namespaces that may use it.
     pub allowed: Option<AllowedNamespaces>,
+    /// The tenant's `Ready=False`, as its status says (`decide::tenant_status::not_ready`).
+    pub not_ready: Option<String>,
 }
 
 /// Where a connector's principal comes from, and what the tenant adds.
@@ -64,6 +66,9 @@ pub struct Source {
     pub secret_name: String,
     pub defaults: Option<ConnectorDefaults>,
     pub rate_limit: Option<RateLimit>,
+    /// The tenant's `Ready=False`: its connectors make no ConductorOne call and say
+    /// `TenantNotReady` ([`usable`]); a deletion still tries to revoke.
+    pub not_ready: Option<String>,
 }
 
 /// Decides the principal's source. `found` holds what the pass observed for [`wanted`]: the named
@@ -85,6 +90,7 @@ pub fn resolve(
                 secret_name: name,
                 defaults: None,
                 rate_limit: None,
+                not_ready: None,
             });
         }
         Wanted::Tenant(r) => found.iter().find(|t| t.kind == r.kind && t.name == r.name).ok_or_else(|| {
@@ -131,7 +137,21 @@ pub fn resolve(
         secret_name: tenant.settings.api_credentials_secret_ref.name.clone(),
         defaults: tenant.settings.connector_defaults.clone(),
         rate_limit: tenant.settings.rate_limit.clone(),
+        not_ready: tenant.not_ready.clone(),
     })
+}
+
+/// The principal, unless its tenant is not ready: then the tenant's problem, said once on the
+/// tenant and named on each connector, instead of every connector's calls failing on their own.
+pub fn usable(source: &Source, creds: ApiCredentials) -> Result<ApiCredentials, InputProblem> {
+    match (&source.tenant, &source.not_ready) {
+        (Some(t), Some(why)) => Err(InputProblem::TenantNotReady {
+            kind: t.kind.as_str(),
+            name: t.name.clone(),
+            why: why.clone(),
+        }),
+        _ => Ok(creds),
+    }
 }
 
 /// The principal in the source's Secret. A tenant's broken Secret is the tenant's problem
@@ -249,6 +269,7 @@ mod tests {
                 }),
             },
             allowed,
+            not_ready: None,
         }
     }
 

@@ -71,7 +71,35 @@ pub(crate) async fn a_team_that_cannot_read_the_principal_gets_managed_credentia
     let id = minted.credential_id.context("no credential minted")?;
     ensure!(env.c1.credential(&id).is_some(), "the credential {id} is not ConductorOne's");
 
-    // Deletion revokes through the tenant's principal.
+    // The tenant's own status: its principal got a token, one connector uses it.
+    let tenants: Api<baton_operator::api::ClusterConductorOneTenant> = Api::all(env.client.clone());
+    let ready_tenant = eventually("the tenant to be Ready with its connector", WAIT, || async {
+        let t = tenants.get(tenant).await?;
+        let status = t.status.clone().unwrap_or_default();
+        let ready = baton_operator::api::conditions::is_true(&status.conditions, "Ready");
+        Ok((ready && status.connectors == 1).then_some(t))
+    })
+    .await?;
+    ensure!(
+        ready_tenant
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .iter()
+            .any(|f| f == "baton.conductorone.com/tenant-in-use"),
+        "the tenant carries its finalizer"
+    );
+
+    // Deleting the tenant first waits for its connector, which needs the principal to revoke.
+    tenants.delete(tenant, &DeleteParams::default()).await?;
+    eventually("the tenant to say it is in use", WAIT, || async {
+        let t = tenants.get(tenant).await?;
+        let status = t.status.unwrap_or_default();
+        Ok(baton_operator::api::conditions::is_true(&status.conditions, "InUse").then_some(()))
+    })
+    .await?;
+
+    // Deletion revokes through the tenant's principal; then the tenant goes too.
     Api::<BatonConnector>::namespaced(alice.clone(), ns).delete("okta", &DeleteParams::default()).await?;
     eventually("deletion to revoke through the tenant", WAIT, || async {
         let gone = get_bc(&env.client, ns, "okta").await.is_err();
@@ -79,10 +107,9 @@ pub(crate) async fn a_team_that_cannot_read_the_principal_gets_managed_credentia
         Ok((gone && revoked).then_some(()))
     })
     .await?;
-    let api: Api<kube::api::DynamicObject> = Api::all_with(
-        env.client.clone(),
-        &kube::api::ApiResource::erase::<baton_operator::api::ClusterConductorOneTenant>(&()),
-    );
-    api.delete(tenant, &DeleteParams::default()).await?;
+    eventually("the unused tenant to be deleted", WAIT, || async {
+        Ok(tenants.get_opt(tenant).await?.is_none().then_some(()))
+    })
+    .await?;
     Ok(())
 }

@@ -278,7 +278,8 @@ fn every_value_is_exercised() {
 
 /// The rows `(group, resource, verbs)` of the table in the chart README's RBAC section.
 /// What only a ClusterRole grants: a Role in a watched namespace has the other rules.
-const CLUSTER_ONLY: [&str; 2] = ["clusterconductoronetenants", "namespaces"];
+const CLUSTER_ONLY: [&str; 3] =
+    ["clusterconductoronetenants", "clusterconductoronetenants/status", "namespaces"];
 
 fn namespaced_rules(rules: &Value) -> Value {
     let kept = rules

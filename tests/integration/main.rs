@@ -22,4 +22,5 @@ mod pods;
 mod release;
 mod render_unchanged;
 mod tenant_crd;
+mod tenant_status;
 mod tenants;

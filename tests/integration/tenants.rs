@@ -177,6 +177,7 @@ async fn a_tenant_whose_call_slots_are_all_taken_does_not_hold_up_another_tenant
             secret_name: "c1-prod".into(),
             defaults: None,
             rate_limit: None,
+            not_ready: None,
         })
     };
 

@@ -100,10 +100,14 @@ data changes, and writes managed credentials.
 - apiGroups: ["baton.conductorone.com"]
   resources: ["batonconnectors/finalizers"]
   verbs: ["update"]
-# The ConductorOne tenants connectors name (conductorOne.tenantRef): read only.
+# The ConductorOne tenants connectors name (conductorOne.tenantRef); patch for the finalizer
+# that holds a tenant's deletion while connectors use it, status for its own status.
 - apiGroups: ["baton.conductorone.com"]
   resources: ["conductoronetenants"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["baton.conductorone.com"]
+  resources: ["conductoronetenants/status"]
+  verbs: ["get", "patch"]
 # delete: switching a connector between Service and OneShot mode removes the other workload.
 - apiGroups: ["apps"]
   resources: ["deployments"]
@@ -140,7 +144,10 @@ data changes, and writes managed credentials.
 # allows namespaces by a label selector.
 - apiGroups: ["baton.conductorone.com"]
   resources: ["clusterconductoronetenants"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["baton.conductorone.com"]
+  resources: ["clusterconductoronetenants/status"]
+  verbs: ["get", "patch"]
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["get"]

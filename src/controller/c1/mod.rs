@@ -8,3 +8,4 @@ pub mod onboarding_steps;
 pub mod pools;
 pub mod rotation_steps;
 pub mod sync_poller;
+pub mod tenant_calls;

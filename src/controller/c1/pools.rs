@@ -11,13 +11,17 @@ use std::{
 
 use tokio::sync::Semaphore;
 
-use crate::{conductorone::ConductorOneClient, decide::tenant::Source};
+use super::tenant_calls::TenantCalls;
+use crate::{api::TenantKind, conductorone::ConductorOneClient, decide::tenant::Source};
 
 /// What one tenant's calls go through.
 pub struct Pool {
     pub client: ConductorOneClient,
     /// Reconciles that may wait on this tenant's ConductorOne at once.
     pub slots: Semaphore,
+    /// What this tenant's calls did (the shared pool's count nothing: the operator's metrics have
+    /// them).
+    pub calls: Arc<TenantCalls>,
 }
 
 /// A tenant's pool: the tenant (its kind, its Secret's namespace, which is the tenant's own for a
@@ -43,7 +47,13 @@ impl PoolKey {
     }
 }
 
-type TenantKey = (&'static str, String, String);
+/// A tenant: its kind, the namespace of its Secret and its name.
+pub type TenantKey = (&'static str, String, String);
+
+/// The key of a tenant's pool.
+pub fn tenant_key(kind: TenantKind, secret_namespace: &str, name: &str) -> TenantKey {
+    (kind.as_str(), secret_namespace.to_string(), name.to_string())
+}
 
 pub struct Pools {
     /// The older form's, and the template of every tenant's client (its settings and metrics).
@@ -55,7 +65,11 @@ pub struct Pools {
 impl Pools {
     pub fn new(shared: ConductorOneClient, slots: usize) -> Self {
         Self {
-            shared: Arc::new(Pool { client: shared, slots: Semaphore::new(slots) }),
+            shared: Arc::new(Pool {
+                client: shared,
+                slots: Semaphore::new(slots),
+                calls: Default::default(),
+            }),
             per_tenant: Mutex::default(),
             slots,
         }
@@ -75,7 +89,11 @@ impl Pools {
         if let Some(pool) = pools.get(&key).filter(|p| p.client.rate() == want) {
             return pool.clone();
         }
-        let client = match self.shared.client.for_tenant(want.0, want.1) {
+        // A budget changed: the new client keeps the tenant's accounting.
+        let calls = pools.get(&key).map(|p| p.calls.clone()).unwrap_or_default();
+        let hook_calls = calls.clone();
+        let hook = Arc::new(move |call: &crate::conductorone::CallOutcome| hook_calls.record(call));
+        let client = match self.shared.client.for_tenant(want.0, want.1, hook) {
             Ok(client) => client,
             Err(e) => {
                 // The shared client was built from the same settings, so this cannot fail; if it
@@ -84,9 +102,25 @@ impl Pools {
                 return self.shared.clone();
             }
         };
-        let pool = Arc::new(Pool { client, slots: Semaphore::new(self.slots) });
+        let pool = Arc::new(Pool { client, slots: Semaphore::new(self.slots), calls });
         pools.insert(key, pool.clone());
         pool
+    }
+
+    /// A tenant's pool if it has one yet.
+    pub fn get(&self, key: &TenantKey) -> Option<Arc<Pool>> {
+        self.per_tenant.lock().expect("tenant pools poisoned").get(key).cloned()
+    }
+
+    /// Every tenant's pool, for the per-tenant metrics.
+    pub fn each(&self) -> Vec<(TenantKey, Arc<Pool>)> {
+        let pools = self.per_tenant.lock().expect("tenant pools poisoned");
+        pools.iter().map(|(k, p)| (k.clone(), p.clone())).collect()
+    }
+
+    /// Forgets a deleted tenant's pool.
+    pub fn forget(&self, key: &TenantKey) {
+        self.per_tenant.lock().expect("tenant pools poisoned").remove(key);
     }
 
     /// How many tenants have a pool of their own.
@@ -107,6 +141,7 @@ mod tests {
             secret_name: "s".into(),
             defaults: None,
             rate_limit: rate.map(|(requests_per_second, burst)| RateLimit { requests_per_second, burst }),
+            not_ready: None,
         }
     }
 
@@ -138,6 +173,7 @@ mod tests {
         let changed =
             pools.for_source(&source(TenantKind::ClusterConductorOneTenant, "op", "prod", Some((3, 3))));
         assert_eq!(changed.client.rate(), (3, 3), "made again at the new budget");
+        assert!(Arc::ptr_eq(&changed.calls, &prod.calls), "the tenant's accounting carries over");
         let namesake = pools.for_source(&source(TenantKind::ConductorOneTenant, "team-a", "prod", None));
         assert!(!Arc::ptr_eq(&changed, &namesake), "a namespaced tenant of the same name is another tenant");
         assert_eq!(pools.tenants(), 3);

@@ -73,6 +73,11 @@ impl Observed {
         let (principal, defaults) = match &bc.spec.conductor_one {
             Some(c1) => {
                 let (p, d) = principal::observe_with_defaults(ctx, &ns, c1, &secrets).await?;
+                // A tenant that is not ready holds its connectors' calls (the deletion path, which
+                // reads the principal itself, still tries to revoke).
+                let p = p.and_then(|(source, creds)| {
+                    crate::decide::tenant::usable(&source, creds).map(|creds| (source, creds))
+                });
                 (Some(p), d)
             }
             None => (None, None),

@@ -24,9 +24,11 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
     ctx.caches.tenants.expect_watches(scopes.len() + usize::from(ctx.config.namespaces.is_empty()));
     let poller = tokio::spawn(ctx.sync_poller.clone().run(Arc::new(ctx.poller_io())));
     let recovery = tokio::spawn(retry_after_recovery(ctx.clone()));
+    let tenants = tokio::spawn(crate::controller::tenants::run(ctx.clone()));
     join_all(scopes.into_iter().map(|scope| run_scope(ctx.clone(), scope, ready.clone()))).await;
     poller.abort();
     recovery.abort();
+    tenants.abort();
     info!("controller stopped");
 }
 

@@ -278,6 +278,7 @@ fn instance_of(object: &impl ResourceExt) -> Option<ObjectRef<Stored>> {
 fn readers(ctx: &Context, secret: &Secret) -> Vec<ObjectRef<Stored>> {
     let Some(ns) = secret.namespace() else { return Vec::new() };
     let name = secret.name_any();
+    ctx.caches.tenants.secret_changed(&(ns.clone(), name.clone()));
     let mut out: Vec<ObjectRef<Stored>> =
         ctx.caches.index.readers(&ns, &name).iter().map(|n| ObjectRef::new(n).within(&ns)).collect();
     out.extend(refs(ctx.caches.tenants.users_of_secret(&(ns, name))));

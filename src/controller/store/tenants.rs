@@ -9,13 +9,57 @@ use std::{
 };
 
 use kube::{ResourceExt, runtime::watcher::Event};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::Key;
 use crate::{
-    api::{ClusterConductorOneTenant, ConductorOneTenant, DEFAULT_TENANT_ANNOTATION, TenantKind},
-    decide::tenant::{FoundTenant, Wanted},
+    api::{
+        ClusterConductorOneTenant, ConductorOneTenant, DEFAULT_TENANT_ANNOTATION, TenantKind, TenantStatus,
+    },
+    decide::{
+        tenant::{FoundTenant, Wanted},
+        tenant_status,
+    },
 };
+
+/// A tenant: its kind and (namespace, name), the namespace "" for a cluster tenant.
+pub type TenantId = (TenantKind, Key);
+
+/// The finalizer a tenant carries while connectors may still need its principal.
+pub const TENANT_FINALIZER: &str = "baton.conductorone.com/tenant-in-use";
+
+/// What the tenant reconcile reads of a tenant besides its settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantMeta {
+    pub generation: Option<i64>,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub deleting: bool,
+    pub finalizers: Vec<String>,
+    pub status: TenantStatus,
+}
+
+impl TenantMeta {
+    fn of<K: kube::Resource>(object: &K, status: Option<&TenantStatus>) -> Self {
+        let meta = object.meta();
+        Self {
+            generation: meta.generation,
+            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.clone(),
+            deleting: meta.deletion_timestamp.is_some(),
+            finalizers: meta.finalizers.clone().unwrap_or_default(),
+            status: status.cloned().unwrap_or_default(),
+        }
+    }
+}
+
+/// A tenant as the tenant reconcile sees it.
+#[derive(Clone, Debug)]
+pub struct TenantView {
+    pub found: FoundTenant,
+    pub secret: Key,
+    pub meta: TenantMeta,
+}
 
 /// How long a reconcile waits for the tenant watches' first lists: a connector must not read
 /// `TenantNotFound` because the operator has just started.
@@ -27,6 +71,7 @@ struct Entry {
     is_default: bool,
     /// Where its principal's Secret is.
     secret: Key,
+    meta: TenantMeta,
 }
 
 /// A tenant watch: its kind and scope.
@@ -42,6 +87,8 @@ pub struct TenantStore {
     /// How many tenant watches have not finished their first list, and those that have.
     unlisted: watch::Sender<usize>,
     first_lists: RwLock<HashSet<WatchScope>>,
+    /// The tenant reconcile's queue: tenants whose object, Secret or users changed.
+    queue: RwLock<Option<mpsc::UnboundedSender<TenantId>>>,
 }
 
 impl Default for TenantStore {
@@ -52,6 +99,7 @@ impl Default for TenantStore {
             users: Default::default(),
             unlisted: watch::channel(0).0,
             first_lists: Default::default(),
+            queue: Default::default(),
         }
     }
 }
@@ -79,8 +127,10 @@ impl TenantStore {
                 name: t.name_any(),
                 settings: t.spec.settings.clone(),
                 allowed: None,
+                not_ready: tenant_status::not_ready(t.status.as_ref(), t.metadata.generation),
             };
-            Some(((ns, t.name_any()), Entry { found, is_default: false, secret }))
+            let meta = TenantMeta::of(t, t.status.as_ref());
+            Some(((ns, t.name_any()), Entry { found, is_default: false, secret, meta }))
         });
     }
 
@@ -94,8 +144,10 @@ impl TenantStore {
                 name: t.name_any(),
                 settings: t.spec.settings.clone(),
                 allowed: t.spec.allowed_namespaces.clone(),
+                not_ready: tenant_status::not_ready(t.status.as_ref(), t.metadata.generation),
             };
-            Some(((String::new(), t.name_any()), Entry { found, is_default, secret }))
+            let meta = TenantMeta::of(t, t.status.as_ref());
+            Some(((String::new(), t.name_any()), Entry { found, is_default, secret, meta }))
         });
     }
 
@@ -109,6 +161,7 @@ impl TenantStore {
         let scope_key = (kind, scope.map(str::to_string));
         let mut items = self.items.write().expect("tenant store poisoned");
         let mut relisting = self.relisting.write().expect("tenant store poisoned");
+        let mut changed: Vec<TenantId> = Vec::new();
         match event {
             Event::Init => {
                 relisting.insert(scope_key, HashSet::new());
@@ -118,11 +171,13 @@ impl TenantStore {
                     if let Some(seen) = relisting.get_mut(&scope_key) {
                         seen.insert(key.clone());
                     }
+                    changed.push((kind, key.clone()));
                     items.insert((kind, key), e);
                 }
             }
             Event::Delete(o) => {
                 if let Some((key, _)) = entry(o) {
+                    changed.push((kind, key.clone()));
                     items.remove(&(kind, key));
                 }
             }
@@ -130,11 +185,86 @@ impl TenantStore {
                 let Some(seen) = relisting.remove(&scope_key) else { return };
                 let cluster = kind == TenantKind::ClusterConductorOneTenant;
                 let in_scope = |key: &Key| cluster || scope.is_none_or(|s| s == key.0);
-                items.retain(|(k, key), _| *k != kind || !in_scope(key) || seen.contains(key));
+                items.retain(|(k, key), _| {
+                    let keep = *k != kind || !in_scope(key) || seen.contains(key);
+                    if !keep {
+                        changed.push((*k, key.clone()));
+                    }
+                    keep
+                });
                 // A re-list after a failed watch is not a first list: each watch counts once.
                 if self.first_lists.write().expect("tenant store poisoned").insert(scope_key) {
                     self.unlisted.send_modify(|n| *n = n.saturating_sub(1));
                 }
+            }
+        }
+        drop((items, relisting));
+        changed.into_iter().for_each(|id| self.notify(id));
+    }
+
+    /// The tenant reconcile's queue; the store sends every change from now on.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<TenantId> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.queue.write().expect("tenant store poisoned") = Some(tx);
+        rx
+    }
+
+    fn notify(&self, id: TenantId) {
+        if let Some(tx) = self.queue.read().expect("tenant store poisoned").as_ref() {
+            // A closed queue means the tenant reconcile stopped with the operator.
+            let _ = tx.send(id);
+        }
+    }
+
+    /// Every tenant the store holds.
+    pub fn ids(&self) -> Vec<TenantId> {
+        self.items.read().expect("tenant store poisoned").keys().cloned().collect()
+    }
+
+    /// A tenant, for its reconcile.
+    pub fn view(&self, id: &TenantId) -> Option<TenantView> {
+        let items = self.items.read().expect("tenant store poisoned");
+        items.get(id).map(|e| TenantView {
+            found: e.found.clone(),
+            secret: e.secret.clone(),
+            meta: e.meta.clone(),
+        })
+    }
+
+    /// The connectors that use a tenant, as `namespace/name`, sorted.
+    pub fn users(&self, id: &TenantId) -> Vec<String> {
+        let mut users: Vec<String> = self
+            .users_of(id.0, &id.1.0, &id.1.1, false)
+            .into_iter()
+            .map(|(ns, name)| format!("{ns}/{name}"))
+            .collect();
+        users.sort_unstable();
+        users
+    }
+
+    /// A Secret changed: the tenants whose principal it holds are checked again.
+    pub fn secret_changed(&self, secret: &Key) {
+        let ids: Vec<TenantId> = {
+            let items = self.items.read().expect("tenant store poisoned");
+            items.iter().filter(|(_, e)| e.secret == *secret).map(|(id, _)| id.clone()).collect()
+        };
+        ids.into_iter().for_each(|id| self.notify(id));
+    }
+
+    /// The tenants a connector's choice concerns: the one it names, or the default ones.
+    fn tenants_wanted(&self, connector_ns: &str, wanted: &Wanted) -> Vec<TenantId> {
+        match wanted {
+            Wanted::OwnSecret(_) => Vec::new(),
+            Wanted::Tenant(r) => {
+                let ns = match r.kind {
+                    TenantKind::ConductorOneTenant => connector_ns.to_string(),
+                    TenantKind::ClusterConductorOneTenant => String::new(),
+                };
+                vec![(r.kind, (ns, r.name.clone()))]
+            }
+            Wanted::DefaultTenant => {
+                let items = self.items.read().expect("tenant store poisoned");
+                items.iter().filter(|(_, e)| e.is_default).map(|(id, _)| id.clone()).collect()
             }
         }
     }
@@ -163,21 +293,36 @@ impl TenantStore {
         self.items.read().expect("tenant store poisoned").values().any(|e| e.secret == *secret)
     }
 
-    /// Records what a connector wants (nothing for the older form, which the Secret index covers).
+    /// Records what a connector wants (nothing for the older form, which the Secret index covers);
+    /// the tenants it leaves or joins count their users again.
     pub fn set_user(&self, connector: Key, wanted: Option<Wanted>) {
-        let mut users = self.users.write().expect("tenant store poisoned");
-        match wanted {
-            Some(w @ (Wanted::Tenant(_) | Wanted::DefaultTenant)) => {
-                users.insert(connector, w);
+        let wanted = wanted.filter(|w| matches!(w, Wanted::Tenant(_) | Wanted::DefaultTenant));
+        let before = {
+            let mut users = self.users.write().expect("tenant store poisoned");
+            match &wanted {
+                Some(w) => users.insert(connector.clone(), w.clone()),
+                None => users.remove(&connector),
             }
-            _ => {
-                users.remove(&connector);
-            }
+        };
+        if before == wanted {
+            return;
         }
+        let touched =
+            [before, wanted].into_iter().flatten().flat_map(|w| self.tenants_wanted(&connector.0, &w));
+        touched.collect::<Vec<_>>().into_iter().for_each(|id| self.notify(id));
     }
 
     pub fn retain_users(&self, keep: impl Fn(&Key) -> bool) {
-        self.users.write().expect("tenant store poisoned").retain(|k, _| keep(k));
+        let mut gone = Vec::new();
+        self.users.write().expect("tenant store poisoned").retain(|k, w| {
+            let kept = keep(k);
+            if !kept {
+                gone.push((k.0.clone(), w.clone()));
+            }
+            kept
+        });
+        let touched: Vec<TenantId> = gone.iter().flat_map(|(ns, w)| self.tenants_wanted(ns, w)).collect();
+        touched.into_iter().for_each(|id| self.notify(id));
     }
 
     /// The connectors that use a tenant: those naming it, and for a default cluster tenant those
