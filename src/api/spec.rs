@@ -367,34 +367,48 @@ pub struct ManagedCredentials {
     pub revoke_hand_made: Vec<String>,
 }
 
-/// Rotation of managed credentials.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// Rotation of managed credentials. A field left out takes the tenant's default
+/// (`connectorDefaults.rotation`), else the operator's (`720h`, `10m`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RotationSpec {
-    /// How often to rotate, as a duration such as `720h`. The operator adds up to 10% jitter so a
-    /// fleet does not rotate at once.
-    #[serde(default = "default_rotation_interval")]
+    /// How often to rotate, as a duration such as `720h` (the default). The operator adds up to 10%
+    /// jitter so a fleet does not rotate at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ns|us|ms|s|m|h))+$"))]
-    pub interval: String,
+    pub interval: Option<String>,
 
     /// How long the previous credential stays valid after the new one is in use, as a duration such
-    /// as `10m`.
-    #[serde(default = "default_grace_period")]
+    /// as `10m` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ns|us|ms|s|m|h))+$"))]
-    pub grace_period: String,
+    pub grace_period: Option<String>,
 }
 
-fn default_rotation_interval() -> String {
-    "720h".into()
-}
+/// The operator's rotation interval when neither the connector nor its tenant sets one.
+pub const DEFAULT_ROTATION_INTERVAL: &str = "720h";
+/// The operator's grace period when neither the connector nor its tenant sets one.
+pub const DEFAULT_GRACE_PERIOD: &str = "10m";
+/// The operator's sync freshness when neither the connector nor its tenant sets one.
+pub const DEFAULT_SYNC_FRESHNESS: &str = "24h";
 
-fn default_grace_period() -> String {
-    "10m".into()
-}
+impl RotationSpec {
+    /// The interval in force (the connector's, or the operator's default).
+    pub fn interval(&self) -> &str {
+        self.interval.as_deref().unwrap_or(DEFAULT_ROTATION_INTERVAL)
+    }
 
-impl Default for RotationSpec {
-    fn default() -> Self {
-        Self { interval: default_rotation_interval(), grace_period: default_grace_period() }
+    /// The grace period in force.
+    pub fn grace_period(&self) -> &str {
+        self.grace_period.as_deref().unwrap_or(DEFAULT_GRACE_PERIOD)
+    }
+
+    /// Fills what this leaves out from `defaults` (a tenant's).
+    pub fn or(&self, defaults: &RotationSpec) -> RotationSpec {
+        RotationSpec {
+            interval: self.interval.clone().or_else(|| defaults.interval.clone()),
+            grace_period: self.grace_period.clone().or_else(|| defaults.grace_period.clone()),
+        }
     }
 }
 
@@ -448,15 +462,23 @@ pub struct ConductorOneSpec {
     pub connector: Option<ConnectorTemplate>,
 
     /// How recent the last completed sync must be for the connector to count as `Synced` (and
-    /// `Ready`), as a duration such as `24h`.
-    #[serde(default = "default_sync_freshness")]
+    /// `Ready`), as a duration such as `24h`. Left out, the tenant's default
+    /// (`connectorDefaults.syncFreshness`), else `24h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ns|us|ms|s|m|h))+$"))]
-    pub sync_freshness: String,
+    pub sync_freshness: Option<String>,
 
     /// While `spec.suspend` is true, also pause the connector's syncs in ConductorOne, and resume them
     /// when it is false again. Only a pause the operator made is resumed.
     #[serde(default = "default_true")]
     pub pause_when_suspended: bool,
+}
+
+impl ConductorOneSpec {
+    /// The sync freshness in force (the connector's, or the operator's default).
+    pub fn sync_freshness(&self) -> &str {
+        self.sync_freshness.as_deref().unwrap_or(DEFAULT_SYNC_FRESHNESS)
+    }
 }
 
 /// An app the operator creates in ConductorOne. Read only when it creates the app: later edits do
@@ -503,10 +525,6 @@ pub const BATON_CATALOG_ID: &str = "2HErg7BRmNdHgX8sTCWVq4E1fyh";
 
 fn default_true() -> bool {
     true
-}
-
-fn default_sync_freshness() -> String {
-    "24h".into()
 }
 
 /// Probes on the connector's health endpoint.

@@ -14,7 +14,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::refs::SecretRef;
+use super::{refs::SecretRef, spec::RotationSpec};
 
 /// Annotation on a `ClusterConductorOneTenant`: with the value `"true"` it serves the connectors
 /// that name no tenant and no `apiCredentialsSecretRef`, as a default StorageClass serves claims
@@ -39,6 +39,13 @@ pub struct TenantSettings {
     /// Defaults for the connectors that use this tenant. A connector's own fields win.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connector_defaults: Option<ConnectorDefaults>,
+
+    /// PEM certificates the operator trusts, besides the public roots and its own `SSL_CERT_FILE`,
+    /// when it calls this tenant's ConductorOne: the CA of a TLS-inspecting proxy in between.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 262144))]
+    #[x_kube(validation = Rule::new("self.contains('-----BEGIN CERTIFICATE-----')").message("caBundle must hold PEM certificates (-----BEGIN CERTIFICATE-----)"))]
+    pub ca_bundle: Option<String>,
 }
 
 /// A request budget: a token bucket refilled at `requestsPerSecond`, holding at most `burst`.
@@ -80,6 +87,17 @@ pub struct ConnectorDefaults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub otel_collector_endpoint: Option<String>,
+
+    /// The rotation of managed credentials, for connectors whose `credentials.managed.rotation`
+    /// leaves a field out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationSpec>,
+
+    /// How recent the last completed sync must be (`conductorOne.syncFreshness`), for connectors
+    /// that leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ns|us|ms|s|m|h))+$"))]
+    pub sync_freshness: Option<String>,
 }
 
 /// Which namespaces may use a cluster tenant. Both lists narrow: a namespace must be named (when

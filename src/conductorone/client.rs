@@ -61,6 +61,19 @@ const DELETE_CONNECTOR: &str = "delete_connector";
 /// cannot keep a poll going forever.
 const MAX_PAGES: usize = 50;
 
+/// What a tenant's client has of its own.
+#[derive(Clone, Copy, Debug)]
+pub struct TenantClient<'a> {
+    pub requests_per_second: u32,
+    pub burst: u32,
+    pub ca_bundle: Option<&'a str>,
+}
+
+/// Checks a tenant's `caBundle` as the client would load it.
+pub fn check_ca_bundle(pem: &str) -> Result<(), Error> {
+    tls::parse_ca_bundle(pem.as_bytes(), "the tenant's caBundle").map(|_| ())
+}
+
 impl ConductorOneClient {
     pub fn new(cfg: ClientConfig) -> Result<Self, Error> {
         Self::build(cfg, None)
@@ -73,11 +86,16 @@ impl ConductorOneClient {
 
     /// A client of its own for one ConductorOne tenant: the same settings and metrics, but its own
     /// rate limiter (at this rate) and token cache, so that one tenant's budget, outage or 429s
-    /// never hold up another's calls.
-    /// Each attempt is reported to this client's hook and then to `also` (the tenant's own
-    /// accounting).
-    pub fn for_tenant(&self, requests_per_second: u32, burst: u32, also: MetricsHook) -> Result<Self, Error> {
-        let cfg = ClientConfig { requests_per_second, burst, ..self.inner.transport.config().clone() };
+    /// never hold up another's calls, and the tenant's CA certificates (PEM) trusted besides the
+    /// operator's. Each attempt is reported to this client's hook and then to `also` (the tenant's
+    /// own accounting).
+    pub fn for_tenant(&self, tenant: TenantClient<'_>, also: MetricsHook) -> Result<Self, Error> {
+        let cfg = ClientConfig {
+            requests_per_second: tenant.requests_per_second,
+            burst: tenant.burst,
+            extra_ca_pem: tenant.ca_bundle.map(str::to_string),
+            ..self.inner.transport.config().clone()
+        };
         let hook: MetricsHook = match self.inner.transport.metrics_hook() {
             Some(base) => Arc::new(move |call| {
                 base(call);
@@ -118,6 +136,11 @@ impl ConductorOneClient {
         }
         if let Some(path) = tls::ca_bundle_path(cfg.ca_bundle.as_deref()) {
             for cert in tls::load_ca_bundle(&path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some(pem) = &cfg.extra_ca_pem {
+            for cert in tls::parse_ca_bundle(pem.as_bytes(), "the tenant's caBundle")? {
                 builder = builder.add_root_certificate(cert);
             }
         }

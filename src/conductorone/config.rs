@@ -27,6 +27,8 @@ pub struct ClientConfig {
     pub max_retry_after: Duration,
     /// Extra CA certificates (PEM). When `None`, `SSL_CERT_FILE` is used if set.
     pub ca_bundle: Option<PathBuf>,
+    /// More CA certificates, as PEM text: a tenant's `caBundle`, trusted besides the above.
+    pub extra_ca_pem: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -41,6 +43,7 @@ impl Default for ClientConfig {
             backoff_max: Duration::from_secs(10),
             max_retry_after: Duration::from_secs(60),
             ca_bundle: None,
+            extra_ca_pem: None,
         }
     }
 }

@@ -42,7 +42,7 @@ mod tls;
 mod token;
 mod transport;
 
-pub use client::ConductorOneClient;
+pub use client::{ConductorOneClient, TenantClient, check_ca_bundle};
 pub use config::ClientConfig;
 pub use credentials::{ApiCredentials, ClientId};
 pub use error::{Error, ErrorKind};

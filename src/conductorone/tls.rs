@@ -20,10 +20,16 @@ pub(crate) fn load_ca_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>, E
     let bad = |why: String| Error::new(ErrorKind::Config, "configure", why);
     let pem =
         std::fs::read(path).map_err(|e| bad(format!("cannot read CA bundle {}: {e}", path.display())))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|_| bad(format!("CA bundle {} is not valid PEM", path.display())))?;
+    parse_ca_bundle(&pem, &format!("CA bundle {}", path.display()))
+}
+
+/// PEM certificates from text (`what` names where they come from, for the error).
+pub(crate) fn parse_ca_bundle(pem: &[u8], what: &str) -> Result<Vec<reqwest::Certificate>, Error> {
+    let bad = |why: String| Error::new(ErrorKind::Config, "configure", why);
+    let certs =
+        reqwest::Certificate::from_pem_bundle(pem).map_err(|_| bad(format!("{what} is not valid PEM")))?;
     if certs.is_empty() {
-        return Err(bad(format!("CA bundle {} holds no certificate", path.display())));
+        return Err(bad(format!("{what} holds no certificate")));
     }
     Ok(certs)
 }

@@ -14,7 +14,7 @@ use kube::{ResourceExt, api::ObjectMeta};
 
 use crate::decide::status::Problem;
 use crate::{
-    api::{BatonConnector, CredentialsStatus, ManagedCredentials},
+    api::{BatonConnector, CredentialsStatus, RotationSpec},
     conductorone::{ApiCredentials, ExposeSecret, IssuedCredential},
     resources::{
         InputProblem,
@@ -54,13 +54,14 @@ pub fn jitter_seed(bc: &BatonConnector) -> String {
     format!("{}/{}/{}", bc.namespace().unwrap_or_default(), bc.name_any(), bc.uid().unwrap_or_default())
 }
 
-/// Parsed rotation settings. The CRD's pattern only admits Go-style durations.
-pub fn rotation_settings(managed: &ManagedCredentials) -> std::result::Result<(Duration, Duration), Problem> {
+/// Parsed rotation settings, as in force (the connector's, its tenant's defaults, the operator's:
+/// `decide::tenant::rotation`). The CRD's pattern only admits Go-style durations.
+pub fn rotation_settings(rotation: &RotationSpec) -> std::result::Result<(Duration, Duration), Problem> {
     let parse = |field: &str, v: &str| {
         humantime::parse_duration(v).map_err(|e| Problem::Rejected { message: format!("{field} {v:?}: {e}") })
     };
-    let interval = parse("credentials.managed.rotation.interval", &managed.rotation.interval)?;
-    let grace = parse("credentials.managed.rotation.gracePeriod", &managed.rotation.grace_period)?;
+    let interval = parse("credentials.managed.rotation.interval", rotation.interval())?;
+    let grace = parse("credentials.managed.rotation.gracePeriod", rotation.grace_period())?;
     if interval < Duration::from_secs(60) {
         return Err(Problem::Rejected {
             message: "credentials.managed.rotation.interval must be at least 1m".into(),

@@ -149,7 +149,7 @@ mod tests {
             app: app_id.is_none().then(|| AppTemplate { display_name: "Okta".into(), description: None }),
             connector_id: connector_id.map(Into::into),
             connector: None,
-            sync_freshness: "24h".into(),
+            sync_freshness: None,
             pause_when_suspended: true,
         }
     }

@@ -10,8 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::{
     api::{
-        AllowedNamespaces, BatonConnector, ConductorOneSpec, ConnectorDefaults, EnvEntry, RateLimit,
-        TenantKind, TenantRef, TenantSettings,
+        AllowedNamespaces, BatonConnector, ConductorOneSpec, ConnectorDefaults, DEFAULT_SYNC_FRESHNESS,
+        EnvEntry, ManagedCredentials, RateLimit, RotationSpec, TenantKind, TenantRef, TenantSettings,
     },
     conductorone::ApiCredentials,
     resources::{InputProblem, SecretData},
@@ -69,6 +69,8 @@ pub struct Source {
     /// The tenant's `Ready=False`: its connectors make no ConductorOne call and say
     /// `TenantNotReady` ([`usable`]); a deletion still tries to revoke.
     pub not_ready: Option<String>,
+    /// PEM certificates the tenant's client trusts besides the operator's.
+    pub ca_bundle: Option<String>,
 }
 
 /// Decides the principal's source. `found` holds what the pass observed for [`wanted`]: the named
@@ -91,6 +93,7 @@ pub fn resolve(
                 defaults: None,
                 rate_limit: None,
                 not_ready: None,
+                ca_bundle: None,
             });
         }
         Wanted::Tenant(r) => found.iter().find(|t| t.kind == r.kind && t.name == r.name).ok_or_else(|| {
@@ -138,6 +141,7 @@ pub fn resolve(
         defaults: tenant.settings.connector_defaults.clone(),
         rate_limit: tenant.settings.rate_limit.clone(),
         not_ready: tenant.not_ready.clone(),
+        ca_bundle: tenant.settings.ca_bundle.clone(),
     })
 }
 
@@ -173,9 +177,8 @@ pub const OTEL_ENDPOINT_VAR: &str = "BATON_OTEL_COLLECTOR_ENDPOINT";
 
 /// The connector as its workload is built: the tenant's defaults fill what the connector leaves
 /// unset, and the connector's own fields win. The image registry mirror replaces only the default
-/// repository (`public.ecr.aws/conductorone/baton-<connector>`). (Rotation and sync-freshness
-/// defaults are not offered: the connector's fields always carry a value, the CRD's defaults, and
-/// one set on purpose cannot be told from one defaulted.)
+/// repository (`public.ecr.aws/conductorone/baton-<connector>`). (Rotation and sync freshness are
+/// not part of the workload: [`rotation`] and [`sync_freshness`].)
 pub fn with_defaults<'a>(
     bc: &'a BatonConnector,
     defaults: Option<&ConnectorDefaults>,
@@ -198,6 +201,22 @@ pub fn with_defaults<'a>(
         spec.env.push(EnvEntry { name: OTEL_ENDPOINT_VAR.into(), value: endpoint.clone() });
     }
     Cow::Owned(out)
+}
+
+/// The rotation in force: the connector's fields, else its tenant's defaults, else the operator's.
+pub fn rotation(managed: &ManagedCredentials, defaults: Option<&ConnectorDefaults>) -> RotationSpec {
+    match defaults.and_then(|d| d.rotation.as_ref()) {
+        Some(tenant) => managed.rotation.or(tenant),
+        None => managed.rotation.clone(),
+    }
+}
+
+/// The sync freshness in force: the connector's, else its tenant's default, else the operator's.
+pub fn sync_freshness<'a>(c1: &'a ConductorOneSpec, defaults: Option<&'a ConnectorDefaults>) -> &'a str {
+    c1.sync_freshness
+        .as_deref()
+        .or_else(|| defaults.and_then(|d| d.sync_freshness.as_deref()))
+        .unwrap_or(DEFAULT_SYNC_FRESHNESS)
 }
 
 /// Whether a cluster tenant allows a namespace: no `allowedNamespaces` allows every one; `names`
@@ -251,7 +270,7 @@ mod tests {
             app: None,
             connector_id: None,
             connector: None,
-            sync_freshness: "24h".into(),
+            sync_freshness: None,
             pause_when_suspended: true,
         }
     }
@@ -267,6 +286,7 @@ mod tests {
                     image_registry: Some("mirror.example.com/c1".into()),
                     ..Default::default()
                 }),
+                ca_bundle: None,
             },
             allowed,
             not_ready: None,
@@ -295,6 +315,7 @@ mod tests {
             image_registry: Some("mirror.example.com/c1/".into()),
             resources: Some(small.clone()),
             otel_collector_endpoint: Some("http://otel:4317".into()),
+            ..Default::default()
         };
         let plain = bc(serde_json::json!({"connector": "okta", "credentials": {"secretRef": {"name": "c"}}}));
         let merged = with_defaults(&plain, Some(&defaults)).into_owned();
@@ -310,6 +331,33 @@ mod tests {
         let kept = with_defaults(&own, Some(&defaults)).into_owned();
         assert_eq!(kept.spec, own.spec, "the connector's own fields win");
         assert!(matches!(with_defaults(&plain, None), Cow::Borrowed(_)), "no tenant: unchanged");
+    }
+
+    #[test]
+    fn rotation_and_sync_freshness_come_from_the_connector_then_the_tenant_then_the_operator() {
+        let tenant = ConnectorDefaults {
+            rotation: Some(RotationSpec { interval: Some("2160h".into()), grace_period: None }),
+            sync_freshness: Some("6h".into()),
+            ..Default::default()
+        };
+        let own_grace = ManagedCredentials {
+            rotation: RotationSpec { interval: None, grace_period: Some("30m".into()) },
+            ..Default::default()
+        };
+        let r = rotation(&own_grace, Some(&tenant));
+        assert_eq!(
+            (r.interval(), r.grace_period()),
+            ("2160h", "30m"),
+            "the tenant's interval, its own grace"
+        );
+        let r = rotation(&own_grace, None);
+        assert_eq!((r.interval(), r.grace_period()), ("720h", "30m"), "the operator's interval");
+
+        let mut spec = c1(cluster_ref("prod"), None);
+        assert_eq!(sync_freshness(&spec, Some(&tenant)), "6h");
+        assert_eq!(sync_freshness(&spec, None), "24h");
+        spec.sync_freshness = Some("1h".into());
+        assert_eq!(sync_freshness(&spec, Some(&tenant)), "1h", "the connector's own wins");
     }
 
     #[test]

@@ -59,6 +59,7 @@ fn ready(seen: &Seen) -> Desired {
             let what = match reason {
                 Reason::CredentialsRejected => "refused the principal",
                 Reason::RateLimited => "answered the token request with 429 (Too Many Requests)",
+                Reason::ConfigError => "cannot be called with these settings",
                 _ => "could not be reached for a token",
             };
             (false, reason, format!("ConductorOne at {host} {what}: {message}"))
@@ -75,6 +76,7 @@ pub fn auth_reason(kind: ErrorKind) -> Reason {
             Reason::CredentialsRejected
         }
         ErrorKind::RateLimited => Reason::RateLimited,
+        ErrorKind::Config => Reason::ConfigError,
         _ => Reason::Unreachable,
     }
 }
@@ -230,6 +232,7 @@ mod tests {
             (ErrorKind::Server, "Unreachable"),
             (ErrorKind::RateLimited, "RateLimited"),
             (ErrorKind::Forbidden, "CredentialsRejected"),
+            (ErrorKind::Config, "ConfigError"),
         ] {
             let auth = Auth::Failed { kind, message: "x".into() };
             let s = compute(&seen(host(), Some(auth), &users, &bad, &t1));

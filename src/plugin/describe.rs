@@ -199,7 +199,7 @@ fn sync(
         writeln!(out, "  Last started:   {}", ago(&sync.last_started_at))?;
         writeln!(out, "  Last completed: {}", ago(&sync.last_completed_at))?;
         if let Some(c1) = &bc.spec.conductor_one {
-            writeln!(out, "  Freshness:      {}", c1.sync_freshness)?;
+            writeln!(out, "  Freshness:      {}", c1.sync_freshness())?;
         }
         if let Some(e) = sync.last_error.as_deref().filter(|e| !e.is_empty()) {
             writeln!(out, "  Last error:     {e}")?;

@@ -95,7 +95,7 @@ pub fn summarize(fleet: &[BatonConnector], now: Timestamp) -> Summary {
         if let Some(c1) = &bc.spec.conductor_one
             && !bc.spec.suspend
         {
-            let freshness = humantime::parse_duration(&c1.sync_freshness).unwrap_or(DEFAULT_FRESHNESS);
+            let freshness = humantime::parse_duration(c1.sync_freshness()).unwrap_or(DEFAULT_FRESHNESS);
             let last = status.and_then(|s| s.sync.as_ref()).and_then(|s| s.last_completed_at.as_ref());
             let stale = match last {
                 None => true,
@@ -106,7 +106,7 @@ pub fn summarize(fleet: &[BatonConnector], now: Timestamp) -> Summary {
                     namespace: namespace.clone(),
                     name: name.clone(),
                     last_completed_at: last.map(|t| t.0.to_string()),
-                    freshness: c1.sync_freshness.clone(),
+                    freshness: c1.sync_freshness().to_string(),
                 });
             }
         }
@@ -179,7 +179,7 @@ mod tests {
             app: None,
             connector_id: Some("conn".into()),
             connector: None,
-            sync_freshness: freshness.into(),
+            sync_freshness: Some(freshness.into()),
             pause_when_suspended: true,
         });
         let status = bc.status.get_or_insert_with(Default::default);

@@ -189,3 +189,32 @@ async fn a_deleted_tenant_waits_for_its_connectors_then_lets_go() {
     assert_eq!(tenant(&ctx, &id()).await.unwrap(), Next::Gone);
     assert_eq!(w.kube.get(TENANT).unwrap()["metadata"]["finalizers"], json!([]));
 }
+
+/// A tenant behind a TLS-inspecting proxy brings the proxy's CA: a bundle that is PEM makes the
+/// tenant's client (the fake is plain HTTP on loopback, so the token still comes), one that is not
+/// is the tenant's `ConfigError`, and its connectors call nothing.
+#[tokio::test]
+async fn a_tenant_ca_bundle_is_loaded_and_a_broken_one_is_the_tenant_s_config_error() {
+    let w = World::new("1s").await;
+    world_on_tenant(&w);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&key).unwrap().pem();
+    w.kube.edit(TENANT, |t| t["spec"]["caBundle"] = json!(ca));
+    let ctx = operator(&w);
+    assert_eq!(tenant(&ctx, &id()).await.unwrap(), Next::Ready { rate_limited: false });
+
+    let broken = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n";
+    w.kube.edit(TENANT, |t| t["spec"]["caBundle"] = json!(broken));
+    let ctx = operator(&w);
+    assert_eq!(tenant(&ctx, &id()).await.unwrap(), Next::NotReady);
+    let (status, reason, message) = condition(&w.kube.get(TENANT).unwrap(), "Ready").unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "ConfigError"), "{message}");
+    assert!(message.contains("caBundle"), "{message}");
+
+    watch_sees_tenant(&ctx, &w, false);
+    let err = reconcile_connector(&w, ctx).await.unwrap_err();
+    assert!(matches!(err, baton_operator::Error::Blocked(Reason::TenantNotReady)), "{err:?}");
+    assert_eq!(w.c1.count("POST", ROTATE), 0);
+}

@@ -178,6 +178,7 @@ async fn a_tenant_whose_call_slots_are_all_taken_does_not_hold_up_another_tenant
             defaults: None,
             rate_limit: None,
             not_ready: None,
+            ca_bundle: None,
         })
     };
 

@@ -32,6 +32,7 @@ pub fn config() -> ClientConfig {
         backoff_max: Duration::from_millis(50),
         max_retry_after: Duration::from_secs(5),
         ca_bundle: None,
+        extra_ca_pem: None,
     }
 }
 

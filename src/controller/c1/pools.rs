@@ -11,8 +11,14 @@ use std::{
 
 use tokio::sync::Semaphore;
 
+use sha2::{Digest, Sha256};
+
 use super::tenant_calls::TenantCalls;
-use crate::{api::TenantKind, conductorone::ConductorOneClient, decide::tenant::Source};
+use crate::{
+    api::TenantKind,
+    conductorone::{ConductorOneClient, TenantClient},
+    decide::tenant::Source,
+};
 
 /// What one tenant's calls go through.
 pub struct Pool {
@@ -22,16 +28,21 @@ pub struct Pool {
     /// What this tenant's calls did (the shared pool's count nothing: the operator's metrics have
     /// them).
     pub calls: Arc<TenantCalls>,
+    /// The budget and CA bundle the client was made with.
+    made_with: (Option<(u32, u32)>, Option<[u8; 32]>),
 }
 
 /// A tenant's pool: the tenant (its kind, its Secret's namespace, which is the tenant's own for a
-/// namespaced tenant, and its name) and its budget, `None` for the operator's own rate.
+/// namespaced tenant, and its name), its budget (`None` for the operator's own rate) and the digest
+/// of its CA bundle (the sync poller keeps a key per connector: the bundle itself would be copied
+/// thousands of times).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PoolKey {
     kind: &'static str,
     namespace: String,
     name: String,
     rate: Option<(u32, u32)>,
+    ca: Option<[u8; 32]>,
 }
 
 impl PoolKey {
@@ -43,6 +54,7 @@ impl PoolKey {
             namespace: source.secret_namespace.clone(),
             name: tenant.name.clone(),
             rate: source.rate_limit.as_ref().map(|r| (r.requests_per_second, r.burst)),
+            ca: source.ca_bundle.as_deref().map(|pem| Sha256::digest(pem.as_bytes()).into()),
         })
     }
 }
@@ -69,6 +81,7 @@ impl Pools {
                 client: shared,
                 slots: Semaphore::new(slots),
                 calls: Default::default(),
+                made_with: (None, None),
             }),
             per_tenant: Mutex::default(),
             slots,
@@ -76,33 +89,45 @@ impl Pools {
     }
 
     /// The pool of a connector's principal. A tenant's pool is made on first use, at the tenant's
-    /// `rateLimit` (the operator's own rate without one), and made again when that changes.
+    /// `rateLimit` (the operator's own rate without one) and with its `caBundle`, and made again
+    /// when either changes.
     pub fn for_source(&self, source: &Source) -> Arc<Pool> {
-        self.for_key(PoolKey::of(source).as_ref())
+        let Some(key) = PoolKey::of(source) else { return self.shared.clone() };
+        self.pool(&key, |_| source.ca_bundle.as_deref().map(str::to_string), true)
     }
 
+    /// The pool of a key the sync poller kept. Its tenant's pool as it is: only a connector's
+    /// reconcile (with the tenant's whole settings) makes one again; the rare poll before any has
+    /// made one goes out without the tenant's CA bundle, and its pool is made again with it later.
     pub fn for_key(&self, key: Option<&PoolKey>) -> Arc<Pool> {
         let Some(k) = key else { return self.shared.clone() };
-        let want = k.rate.unwrap_or_else(|| self.shared.client.rate());
+        self.pool(k, |_| None, false)
+    }
+
+    fn pool(&self, k: &PoolKey, pem: impl Fn(&PoolKey) -> Option<String>, remake: bool) -> Arc<Pool> {
         let key = (k.kind, k.namespace.clone(), k.name.clone());
         let mut pools = self.per_tenant.lock().expect("tenant pools poisoned");
-        if let Some(pool) = pools.get(&key).filter(|p| p.client.rate() == want) {
+        if let Some(pool) = pools.get(&key).filter(|p| !remake || p.made_with == (k.rate, k.ca)) {
             return pool.clone();
         }
-        // A budget changed: the new client keeps the tenant's accounting.
+        // The budget or CA bundle changed: the new client keeps the tenant's accounting.
         let calls = pools.get(&key).map(|p| p.calls.clone()).unwrap_or_default();
         let hook_calls = calls.clone();
         let hook = Arc::new(move |call: &crate::conductorone::CallOutcome| hook_calls.record(call));
-        let client = match self.shared.client.for_tenant(want.0, want.1, hook) {
-            Ok(client) => client,
+        let (requests_per_second, burst) = k.rate.unwrap_or_else(|| self.shared.client.rate());
+        let ca_pem = pem(k);
+        let tenant = TenantClient { requests_per_second, burst, ca_bundle: ca_pem.as_deref() };
+        let (client, made_with) = match self.shared.client.for_tenant(tenant, hook) {
+            Ok(client) => (client, (k.rate, ca_pem.as_ref().and(k.ca))),
             Err(e) => {
-                // The shared client was built from the same settings, so this cannot fail; if it
-                // did, sharing is better than no calls at all.
+                // A CA bundle that is not PEM: the tenant's status says so (`ConfigError`) and its
+                // connectors make no call until it is fixed. The rest of the settings are the
+                // shared client's, which was built from them.
                 tracing::warn!(error = %e, tenant = %k.name, "no client of its own for a tenant");
                 return self.shared.clone();
             }
         };
-        let pool = Arc::new(Pool { client, slots: Semaphore::new(self.slots), calls });
+        let pool = Arc::new(Pool { client, slots: Semaphore::new(self.slots), calls, made_with });
         pools.insert(key, pool.clone());
         pool
     }
@@ -142,6 +167,7 @@ mod tests {
             defaults: None,
             rate_limit: rate.map(|(requests_per_second, burst)| RateLimit { requests_per_second, burst }),
             not_ready: None,
+            ca_bundle: None,
         }
     }
 

@@ -46,7 +46,8 @@ pub fn settings(pass: &Pass<'_>, ids: Option<&Ids>) -> std::result::Result<Optio
     if bc.spec.conductor_one.is_none() {
         return Err(Problem::Rejected { message: "credentials.managed needs spec.conductorOne".into() });
     }
-    let (interval, grace) = credentials::rotation_settings(m)?;
+    let in_force = crate::decide::tenant::rotation(m, pass.seen.defaults.as_ref());
+    let (interval, grace) = credentials::rotation_settings(&in_force)?;
     let api = pass.seen.api_credentials().map_err(Problem::Input)?;
     Ok(Some(Rotation { ids: ids.clone(), api, interval, grace }))
 }

@@ -94,7 +94,8 @@ async fn finish(mut pass: Pass<'_>) -> Result<Action> {
         let previous = bc.status.as_ref().and_then(|s| s.schedule.as_ref());
         runs::observe(seen.cronjob.as_ref(), &seen.jobs, previous, seen.now.0)
     });
-    let (credentials, issuing) = reported_credentials(bc, &seen.secrets, &outcome.revoked);
+    let (credentials, issuing) =
+        reported_credentials(bc, &seen.secrets, &outcome.revoked, seen.defaults.as_ref());
     let pod = pod_reading(bc, seen, runs.as_ref());
     let observation = Observation {
         problem: outcome.problem().cloned(),
@@ -165,6 +166,7 @@ fn reported_credentials(
     bc: &BatonConnector,
     secrets: &SecretData,
     revoked: &[String],
+    defaults: Option<&crate::api::ConnectorDefaults>,
 ) -> (Option<CredentialsStatus>, Option<String>) {
     let state = bc.status.as_ref().and_then(|s| s.credentials.clone()).unwrap_or_default();
     let Some(m) = &bc.spec.credentials.managed else {
@@ -184,7 +186,8 @@ fn reported_credentials(
         };
         return (Some(reported), None);
     };
-    let interval = crate::decide::credentials::rotation_settings(m).map(|(i, _)| i).ok();
+    let in_force = crate::decide::tenant::rotation(m, defaults);
+    let interval = crate::decide::credentials::rotation_settings(&in_force).map(|(i, _)| i).ok();
     let seed = crate::decide::credentials::jitter_seed(bc);
     let next = interval.and_then(|i| rotation::next_rotation(&state, i, &seed)).map(Time);
     let issuing = state.credential_id.is_none().then(|| {

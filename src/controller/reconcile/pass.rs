@@ -84,9 +84,14 @@ impl Observed {
         };
         if bc.spec.conductor_one.as_ref().is_some_and(|c1| c1.api_credentials_secret_ref.is_none()) {
             let source = principal.as_ref().and_then(|p| p.as_ref().ok()).map(|(s, _)| s);
+            // The tenant's pool made (or made again) with its whole settings before the poller,
+            // which keeps only the pool's key, calls through it.
+            if let Some(source) = source {
+                ctx.pools.for_source(source);
+            }
             ctx.sync_poller.track_resolved(bc, source);
         }
-        let sync = sync_view::observe(ctx, bc, principal.as_ref(), now);
+        let sync = sync_view::observe(ctx, bc, principal.as_ref(), defaults.as_ref(), now);
         let pods = ctx.caches.pods(&ctx.client, &ns, &name).await?;
         Ok(Self { now: Time(now), secrets, deployment, cronjob, jobs, sync, pods, principal, defaults })
     }

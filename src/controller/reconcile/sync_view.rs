@@ -28,6 +28,7 @@ pub fn observe(
     ctx: &Context,
     bc: &BatonConnector,
     principal: Option<&Principal>,
+    defaults: Option<&crate::api::ConnectorDefaults>,
     now: Timestamp,
 ) -> Option<SyncView> {
     let c1 = bc.spec.conductor_one.as_ref()?;
@@ -38,7 +39,8 @@ pub fn observe(
         return Some(SyncView { status: previous, condition, permanent, recheck: None });
     }
     let poll = ctx.sync_poller.last(&ObjectRef::from(bc));
-    let freshness = humantime::parse_duration(&c1.sync_freshness).unwrap_or(Duration::from_secs(86400));
+    let in_force = crate::decide::tenant::sync_freshness(c1, defaults);
+    let freshness = humantime::parse_duration(in_force).unwrap_or(Duration::from_secs(86400));
     let created = bc.metadata.creation_timestamp.as_ref().map(|t| t.0);
     let fresh = |status: SyncStatus, observed: &Observed| {
         let condition = sync::condition(&status, observed, freshness, created, now);

@@ -16,7 +16,7 @@ use super::Next;
 use crate::{
     Result,
     api::{ClusterConductorOneTenant, ConductorOneTenant, TenantKind, TenantRef},
-    conductorone::ClientId,
+    conductorone::{ClientId, check_ca_bundle},
     controller::{
         context::{Context, FIELD_MANAGER},
         store::tenants::{TENANT_FINALIZER, TenantId, TenantView},
@@ -58,14 +58,18 @@ pub async fn tenant(ctx: &Context, id: &TenantId) -> Result<Next> {
         defaults: None,
         rate_limit: view.found.settings.rate_limit.clone(),
         not_ready: None,
+        ca_bundle: view.found.settings.ca_bundle.clone(),
     };
     let pool = ctx.pools.for_source(&source);
-    let auth = match &principal {
-        Ok(creds) => Some(match pool.client.authenticate(creds).await {
+    let ca = view.found.settings.ca_bundle.as_deref().map(check_ca_bundle).transpose();
+    let auth = match (&principal, ca) {
+        // A bundle that is not PEM: no client of the tenant's own can be made.
+        (Ok(_), Err(e)) => Some(Auth::Failed { kind: e.kind(), message: e.message().to_string() }),
+        (Ok(creds), Ok(_)) => Some(match pool.client.authenticate(creds).await {
             Ok(()) => Auth::Token,
             Err(e) => Auth::Failed { kind: e.kind(), message: e.message().to_string() },
         }),
-        Err(_) => None,
+        (Err(_), _) => None,
     };
     let host = principal.map(|creds| {
         ClientId::parse(&creds.client_id).map(|c| c.authority().to_string()).unwrap_or_else(|_| "?".into())
