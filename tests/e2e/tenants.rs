@@ -90,6 +90,38 @@ pub(crate) async fn a_team_that_cannot_read_the_principal_gets_managed_credentia
         "the tenant carries its finalizer"
     );
 
+    // The platform team rotates the service principal: one edit of its Secret. The tenant checks
+    // the new one, no connector pod rolls for it, and the connector's next ConductorOne call
+    // (a rotation) goes out with it while the old principal is refused.
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(env.client.clone(), ns);
+    let generation = deployments.get("okta").await?.metadata.generation;
+    let rotated_principal = env.c1.register_principal("e2e-tenant-prod-2");
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "c1-prod-e2e"},
+        "stringData": {"clientId": rotated_principal.client_id, "clientSecret": rotated_principal.client_secret}});
+    apply_value(&env.client, secret, Some("baton-system")).await?;
+    eventually("the tenant to get a token with the new principal", WAIT, || async {
+        let used = env.c1.token_exchanges().iter().any(|t| t.client_id == rotated_principal.client_id);
+        Ok(used.then_some(()))
+    })
+    .await?;
+    env.c1.disable_principal(&principal.client_id);
+    let minted_before = env.c1.credentials().len();
+    ensure!(
+        deployments.get("okta").await?.metadata.generation == generation,
+        "a new principal rolled the connector"
+    );
+    let annotate = json!({"metadata": {"annotations": {"baton.conductorone.com/rotate-requested-at": "2026-12-08T01:00:00Z"}}});
+    Api::<BatonConnector>::namespaced(env.client.clone(), ns)
+        .patch("okta", &PatchParams::default(), &Patch::Merge(&annotate))
+        .await?;
+    // The old principal is refused now: a credential minted is the new principal's doing.
+    eventually("a credential minted through the new principal", WAIT, || async {
+        Ok((env.c1.credentials().len() > minted_before).then_some(()))
+    })
+    .await?;
+    let ready = tenants.get(tenant).await?.status.unwrap_or_default();
+    ensure!(baton_operator::api::conditions::is_true(&ready.conditions, "Ready"), "{ready:?}");
+
     // Deleting the tenant first waits for its connector, which needs the principal to revoke.
     tenants.delete(tenant, &DeleteParams::default()).await?;
     eventually("the tenant to say it is in use", WAIT, || async {
