@@ -333,7 +333,7 @@ async fn adopt_the_crd_into_helm(fresh: &Fresh) -> anyhow::Result<()> {
 /// reconciles a connector in a watched namespace, leaves one elsewhere alone, and cannot read a
 /// Secret outside the watched namespaces (checked by impersonation and with its own token).
 pub(crate) async fn namespaced_install_reads_no_secret_outside_its_namespaces(
-    _env: &mut Env,
+    env: &mut Env,
 ) -> anyhow::Result<()> {
     let Some(fresh) = Fresh::start("namespaced_install_reads_no_secret_outside_its_namespaces").await? else {
         return Ok(());
@@ -405,6 +405,7 @@ pub(crate) async fn namespaced_install_reads_no_secret_outside_its_namespaces(
     okta_app(&fresh.client, "elsewhere").await?;
     apply_value(&fresh.client, connector("unwatched", "okta", json!({})), Some("elsewhere")).await?;
     wait_ready(&fresh.client, "identity", "watched").await?;
+    namespaced_tenant_mints(env, &fresh.client).await?;
     let other = get_bc(&fresh.client, "elsewhere", "unwatched").await?;
     ensure!(
         other.status.as_ref().is_none_or(|s| s.observed_generation == -1),
@@ -416,6 +417,39 @@ pub(crate) async fn namespaced_install_reads_no_secret_outside_its_namespaces(
     ensure!(forbidden.is_empty(), "the operator made requests outside its Roles:\n{}", forbidden.join("\n"));
     operator.stop().await;
     Ok(())
+}
+
+/// A namespaced install uses namespaced tenants: a `ConductorOneTenant` in a watched namespace
+/// mints a managed connector's credential there, with the Role's permissions alone, and its status
+/// says it is Ready with one connector.
+async fn namespaced_tenant_mints(env: &Env, client: &Client) -> anyhow::Result<()> {
+    let (app, connector_id) = ("app-namespaced-tenant", "conn-namespaced-tenant");
+    env.c1.add_connector(app, connector_id, "okta");
+    env.c1.set_sync_status(app, connector_id, done_sync());
+    let principal = env.c1.register_principal("e2e-namespaced-tenant");
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "c1-team"},
+        "stringData": {"clientId": principal.client_id, "clientSecret": principal.client_secret}});
+    apply_value(client, secret, Some("identity")).await?;
+    let tenant = json!({"apiVersion": "baton.conductorone.com/v1alpha1", "kind": "ConductorOneTenant",
+        "metadata": {"name": "team"}, "spec": {"apiCredentialsSecretRef": {"name": "c1-team"}}});
+    apply_value(client, tenant, Some("identity")).await?;
+    let mut bc = connector("tenanted", "okta", json!({}));
+    bc["spec"]["credentials"] = json!({"managed": {}});
+    bc["spec"]["conductorOne"] =
+        json!({"tenantRef": {"name": "team"}, "appId": app, "connectorId": connector_id});
+    apply_value(client, bc, Some("identity")).await?;
+    let ready = wait_ready(client, "identity", "tenanted").await?;
+    ensure!(
+        ready.status.and_then(|s| s.credentials).and_then(|c| c.credential_id).is_some(),
+        "no credential minted through the namespaced tenant"
+    );
+    let tenants: Api<baton_operator::api::ConductorOneTenant> = Api::namespaced(client.clone(), "identity");
+    eventually("the namespaced tenant to be Ready with its connector", WAIT, || async {
+        let status = tenants.get("team").await?.status.unwrap_or_default();
+        let ready = baton_operator::api::conditions::is_true(&status.conditions, "Ready");
+        Ok((ready && status.connectors == 1).then_some(()))
+    })
+    .await
 }
 
 /// The namespaces in the WATCH_NAMESPACES of a rendered install.
