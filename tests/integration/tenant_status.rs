@@ -20,7 +20,7 @@ use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
 use support::{
     fake_kube::b64,
-    world::{BC, ROTATE, SECRETS, World},
+    world::{BC, ROTATE, World},
 };
 
 const OPERATOR_NS: &str = "baton-system";
@@ -28,22 +28,15 @@ const TENANT: &str = "/apis/baton.conductorone.com/v1alpha1/clusterconductoronet
 
 /// The World's connector on the cluster tenant `prod`, whose Secret holds the World's principal.
 fn world_on_tenant(w: &World) {
-    let api = w.kube.get(&format!("{SECRETS}/c1-api")).unwrap();
-    w.kube.put(
-        &format!("/api/v1/namespaces/{OPERATOR_NS}/secrets/c1-prod"),
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "c1-prod", "namespace": OPERATOR_NS},
-               "data": api["data"].clone()}),
+    super::tenants::world_with_tenant(
+        w,
+        json!({"tenantRef": {"kind": "ClusterConductorOneTenant", "name": "prod"}}),
     );
     w.kube.put(
         TENANT,
         json!({"apiVersion": "baton.conductorone.com/v1alpha1", "kind": "ClusterConductorOneTenant",
                "metadata": {"name": "prod"}, "spec": {"apiCredentialsSecretRef": {"name": "c1-prod"}}}),
     );
-    w.kube.edit(BC, |bc| {
-        let c1 = bc["spec"]["conductorOne"].as_object_mut().unwrap();
-        c1.remove("apiCredentialsSecretRef");
-        c1.insert("tenantRef".into(), json!({"kind": "ClusterConductorOneTenant", "name": "prod"}));
-    });
 }
 
 fn live_tenant(w: &World) -> ClusterConductorOneTenant {
@@ -129,6 +122,8 @@ async fn a_tenant_is_ready_once_conductorone_issues_its_principal_a_token_and_co
 async fn a_rejected_principal_is_said_once_on_the_tenant_and_its_connectors_name_it() {
     let w = World::new("1s").await;
     world_on_tenant(&w);
+    let principal_secret = format!("/api/v1/namespaces/{OPERATOR_NS}/secrets/c1-prod");
+    let good = w.kube.get(&principal_secret).unwrap()["data"].clone();
     let stranger = w.c1.register_principal("stranger");
     w.c1.disable_principal(&stranger.client_id);
     w.kube.edit(&format!("/api/v1/namespaces/{OPERATOR_NS}/secrets/c1-prod"), |s| {
@@ -154,10 +149,7 @@ async fn a_rejected_principal_is_said_once_on_the_tenant_and_its_connectors_name
     assert_eq!(w.c1.count("POST", ROTATE), calls);
 
     // The principal rotated in its Secret: Ready again, and the connector goes on.
-    let api = w.kube.get(&format!("{SECRETS}/c1-api")).unwrap();
-    w.kube.edit(&format!("/api/v1/namespaces/{OPERATOR_NS}/secrets/c1-prod"), |s| {
-        s["data"] = api["data"].clone()
-    });
+    w.kube.edit(&principal_secret, |s| s["data"] = good);
     let ctx = operator(&w);
     assert_eq!(tenant(&ctx, &id()).await.unwrap(), Next::Ready { rate_limited: false });
     watch_sees_tenant(&ctx, &w, false);

@@ -24,7 +24,7 @@ const OPERATOR_NS: &str = "baton-system";
 
 /// The World's connector, moved to a tenant: its own principal Secret is gone from its namespace and
 /// the same principal is in `OPERATOR_NS` as `c1-prod`.
-fn world_with_tenant(w: &World, c1: Value) {
+pub(crate) fn world_with_tenant(w: &World, c1: Value) {
     let api = w.kube.get(&format!("{SECRETS}/c1-api")).unwrap();
     w.kube.put(
         &format!("/api/v1/namespaces/{OPERATOR_NS}/secrets/c1-prod"),

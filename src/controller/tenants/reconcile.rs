@@ -6,11 +6,10 @@ use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
     Api, Resource,
     api::{Patch, PatchParams},
-    runtime::events::EventType,
 };
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::Next;
 use crate::{
@@ -19,6 +18,7 @@ use crate::{
     conductorone::{ClientId, check_ca_bundle},
     controller::{
         context::{Context, FIELD_MANAGER},
+        reconcile::publish::publish_about,
         store::tenants::{TENANT_FINALIZER, TenantId, TenantView},
     },
     decide::{
@@ -181,14 +181,5 @@ async fn publish(ctx: &Context, id: &TenantId, view: &TenantView, note: Note) {
         uid: view.meta.uid.clone(),
         ..Default::default()
     };
-    let event = kube::runtime::events::Event {
-        type_: if note.warning { EventType::Warning } else { EventType::Normal },
-        reason: note.reason.into(),
-        note: Some(note.message),
-        action: note.action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-        warn!(error = %e, reason = note.reason, "could not publish a tenant event");
-    }
+    publish_about(ctx, &reference, note).await;
 }
