@@ -83,19 +83,23 @@ impl TenantLine {
 
 /// The tenants `status` shows: the namespace's `ConductorOneTenant`s (every namespace's with `-A`)
 /// and the cluster's `ClusterConductorOneTenant`s, and a note for each list that was refused.
-pub async fn list(client: &Client, scope: &super::Scope) -> (Vec<TenantLine>, Vec<String>) {
+pub async fn list(client: &Client, scope: &super::scope::Scope) -> (Vec<TenantLine>, Vec<String>) {
     let mut lines = Vec::new();
     let mut notes = Vec::new();
     let namespaced: Api<ConductorOneTenant> = match scope.all_namespaces {
         true => Api::all(client.clone()),
         false => Api::namespaced(client.clone(), &scope.namespace),
     };
+    // An operator older than tenants has no tenant CRDs: nothing to list, nothing to say.
+    let missing = |e: &kube::Error| matches!(e, kube::Error::Api(s) if s.code == 404);
     match namespaced.list(&ListParams::default()).await {
         Ok(l) => lines.extend(l.items.iter().map(TenantLine::namespaced)),
+        Err(e) if missing(&e) => {}
         Err(e) => notes.push(format!("ConductorOneTenants not listed: {}", short(&e))),
     }
     match Api::<ClusterConductorOneTenant>::all(client.clone()).list(&ListParams::default()).await {
         Ok(l) => lines.extend(l.items.iter().map(TenantLine::cluster)),
+        Err(e) if missing(&e) => {}
         Err(e) => notes.push(format!("ClusterConductorOneTenants not listed: {}", short(&e))),
     }
     lines.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
