@@ -208,7 +208,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Per-tenant series: the tenant store and each tenant's call accounting, at scrape time.
     registry.register_collector(Box::new(baton_operator::metrics::tenants::TenantMetrics(Arc::new(
         controller::c1::tenant_metrics::TenantSampler {
-            tenants: ctx.caches.clone(),
+            caches: ctx.caches.clone(),
             pools: ctx.pools.clone(),
         },
     ))));

@@ -9,9 +9,17 @@ use crate::{
     resources::InputProblem,
 };
 
-/// The tenants of the input: a `ConductorOneTenant` with its namespace, a cluster one with none.
+/// The tenants of the input.
 #[derive(Default)]
-pub struct Tenants(Vec<(Option<String>, FoundTenant)>);
+pub struct Tenants(Vec<InputTenant>);
+
+struct InputTenant {
+    /// A `ConductorOneTenant`'s namespace; `None` for a cluster tenant.
+    namespace: Option<String>,
+    /// A cluster tenant annotated as the default.
+    is_default: bool,
+    found: FoundTenant,
+}
 
 impl Tenants {
     pub fn add_namespaced(&mut self, t: ConductorOneTenant, default_namespace: &str) {
@@ -23,7 +31,7 @@ impl Tenants {
             allowed: None,
             not_ready: None,
         };
-        self.0.push((Some(ns), found));
+        self.0.push(InputTenant { namespace: Some(ns), is_default: false, found });
     }
 
     pub fn add_cluster(&mut self, t: ClusterConductorOneTenant) {
@@ -40,27 +48,24 @@ impl Tenants {
             allowed: t.spec.allowed_namespaces,
             not_ready: None,
         };
-        // Only a default one can serve a connector that names none; a named one is looked up by name.
-        self.0.push((None, FoundTenant { not_ready: is_default.then(String::new), ..found }));
+        self.0.push(InputTenant { namespace: None, is_default, found });
     }
 
-    /// What `resolve` is given: the named tenant, or the cluster tenants annotated as the default
-    /// (marked above by `not_ready: Some("")`, which is cleared here).
+    /// What `resolve` is given: the named tenant, or the cluster tenants annotated as the default.
     fn found(&self, namespace: &str, want: &Wanted) -> Vec<FoundTenant> {
-        let fits = |ns: &Option<String>, t: &FoundTenant| match want {
+        let fits = |i: &InputTenant| match want {
             Wanted::OwnSecret(_) => false,
             Wanted::Tenant(r) => {
-                t.kind == r.kind
-                    && t.name == r.name
-                    && (t.kind == TenantKind::ClusterConductorOneTenant || ns.as_deref() == Some(namespace))
+                i.found.kind == r.kind
+                    && i.found.name == r.name
+                    && (i.namespace.is_none() || i.namespace.as_deref() == Some(namespace))
             }
-            Wanted::DefaultTenant => t.kind == TenantKind::ClusterConductorOneTenant && t.not_ready.is_some(),
+            Wanted::DefaultTenant => i.is_default,
         };
         self.0
             .iter()
-            .filter(|(ns, t)| fits(ns, t))
-            .map(|(_, t)| FoundTenant {
-                not_ready: None,
+            .filter(|i| fits(i))
+            .map(|InputTenant { found: t, .. }| FoundTenant {
                 // Render cannot read the namespace's labels: it checks the names only, and says so.
                 allowed: t.allowed.clone().map(|mut a| {
                     a.selector = None;
@@ -72,7 +77,7 @@ impl Tenants {
     }
 
     fn selects_by_label(&self, name: &str) -> bool {
-        self.0.iter().any(|(_, t)| {
+        self.0.iter().map(|i| &i.found).any(|t| {
             t.kind == TenantKind::ClusterConductorOneTenant
                 && t.name == name
                 && t.allowed.as_ref().is_some_and(|a| a.selector.is_some())

@@ -82,7 +82,7 @@ fn failed(kind: ErrorKind) -> Option<Auth> {
 fn cases() -> Vec<(&'static str, Value, &'static str, KStatus)> {
     let host = || Ok("acme.conductor.one");
     let missing = || InputProblem::SecretNotFound { namespace: "baton-system".into(), name: "c1".into() };
-    let key = || InputProblem::KeyMissing { name: "c1".into(), key: "clientSecret".into() };
+    let key = || InputProblem::KeyMissing { name: "c1".into(), key: "clientSecret" };
     let ready = written(host(), Some(Auth::Token), false);
     let mut deleting =
         tenant("ClusterConductorOneTenant", 2, Some(&written(host(), Some(Auth::Token), true)));

@@ -12,13 +12,14 @@ use crate::{
 
 /// Reads the tenant store and the pools at scrape time.
 pub struct TenantSampler {
-    pub tenants: Arc<crate::controller::store::cache::Caches>,
+    /// The caches: their tenant store.
+    pub caches: Arc<crate::controller::store::cache::Caches>,
     pub pools: Arc<Pools>,
 }
 
 impl TenantSource for TenantSampler {
     fn each(&self, f: &mut dyn FnMut(&TenantSample)) {
-        each(&self.tenants.tenants, &self.pools, f);
+        each(&self.caches.tenants, &self.pools, f);
     }
 }
 
@@ -135,7 +136,7 @@ mod tests {
                 rate_limited: status == 429,
             });
         }
-        let sampler = TenantSampler { tenants: caches, pools: pools.clone() };
+        let sampler = TenantSampler { caches, pools: pools.clone() };
         let mut seen = Vec::new();
         sampler.each(&mut |s| seen.push(s.clone()));
         assert_eq!(seen.len(), 2, "{seen:?}");
