@@ -250,6 +250,25 @@ spec:
         assert_eq!(with_status(issuing), (expected.clone(), expected));
     }
 
+    /// The tenant example: each connector says which tenant serves it, and the principal in the
+    /// same file is never printed (render never reads it).
+    #[test]
+    fn the_tenant_example_names_each_connector_s_tenant_and_never_prints_the_principal() {
+        let input = include_str!("../examples/tenant-two-teams.yaml");
+        let out = render(input, "default").unwrap();
+        for connector in ["team-a/okta", "team-b/segment"] {
+            let line = format!(
+                "# {connector}: ConductorOne principal from ClusterConductorOneTenant \"prod\" (Secret \"conductorone-prod\" in the operator's namespace); the operator reads the principal from it at run time, render never does\n"
+            );
+            assert!(out.contains(&line), "{out}");
+        }
+        for principal in ["baton-operator@acme.conductor.one/spc", "secret-token:conductorone.com"] {
+            assert!(!out.contains(principal), "the principal leaked into render's output");
+        }
+        let docs = docs(&out);
+        assert_eq!(docs.iter().filter(|d| d["kind"] == "Deployment").count(), 2);
+    }
+
     fn json_state(revision: i64, rotation: Option<(&str, i64)>) -> serde_json::Value {
         let mut credentials = serde_json::json!({
             "secretName": rotation::secret_name("okta", revision),
