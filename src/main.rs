@@ -205,6 +205,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     registry.register_collector(Box::new(controller::runtime::watch_health::WatchMetrics(
         ctx.watch_health.clone(),
     )));
+    // Per-tenant series: the tenant store and each tenant's call accounting, at scrape time.
+    registry.register_collector(Box::new(baton_operator::metrics::tenants::TenantMetrics(Arc::new(
+        controller::c1::tenant_metrics::TenantSampler {
+            caches: ctx.caches.clone(),
+            pools: ctx.pools.clone(),
+        },
+    ))));
     let ready = Arc::new(AtomicBool::new(false));
     let readiness = server::Readiness { listed: ready.clone(), watches: ctx.watch_health.clone() };
     let http = tokio::spawn(server::serve(listener, Arc::new(registry), readiness));

@@ -1,5 +1,8 @@
 //! Prometheus metrics of the operator itself. Every label takes a value from a fixed, small set:
-//! never an object name or an error string.
+//! never an object name or an error string. The per-resource series (`Fleet`) and the per-tenant ones
+//! (`tenants`) are labelled with the resources' own namespace and name.
+
+pub mod tenants;
 
 use std::sync::atomic::{AtomicI64, AtomicU64};
 

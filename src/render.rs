@@ -4,6 +4,11 @@
 //! Managed credentials exist only once the running operator has minted them: for those, render
 //! shows the Secret revision the operator would create, named, labelled and owned as the operator
 //! does it, with [`MINTED`] in place of every value it cannot know, and never a real secret.
+//!
+//! A connector that uses a tenant gets a comment naming the tenant and where its principal is
+//! (`tenant.rs`); the tenant's `connectorDefaults` apply when the tenant is in the same input.
+
+mod tenant;
 
 use std::collections::BTreeMap;
 
@@ -41,6 +46,7 @@ pub enum RenderError {
 pub fn render(input: &str, default_namespace: &str) -> Result<String, RenderError> {
     let mut secrets: Vec<Secret> = Vec::new();
     let mut connectors: Vec<BatonConnector> = Vec::new();
+    let mut tenants = tenant::Tenants::default();
     for (index, doc) in serde_yaml::Deserializer::from_str(input).enumerate() {
         let value =
             serde_yaml::Value::deserialize(doc).map_err(|source| RenderError::Parse { index, source })?;
@@ -50,6 +56,13 @@ pub fn render(input: &str, default_namespace: &str) -> Result<String, RenderErro
                 .push(serde_yaml::from_value(value).map_err(|source| RenderError::Parse { index, source })?),
             "BatonConnector" => connectors
                 .push(serde_yaml::from_value(value).map_err(|source| RenderError::Parse { index, source })?),
+            "ConductorOneTenant" => tenants.add_namespaced(
+                serde_yaml::from_value(value).map_err(|source| RenderError::Parse { index, source })?,
+                default_namespace,
+            ),
+            "ClusterConductorOneTenant" => tenants.add_cluster(
+                serde_yaml::from_value(value).map_err(|source| RenderError::Parse { index, source })?,
+            ),
             _ => {}
         }
     }
@@ -72,6 +85,9 @@ pub fn render(input: &str, default_namespace: &str) -> Result<String, RenderErro
         }
         // The connector's settings against the catalog, as the Baton SDK would check them at startup.
         crate::catalog::validate::for_render(&bc, &data).map_err(invalid)?;
+        let (note, defaults) = tenant::principal(&bc, &tenants).unwrap_or_default();
+        let bc = crate::decide::tenant::with_defaults(&bc, defaults.as_ref()).into_owned();
+        let first = out.len();
         let missing = |p: crate::resources::InputProblem| {
             invalid(format!("{p} (render reads referenced Secrets from the same file)"))
         };
@@ -79,6 +95,7 @@ pub fn render(input: &str, default_namespace: &str) -> Result<String, RenderErro
             let (mut cronjob, _) = resources::plan_cronjob(&bc, &data).map_err(missing)?;
             compare::stamp(&mut cronjob);
             out.push(serde_yaml::to_string(&cronjob).expect("a CronJob always serializes"));
+            out[first].insert_str(0, &note);
             continue;
         }
         let managed = bc.spec.credentials.managed.is_some().then(|| managed_secret(&bc));
@@ -108,6 +125,7 @@ pub fn render(input: &str, default_namespace: &str) -> Result<String, RenderErro
             compare::stamp(&mut deployment);
         }
         out.push(serde_yaml::to_string(&deployment).expect("a Deployment always serializes"));
+        out[first].insert_str(0, &note);
     }
     Ok(out.join("---\n"))
 }
@@ -230,6 +248,25 @@ spec:
         let issuing = json_state(3, Some(("Issuing", 4)));
         let expected = rotation::secret_name("okta", 4);
         assert_eq!(with_status(issuing), (expected.clone(), expected));
+    }
+
+    /// The tenant example: each connector says which tenant serves it, and the principal in the
+    /// same file is never printed (render never reads it).
+    #[test]
+    fn the_tenant_example_names_each_connector_s_tenant_and_never_prints_the_principal() {
+        let input = include_str!("../examples/tenant-two-teams.yaml");
+        let out = render(input, "default").unwrap();
+        for connector in ["team-a/okta", "team-b/segment"] {
+            let line = format!(
+                "# {connector}: ConductorOne principal from ClusterConductorOneTenant \"prod\" (Secret \"conductorone-prod\" in the operator's namespace); the operator reads the principal from it at run time, render never does\n"
+            );
+            assert!(out.contains(&line), "{out}");
+        }
+        for principal in ["baton-operator@acme.conductor.one/spc", "secret-token:conductorone.com"] {
+            assert!(!out.contains(principal), "the principal leaked into render's output");
+        }
+        let docs = docs(&out);
+        assert_eq!(docs.iter().filter(|d| d["kind"] == "Deployment").count(), 2);
     }
 
     fn json_state(revision: i64, rotation: Option<(&str, i64)>) -> serde_json::Value {

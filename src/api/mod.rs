@@ -36,7 +36,11 @@ pub const SYNC_REQUESTED_AT: &str = "baton.conductorone.com/sync-requested-at";
 
 /// The CRDs this operator serves, as they are installed (`crds/`, the `crd` subcommand).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![batonconnector_crd(), tidied(ConductorOneTenant::crd()), tidied(ClusterConductorOneTenant::crd())]
+    vec![
+        batonconnector_crd(),
+        unobserved_by_default(tidied(ConductorOneTenant::crd())),
+        unobserved_by_default(tidied(ClusterConductorOneTenant::crd())),
+    ]
 }
 
 /// The file of a CRD under `crds/` (and the chart's `files/`): `<group>_<plural>.yaml`.
@@ -62,7 +66,12 @@ fn tidied(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
 /// object reads `observedGeneration: -1` (kstatus and Flux then treat it as in progress until the
 /// operator has seen it), no `null` in an `enum`, and descriptions whose paragraphs are single lines.
 pub fn batonconnector_crd() -> CustomResourceDefinition {
-    let mut crd = tidied(BatonConnector::crd());
+    unobserved_by_default(tidied(BatonConnector::crd()))
+}
+
+/// A status default, so that a new object reads `observedGeneration: -1`: kstatus and Flux treat
+/// it as in progress until the operator has seen it (without a status they would call it Current).
+fn unobserved_by_default(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     for version in &mut crd.spec.versions {
         let Some(status) = version
             .schema

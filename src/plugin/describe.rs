@@ -28,7 +28,12 @@ pub async fn describe(client: &Client, namespace: &str, name: &str, out: &mut im
         .map_err(|e| error::named(e, "batonconnector", namespace, name))?;
     let children = children(client, namespace, &bc).await?;
     let events = events(client, namespace, &bc).await?;
-    render(out, &bc, &children, &events, Timestamp::now()).map_err(anyhow::Error::from)?;
+    let tenant = match &bc.spec.conductor_one {
+        Some(c1) => Some(super::tenants::of_connector(client, namespace, c1).await),
+        None => None,
+    };
+    let seen = Seen { children: &children, events: &events, tenant: tenant.as_deref() };
+    render(out, &bc, &seen, Timestamp::now()).map_err(anyhow::Error::from)?;
     Ok(())
 }
 
@@ -92,13 +97,18 @@ fn event_time(e: &Event) -> Option<Timestamp> {
         .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
-pub fn render(
-    out: &mut impl Write,
-    bc: &BatonConnector,
-    children: &[String],
-    events: &[Event],
-    now: Timestamp,
-) -> std::io::Result<()> {
+/// What `describe` read besides the connector.
+#[derive(Default)]
+pub struct Seen<'a> {
+    /// One line per child object, already rendered.
+    pub children: &'a [String],
+    pub events: &'a [Event],
+    /// The tenant the connector uses and whether it is ready (`tenants::of_connector`).
+    pub tenant: Option<&'a str>,
+}
+
+pub fn render(out: &mut impl Write, bc: &BatonConnector, seen: &Seen, now: Timestamp) -> std::io::Result<()> {
+    let Seen { children, events, tenant } = *seen;
     let status = bc.status.clone().unwrap_or_default();
     let generation = bc.metadata.generation.unwrap_or(0);
     writeln!(out, "Name:       {}/{}", bc.namespace().unwrap_or_default(), bc.name_any())?;
@@ -129,7 +139,7 @@ pub fn render(
     rows[0][0] = "  TYPE".into();
     table(out, &rows)?;
 
-    conductor_one(out, bc, &status)?;
+    conductor_one(out, bc, &status, tenant)?;
     sync(out, bc, &status, now)?;
     schedule(out, bc, &status)?;
     credentials(out, &status, now)?;
@@ -162,10 +172,14 @@ fn conductor_one(
     out: &mut impl Write,
     bc: &BatonConnector,
     status: &BatonConnectorStatus,
+    tenant: Option<&str>,
 ) -> std::io::Result<()> {
     if let Some(c1) = &bc.spec.conductor_one {
         writeln!(out, "\nConductorOne:")?;
         writeln!(out, "  Principal:      {}", crate::decide::tenant::describe(c1))?;
+        if let Some(tenant) = tenant {
+            writeln!(out, "  Tenant:         {tenant}")?;
+        }
         let created = status.conductor_one.clone().unwrap_or_default();
         let by = |operator: bool| if operator { " (created by the operator)" } else { "" };
         match crate::decide::onboarding::ids(bc) {
@@ -280,7 +294,7 @@ mod tests {
         let mut bc = crate::resources::testing::connector("okta", "okta");
         let shown = |bc: &BatonConnector| {
             let mut out = Vec::new();
-            render(&mut out, bc, &[], &[], Timestamp::UNIX_EPOCH).unwrap();
+            render(&mut out, bc, &Seen::default(), Timestamp::UNIX_EPOCH).unwrap();
             String::from_utf8(out).unwrap()
         };
         assert!(!shown(&bc).contains("Pod:"));
@@ -294,5 +308,30 @@ mod tests {
             ..Default::default()
         });
         assert!(shown(&bc).contains(&format!("Pod:        {line}\n")), "{}", shown(&bc));
+    }
+
+    #[test]
+    fn the_tenant_in_use_is_shown_with_whether_it_is_ready() {
+        let mut bc = crate::resources::testing::connector("okta", "okta");
+        bc.spec.conductor_one = Some(crate::api::ConductorOneSpec {
+            tenant_ref: Some(crate::api::TenantRef {
+                kind: crate::api::TenantKind::ClusterConductorOneTenant,
+                name: "prod".into(),
+            }),
+            api_credentials_secret_ref: None,
+            app_id: Some("app".into()),
+            app: None,
+            connector_id: Some("conn".into()),
+            connector: None,
+            sync_freshness: "24h".into(),
+            pause_when_suspended: true,
+        });
+        let tenant = "ClusterConductorOneTenant prod: NOT READY (CredentialsRejected: refused), 2 connectors";
+        let mut out = Vec::new();
+        let seen = Seen { tenant: Some(tenant), ..Default::default() };
+        render(&mut out, &bc, &seen, Timestamp::UNIX_EPOCH).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("  Principal:      ClusterConductorOneTenant prod\n"), "{text}");
+        assert!(text.contains(&format!("  Tenant:         {tenant}\n")), "{text}");
     }
 }

@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod output;
 pub mod scope;
 pub mod summary;
+pub mod tenants;
 #[cfg(test)]
 mod tests;
 
@@ -74,7 +75,8 @@ pub async fn execute(client: Client, cli: Cli, out: &mut impl std::io::Write) ->
     match cli.command {
         Command::Status { output } => {
             let fleet = scope.api(&client).list(&Default::default()).await?.items;
-            let summary = summary::summarize(&fleet, k8s_openapi::jiff::Timestamp::now());
+            let mut summary = summary::summarize(&fleet, k8s_openapi::jiff::Timestamp::now());
+            (summary.tenants, summary.tenant_notes) = tenants::list(&client, &scope).await;
             output::status(out, &summary, &scope, output).map_err(anyhow::Error::from)?;
         }
         Command::Describe { name } => describe::describe(&client, &scope.namespace, &name, out).await?,

@@ -63,6 +63,7 @@ pub fn status(out: &mut impl Write, s: &Summary, scope: &Scope, format: Output) 
     writeln!(out, "Ready:      {}", counts(&s.by_ready))?;
     writeln!(out, "By reason:  {}", counts(&s.by_reason))?;
     writeln!(out, "Suspended:  {}", s.suspended)?;
+    tenants(out, s)?;
     writeln!(out, "\nSyncs older than their freshness window: {}", s.stale_syncs.len())?;
     let mut rows = Vec::new();
     for x in &s.stale_syncs {
@@ -114,6 +115,35 @@ pub fn status(out: &mut impl Write, s: &Summary, scope: &Scope, format: Output) 
     table(out, &rows)
 }
 
+/// The tenants: Ready, reason, connectors and whether ConductorOne rate limits them.
+fn tenants(out: &mut impl Write, s: &Summary) -> io::Result<()> {
+    if s.tenants.is_empty() && s.tenant_notes.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nTenants: {}", s.tenants.len())?;
+    if !s.tenants.is_empty() {
+        let header = ["  KIND", "NAMESPACE", "NAME", "READY", "REASON", "CONNECTORS", "RATE-LIMITED"];
+        let mut rows = vec![header.map(String::from).to_vec()];
+        rows.extend(s.tenants.iter().map(|t| {
+            let ready = if t.deletion_blocked { format!("{} (deleting)", t.ready) } else { t.ready.clone() };
+            vec![
+                format!("  {}", t.kind),
+                if t.namespace.is_empty() { "-".into() } else { t.namespace.clone() },
+                t.name.clone(),
+                ready,
+                t.reason.clone(),
+                t.connectors.to_string(),
+                if t.rate_limited { "yes".into() } else { "no".into() },
+            ]
+        }));
+        table(out, &rows)?;
+    }
+    for note in &s.tenant_notes {
+        writeln!(out, "  ({note})")?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +156,56 @@ mod tests {
         assert_eq!(age(t(0), t(3 * 3600 + 120)), "3h2m");
         assert_eq!(age(t(0), t(3 * 86400 + 7200)), "3d2h");
         assert_eq!(age(t(3 * 86400), t(0)), "in 3d0h");
+    }
+
+    #[test]
+    fn status_lists_tenants_with_ready_reason_connectors_and_rate_limiting() {
+        use super::super::tenants::TenantLine;
+        let line = |kind: &str, namespace: &str, name: &str, ready: &str, reason: &str, limited| TenantLine {
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            ready: ready.into(),
+            reason: reason.into(),
+            message: String::new(),
+            connectors: 2,
+            rate_limited: limited,
+            deletion_blocked: false,
+        };
+        let s = Summary {
+            tenants: vec![
+                line("ClusterConductorOneTenant", "", "prod", "True", "Authenticated", true),
+                line("ConductorOneTenant", "team-a", "own", "False", "SecretNotFound", false),
+            ],
+            tenant_notes: vec!["ClusterConductorOneTenants not listed: forbidden".into()],
+            ..Default::default()
+        };
+        let scope = Scope { namespace: "team-a".into(), all_namespaces: false };
+        let mut out = Vec::new();
+        status(&mut out, &s, &scope, Output::Text).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\nTenants: 2\n"), "{text}");
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("Tenants:"))
+            .skip(1)
+            .take(3)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows[0], ["KIND", "NAMESPACE", "NAME", "READY", "REASON", "CONNECTORS", "RATE-LIMITED"]);
+        assert_eq!(rows[1], ["ClusterConductorOneTenant", "-", "prod", "True", "Authenticated", "2", "yes"]);
+        assert_eq!(rows[2], ["ConductorOneTenant", "team-a", "own", "False", "SecretNotFound", "2", "no"]);
+        assert!(text.contains("  (ClusterConductorOneTenants not listed: forbidden)\n"), "{text}");
+
+        let mut json = Vec::new();
+        status(&mut json, &s, &scope, Output::Json).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["tenants"][0]["rateLimited"], true);
+        assert_eq!(v["tenants"][1]["reason"], "SecretNotFound");
+
+        let mut none = Vec::new();
+        status(&mut none, &Summary::default(), &scope, Output::Text).unwrap();
+        assert!(!String::from_utf8(none).unwrap().contains("Tenants:"), "no tenants, no section");
     }
 
     #[test]

@@ -30,6 +30,12 @@ pub struct Summary {
     pub rotations_due: Vec<RotationDue>,
     pub possibly_orphaned: Vec<Orphaned>,
     pub unhealthy: Vec<Unhealthy>,
+    /// The tenants in scope (the namespace's, or all with `-A`, and the cluster tenants), set by
+    /// `status` after listing them.
+    pub tenants: Vec<super::tenants::TenantLine>,
+    /// Tenant lists the caller may not read, or that failed: the tenants are then left out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tenant_notes: Vec<String>,
 }
 
 #[derive(Serialize, Debug, PartialEq, Eq)]

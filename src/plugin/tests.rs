@@ -145,3 +145,42 @@ async fn import_reads_the_deployment_from_the_cluster_without_the_crd() {
     assert_eq!(code, exit::NOT_FOUND, "{message}");
     assert!(message.contains("deployment \"nope\" not found in namespace \"identity\""), "{message}");
 }
+
+/// `status` lists the tenants in scope; a list the caller may not read leaves the tenants out with a
+/// note, and the connectors' summary still comes.
+#[tokio::test]
+async fn status_lists_tenants_and_survives_a_forbidden_tenant_list() {
+    let tenant = json!({"apiVersion": "baton.conductorone.com/v1alpha1", "kind": "ConductorOneTenant",
+        "metadata": {"name": "own", "namespace": "identity"},
+        "spec": {"apiCredentialsSecretRef": {"name": "c1"}},
+        "status": {"connectors": 1, "rateLimited": true, "conditions": [{"type": "Ready", "status": "False",
+            "reason": "Unreachable", "message": "timeout", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    let list = |kind: &str, items: Vec<Value>| {
+        (
+            200,
+            json!({"apiVersion": "baton.conductorone.com/v1alpha1", "kind": kind, "metadata": {}, "items": items}),
+        )
+    };
+    let client = fake(BTreeMap::from([
+        (DISCOVERY, discovery(&["batonconnectors"])),
+        (
+            "/apis/baton.conductorone.com/v1alpha1/namespaces/identity/batonconnectors",
+            list("BatonConnectorList", vec![]),
+        ),
+        (
+            "/apis/baton.conductorone.com/v1alpha1/namespaces/identity/conductoronetenants",
+            list("ConductorOneTenantList", vec![tenant]),
+        ),
+        ("/apis/baton.conductorone.com/v1alpha1/clusterconductoronetenants", (403, forbidden())),
+    ]));
+    let (code, text) = exit_code(client, &["status"]).await;
+    assert_eq!(code, 0, "{text}");
+    let row = text.lines().find(|l| l.contains("own")).unwrap_or_default();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        ["ConductorOneTenant", "identity", "own", "False", "Unreachable", "1", "yes"],
+        "{text}"
+    );
+    assert!(text.contains("(ClusterConductorOneTenants not listed: forbidden)"), "{text}");
+}

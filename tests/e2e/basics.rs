@@ -133,10 +133,15 @@ pub(crate) async fn examples_converge(env: &mut Env) -> anyhow::Result<()> {
     let mut files: Vec<_> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
     files.sort();
     ensure!(files.len() >= 4, "expected the example files, found {files:?}");
-    // These two need ConductorOne: `onboarding` applies the zero-click one against the fake, and the
-    // README quickstart (`install`), which tests/integration/docs.rs keeps equal to okta-managed.yaml, the other.
-    let needs_conductorone =
-        |f: &Path| f.file_name().is_some_and(|n| n == "okta-zero-click.yaml" || n == "okta-managed.yaml");
+    // These need ConductorOne: `onboarding` applies the zero-click one against the fake, and the
+    // README quickstart (`install`), which tests/integration/docs.rs keeps equal to okta-managed.yaml, the
+    // second; the tenant example mints through its tenant's principal and puts its objects in its own
+    // namespaces (`tenants` covers the same setup against the fake).
+    let needs_conductorone = |f: &Path| {
+        f.file_name().is_some_and(|n| {
+            n == "okta-zero-click.yaml" || n == "okta-managed.yaml" || n == "tenant-two-teams.yaml"
+        })
+    };
     for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml") && !needs_conductorone(f))
     {
         let ns = format!("ex-{}", file.file_stem().unwrap().to_string_lossy());

@@ -5,7 +5,10 @@ use std::collections::BTreeSet;
 
 use baton_operator::{
     conductorone::CallOutcome,
-    metrics::{ApplyLabels, Fleet, Metrics, Outcome, OutcomeLabels, ReasonLabels},
+    metrics::{
+        ApplyLabels, Fleet, Metrics, Outcome, OutcomeLabels, ReasonLabels,
+        tenants::{TenantMetrics, TenantSample},
+    },
 };
 use prometheus_client::registry::Registry;
 use serde_json::Value;
@@ -59,6 +62,10 @@ fn exposed() -> BTreeSet<String> {
     metrics.reconcile_errors.get_or_create(&ReasonLabels { reason: "SecretNotFound" }).inc();
     metrics.applies.get_or_create(&ApplyLabels { kind: "Deployment", cause: "create" }).inc();
     registry.register_collector(Box::new(Fleet::default()));
+    // The per-tenant series exist once there is a tenant.
+    let tenant =
+        TenantSample { kind: "ClusterConductorOneTenant", name: "prod".into(), ..Default::default() };
+    registry.register_collector(Box::new(TenantMetrics(std::sync::Arc::new(vec![tenant]))));
     registry.register_collector(Box::new(baton_operator::controller::runtime::watch_health::WatchMetrics(
         Default::default(),
     )));
@@ -169,6 +176,55 @@ fn every_queried_metric_is_exposed_by_the_operator() {
     assert!(queried.len() >= 10, "expected the dashboard to query most metrics, found {queried:?}");
     let unknown: Vec<_> = queried.difference(&exposed).collect();
     assert!(unknown.is_empty(), "the dashboard queries metrics the operator does not expose: {unknown:?}");
+}
+
+/// Issue 17: the dashboard covers tenants: their readiness, their ConductorOne calls, errors and
+/// 429s, and how much of its budget each spends.
+#[test]
+fn the_dashboard_has_tenant_panels() {
+    let d = dashboard();
+    let panels = panels(&d);
+    let row = panels.iter().find(|p| p["type"] == "row" && p["title"] == "Tenants").expect("a Tenants row");
+    let y = row["gridPos"]["y"].as_u64().unwrap();
+    let next_row = panels
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .filter_map(|p| p["gridPos"]["y"].as_u64())
+        .filter(|&ry| ry > y)
+        .min()
+        .unwrap_or(u64::MAX);
+    let exprs: Vec<String> = panels
+        .iter()
+        .filter(|p| p["type"] != "row")
+        .filter(|p| p["gridPos"]["y"].as_u64().is_some_and(|py| py > y && py < next_row))
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str().map(String::from))
+        .collect();
+    let queried: BTreeSet<String> = exprs.iter().flat_map(|e| metric_names(e)).collect();
+    for wanted in [
+        "baton_tenant_ready",
+        "baton_tenant_ready_reason",
+        "baton_tenant_connectors",
+        "baton_tenant_conductorone_calls_total",
+        "baton_tenant_conductorone_errors_total",
+        "baton_tenant_conductorone_rate_limited_total",
+        "baton_tenant_budget_requests_per_second",
+    ] {
+        assert!(queried.contains(wanted), "the Tenants row does not chart {wanted}: {queried:?}");
+    }
+    // Budget use is calls over budget, per tenant.
+    assert!(
+        exprs.iter().any(|e| e.contains("baton_tenant_conductorone_calls_total")
+            && e.contains("/ on(kind, namespace, name)")
+            && e.contains("baton_tenant_budget_requests_per_second")),
+        "{exprs:?}"
+    );
+    // Labels: a tenant is its kind, namespace and name; nothing else splits the tenant panels.
+    for e in &exprs {
+        if let Some(by) = e.split("by (").nth(1) {
+            assert!(by.starts_with("kind, namespace, name)"), "{e}");
+        }
+    }
 }
 
 #[test]

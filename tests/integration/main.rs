@@ -5,6 +5,7 @@
 
 mod architecture;
 mod argocd_lua;
+mod argocd_tenants;
 mod catalog;
 mod chart;
 mod cli;

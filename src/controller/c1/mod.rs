@@ -9,3 +9,4 @@ pub mod pools;
 pub mod rotation_steps;
 pub mod sync_poller;
 pub mod tenant_calls;
+pub mod tenant_metrics;
