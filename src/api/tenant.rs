@@ -228,12 +228,14 @@ pub struct ClusterConductorOneTenantSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantStatus {
-    /// The `metadata.generation` the operator last acted on.
+    /// The `metadata.generation` the operator last acted on; `-1` (the CRD's default) until the
+    /// operator first checked the tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
     /// `Ready`: the operator minted a token with the tenant's credentials (reasons when it could not:
-    /// `SecretNotFound`, `CredentialsRejected`, `Unreachable`).
+    /// `SecretNotFound`, `CredentialsRejected`, `Unreachable`, ...); `Stalled` as well when only a
+    /// person can fix it; `InUse` while a deletion waits for the connectors that use the tenant.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 

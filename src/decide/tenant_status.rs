@@ -8,7 +8,7 @@ use super::events::Note;
 use crate::{
     api::{
         Reason, TenantStatus,
-        conditions::{self, Desired, READY, Status},
+        conditions::{self, Desired, READY, STALLED, Status},
     },
     conductorone::ErrorKind,
     resources::InputProblem,
@@ -83,7 +83,16 @@ pub fn auth_reason(kind: ErrorKind) -> Reason {
 
 /// The status the tenant should have. Conditions keep their transition times.
 pub fn compute(seen: &Seen) -> TenantStatus {
-    let mut desired = vec![ready(seen)];
+    let ready = ready(seen);
+    // What only a person can fix is also `Stalled`, so that kstatus (Flux, `kubectl wait`) reads it
+    // as Failed at once instead of waiting out its timeout. A missing Secret is not: GitOps or an
+    // external-secrets controller often creates it moments later.
+    let stalled = matches!(
+        ready.reason,
+        Reason::CredentialsRejected | Reason::SecretKeyMissing | Reason::SecretKeyEmpty | Reason::ConfigError
+    )
+    .then(|| Desired::new(STALLED, Status::True, ready.reason, ready.message.clone()));
+    let mut desired: Vec<Desired> = std::iter::once(ready).chain(stalled).collect();
     if seen.deleting && !seen.users.is_empty() {
         desired.push(Desired::new(
             IN_USE,
@@ -225,6 +234,9 @@ mod tests {
         assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "CredentialsRejected"));
         assert!(ready.message.contains("refused the principal: invalid_client"), "{}", ready.message);
         assert_eq!(ready.last_transition_time, t1);
+        let stalled = conditions::find(&bad.conditions, STALLED).unwrap();
+        assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "CredentialsRejected"));
+        assert!(conditions::find(&ok.conditions, STALLED).is_none(), "a ready tenant is not stalled");
 
         for (kind, reason) in [
             (ErrorKind::Transport, "Unreachable"),

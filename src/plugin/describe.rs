@@ -323,7 +323,7 @@ mod tests {
             app: None,
             connector_id: Some("conn".into()),
             connector: None,
-            sync_freshness: "24h".into(),
+            sync_freshness: Some("24h".into()),
             pause_when_suspended: true,
         });
         let tenant = "ClusterConductorOneTenant prod: NOT READY (CredentialsRejected: refused), 2 connectors";

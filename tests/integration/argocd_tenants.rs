@@ -99,7 +99,7 @@ fn cases() -> Vec<(&'static str, Value, &'static str, KStatus)> {
             "credentials rejected",
             tenant(k, 2, Some(&written(host(), failed(ErrorKind::Unauthorized), false))),
             "Degraded",
-            KStatus::InProgress,
+            KStatus::Failed,
         ),
         (
             "Secret not found",
@@ -111,7 +111,7 @@ fn cases() -> Vec<(&'static str, Value, &'static str, KStatus)> {
             "Secret key missing",
             tenant(k, 2, Some(&written(Err(key()), None, false))),
             "Degraded",
-            KStatus::InProgress,
+            KStatus::Failed,
         ),
         (
             "unreachable, retried",
@@ -168,8 +168,9 @@ fn malformed_tenants_do_not_break_the_script() {
 }
 
 /// kstatus reads a tenant as it reads a BatonConnector: `observedGeneration` current and `Ready`
-/// True is Current, anything else InProgress (kstatus knows no Degraded without `Stalled`), a
-/// deletion Terminating.
+/// True is Current; what only a person can fix (a rejected principal, a broken Secret) is also
+/// `Stalled`, so Failed; anything else InProgress (a missing Secret may yet be created); a deletion
+/// Terminating.
 #[test]
 fn kstatus_reads_tenant_status_by_its_conventions() {
     for (case, obj, _, want) in cases() {

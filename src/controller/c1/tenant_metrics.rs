@@ -124,6 +124,7 @@ mod tests {
             defaults: None,
             rate_limit: Some(crate::api::RateLimit { requests_per_second: 7, burst: 9 }),
             not_ready: None,
+            ca_bundle: None,
         };
         let pool = pools.for_source(&source);
         for (result, status) in [("Ok", 200), ("RateLimited", 429)] {

@@ -14,7 +14,10 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::time::{Instant, sleep_until};
 use tracing::{info, warn};
 
-use crate::controller::{context::Context, store::tenants::TenantId};
+use crate::{
+    api::TenantKind,
+    controller::{context::Context, store::tenants::TenantId},
+};
 
 /// Events arriving together (a tenant applied with its Secret) make one check.
 const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -69,6 +72,7 @@ pub async fn run(ctx: Arc<Context>) {
                         Some(delay) => { due.insert(id, Instant::now() + delay); }
                         None => {
                             failures.remove(&id);
+                            ctx.pools.forget(&pool_of(&ctx, &id));
                             info!(kind = id.0.as_str(), namespace = %id.1.0, name = %id.1.1, "tenant gone");
                         }
                     }
@@ -76,6 +80,15 @@ pub async fn run(ctx: Arc<Context>) {
             }
         }
     }
+}
+
+/// The key of a tenant's pool: a cluster tenant's Secret is in the operator's namespace.
+fn pool_of(ctx: &Context, id: &TenantId) -> crate::controller::c1::pools::TenantKey {
+    let secret_ns = match id.0 {
+        TenantKind::ConductorOneTenant => id.1.0.as_str(),
+        TenantKind::ClusterConductorOneTenant => ctx.config.operator_namespace.as_str(),
+    };
+    crate::controller::c1::pools::tenant_key(id.0, secret_ns, &id.1.1)
 }
 
 /// The delay before the next check, counting a not-ready tenant's failures.
