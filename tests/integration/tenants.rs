@@ -257,3 +257,45 @@ async fn a_tenant_whose_polls_all_hang_does_not_hold_up_another_tenants_sync_sta
     assert_eq!(hanging_polls, 0, "the hanging tenant's polls are still out");
     poller.abort();
 }
+
+/// Isolation of deletions: the revocation on deletion takes a call slot of the connector's own
+/// tenant, so with the older form's shared slots and another tenant's all taken it still goes on,
+/// and with its own tenant's taken it waits.
+#[tokio::test]
+async fn a_deletion_waits_only_for_its_own_tenants_call_slots() {
+    let w = World::new("1s").await;
+    world_with_tenant(&w, json!({"tenantRef": {"kind": "ClusterConductorOneTenant", "name": "prod"}}));
+    let tenants =
+        [cluster_tenant("prod", json!({}), json!({})), cluster_tenant("sandbox", json!({}), json!({}))];
+    let ctx = operator(&w, &tenants, &[]);
+    reconcile_with(&w, ctx.clone()).await.unwrap();
+    assert_eq!(w.live_credentials().len(), 1, "minted");
+    w.kube.edit(BC, |bc| bc["metadata"]["deletionTimestamp"] = json!("2026-12-08T00:00:00Z"));
+    let pool_of = |name: &str| {
+        ctx.pools.for_source(&Source {
+            tenant: Some(TenantRef { kind: TenantKind::ClusterConductorOneTenant, name: name.into() }),
+            secret_namespace: OPERATOR_NS.into(),
+            secret_name: "c1-prod".into(),
+            defaults: None,
+            rate_limit: None,
+        })
+    };
+    let take_all = |pool: &baton_operator::controller::c1::pools::Pool| {
+        pool.slots.available_permits().try_into().unwrap()
+    };
+
+    let prod = pool_of("prod");
+    let held = prod.slots.try_acquire_many(take_all(&prod)).unwrap();
+    let _ = reconcile_with(&w, ctx.clone()).await;
+    assert_eq!(w.live_credentials().len(), 1, "its own tenant is busy: the revocation waits");
+    assert!(!w.kube.get(BC).unwrap()["metadata"]["finalizers"].as_array().unwrap().is_empty());
+    drop(held);
+
+    let sandbox = pool_of("sandbox");
+    let _other = sandbox.slots.try_acquire_many(take_all(&sandbox)).unwrap();
+    let shared = ctx.pools.shared.clone();
+    let _older = shared.slots.try_acquire_many(take_all(&shared)).unwrap();
+    reconcile_with(&w, ctx.clone()).await.unwrap();
+    assert!(w.live_credentials().is_empty(), "revoked through its own tenant's slots");
+    assert!(w.kube.get(BC).unwrap()["metadata"]["finalizers"].as_array().unwrap().is_empty());
+}
