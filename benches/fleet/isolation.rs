@@ -38,6 +38,9 @@ pub const UNREACHABLE: &str = "unreachable";
 const SETTLE: Duration = Duration::from_secs(15);
 /// The operator's sync poll interval here: short, so that a sync reading shows within a minute.
 const POLL_INTERVAL: &str = "10s";
+/// How long B's rotations, and then B's sync readings, may take before they count as never.
+pub const ROTATION_DEADLINE: Duration = Duration::from_secs(180);
+pub const SYNC_DEADLINE: Duration = Duration::from_secs(120);
 /// What a connector of the broken tenant reports.
 const PROBLEMS: [&str; 3] = ["RateLimited", "Timeout", "TransportError"];
 
@@ -257,7 +260,7 @@ async fn rotate(c: &Cluster, seen: &Seen, n: usize, round: usize) -> anyhow::Res
             }
         }
     }
-    let deadline = Duration::from_secs(180);
+    let deadline = ROTATION_DEADLINE;
     let rotated = |(key, before, start): &(String, Option<String>, Instant)| {
         first(seen, key, *start, |s| s.secret.is_some() && s.secret != *before && !s.rotating)
             .map(|at| at - *start)
@@ -282,6 +285,6 @@ async fn sync_change(b: &FakeConductorOne, seen: &Seen, n: usize) -> Vec<Latency
     let key = |i: usize| format!("{}/{}", ns('b'), name('b', i));
     let shown =
         |i: usize| first(seen, &key(i), start, |s| s.completed == Some(completed)).map(|at| at - start);
-    wait(Duration::from_secs(120), || (0..n).all(|i| shown(i).is_some())).await;
+    wait(SYNC_DEADLINE, || (0..n).all(|i| shown(i).is_some())).await;
     (0..n).map(shown).collect()
 }

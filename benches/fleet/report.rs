@@ -309,7 +309,7 @@ pub fn table(
 
 /// Tenant B's rotation and sync-status latencies with tenant A broken, against A calm in the same run.
 fn two_tenants(t: &mut Table, r: &IsolationResult, columns: usize) {
-    use crate::isolation::{CALM as ISO_CALM, RATE_LIMITED, SLOW};
+    use crate::isolation::{CALM as ISO_CALM, RATE_LIMITED, ROTATION_DEADLINE, SLOW, SYNC_DEADLINE};
     let blank = || vec![String::new(); columns - 1];
     t.row(
         &format!(
@@ -320,7 +320,6 @@ fn two_tenants(t: &mut Table, r: &IsolationResult, columns: usize) {
         vec![String::new(); columns],
         "",
     );
-    let deadline = Duration::from_secs(180);
     let calm = r.cases.iter().find(|c| c.name == ISO_CALM);
     for case in &r.cases {
         let label = match case.name {
@@ -334,8 +333,8 @@ fn two_tenants(t: &mut Table, r: &IsolationResult, columns: usize) {
         };
         let mut cell = format!(
             "rotation {}; sync status {}",
-            p50_p99(&case.rotation, deadline),
-            p50_p99(&case.sync, deadline)
+            p50_p99(&case.rotation, ROTATION_DEADLINE),
+            p50_p99(&case.sync, SYNC_DEADLINE)
         );
         let target = match calm {
             Some(calm) if case.name != ISO_CALM => {
