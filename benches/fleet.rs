@@ -9,7 +9,8 @@
 //!
 //! Options: `--n 1000,5000,10000`, `--idle <s>` (30), `--creates <count>` (50), `--brownout <count>`
 //! (200 connectors with ConductorOne settings; 0 skips the brownout), `--brownout-creates <count>` (20),
-//! `--brownout-deadline <s>` (90), `--managed <count>` (50 connectors with managed credentials; 0 skips
+//! `--brownout-deadline <s>` (90), `--isolation <count>` (50 managed connectors per tenant in the
+//! brownout's two-tenant case; 0 skips it), `--managed <count>` (50 connectors with managed credentials; 0 skips
 //! them), `--timeout <s>` (1200, for convergence), `--out <file>`, `--operator <binary>` (another build of
 //! the operator, to compare two versions under the same harness).
 //! It exits non-zero only when it could not measure.
@@ -18,6 +19,8 @@ use baton_test_support as support;
 
 #[path = "fleet/brownout.rs"]
 mod brownout;
+#[path = "fleet/isolation.rs"]
+mod isolation;
 #[path = "fleet/managed.rs"]
 mod managed;
 #[path = "fleet/manifests.rs"]
@@ -40,6 +43,8 @@ pub struct Args {
     pub brownout: usize,
     pub brownout_creates: usize,
     pub brownout_deadline: Duration,
+    /// Connectors per tenant in the brownout's two-tenant case.
+    pub isolation: usize,
     pub managed: usize,
     pub timeout: Duration,
     pub out: PathBuf,
@@ -60,6 +65,7 @@ fn parse() -> anyhow::Result<Args> {
         brownout: 200,
         brownout_creates: 20,
         brownout_deadline: Duration::from_secs(90),
+        isolation: 50,
         managed: 50,
         timeout: Duration::from_secs(1200),
         out: target.join("fleet-bench.md"),
@@ -84,6 +90,7 @@ fn parse() -> anyhow::Result<Args> {
             "--brownout" => a.brownout = value.parse()?,
             "--brownout-creates" => a.brownout_creates = value.parse()?,
             "--brownout-deadline" => a.brownout_deadline = secs(&value)?,
+            "--isolation" => a.isolation = value.parse()?,
             "--managed" => a.managed = value.parse()?,
             "--operator" => a.operator = value.into(),
             "--timeout" => a.timeout = secs(&value)?,
@@ -153,10 +160,22 @@ async fn main() -> ExitCode {
     } else {
         None
     };
+    let isolation = if args.isolation > 0 {
+        isolation::run(&args)
+            .await
+            .inspect_err(|e| {
+                log(&format!("isolation: could not measure: {e:#}"));
+                failed = true;
+            })
+            .ok()
+    } else {
+        None
+    };
     let table = report::table(
         &fleets,
         managed.as_ref(),
         brownout.as_ref(),
+        isolation.as_ref(),
         CREATE_DEADLINE,
         args.brownout_deadline,
         args.idle,

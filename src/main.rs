@@ -75,7 +75,8 @@ struct RunArgs {
     #[arg(long, env = "SELECTOR")]
     selector: Option<String>,
     /// Share of the ConductorOne request rate the sync-status poller may spend (the rest is kept for
-    /// rotations). The poll interval stretches when this budget cannot cover the fleet.
+    /// rotations), of each tenant's own rate for a tenant's connectors. The poll interval stretches
+    /// when this budget cannot cover the fleet.
     #[arg(long, env = "C1_POLL_SHARE", default_value_t = 0.5, value_parser = parse_share)]
     c1_poll_share: f64,
     /// Log format: JSON lines, or text (coloured on a terminal only, never with NO_COLOR set).

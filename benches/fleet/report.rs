@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 
 use crate::{
     brownout::{BrownoutResult, CALM, STEADY},
+    isolation::IsolationResult,
     managed::ManagedResult,
     probe::{Latency, percentile},
     scenario::FleetResult,
@@ -99,6 +100,7 @@ pub fn table(
     fleets: &[FleetResult],
     managed: Option<&ManagedResult>,
     brownout: Option<&BrownoutResult>,
+    isolation: Option<&IsolationResult>,
     creates_deadline: Duration,
     brownout_deadline: Duration,
     idle: Duration,
@@ -299,5 +301,77 @@ pub fn table(
             t.row(&label, cells, &target);
         }
     }
+    if let Some(r) = isolation {
+        two_tenants(&mut t, r, columns);
+    }
     t
+}
+
+/// Tenant B's rotation and sync-status latencies with tenant A broken, against A calm in the same run.
+fn two_tenants(t: &mut Table, r: &IsolationResult, columns: usize) {
+    use crate::isolation::{CALM as ISO_CALM, RATE_LIMITED, ROTATION_DEADLINE, SLOW, SYNC_DEADLINE};
+    let blank = || vec![String::new(); columns - 1];
+    t.row(
+        &format!(
+            "**Two tenants** (two `ClusterConductorOneTenant`s, each with its own principal and ConductorOne, {} managed connectors each; in each case all {} asked to rotate at once, then the sync status of all of B's changed): tenant B's rotation → new revision / sync change → status, p50 / p99",
+            r.per_tenant,
+            2 * r.per_tenant
+        ),
+        vec![String::new(); columns],
+        "",
+    );
+    let calm = r.cases.iter().find(|c| c.name == ISO_CALM);
+    for case in &r.cases {
+        let label = match case.name {
+            ISO_CALM => "… tenant A calm".to_string(),
+            SLOW => "… tenant A: every call answered after 10 s".to_string(),
+            RATE_LIMITED => format!(
+                "… tenant A: every call answered 429 (`Retry-After: {}`), token requests included",
+                crate::brownout::RETRY_AFTER
+            ),
+            _ => "… tenant A unreachable (connection refused)".to_string(),
+        };
+        let mut cell = format!(
+            "rotation {}; sync status {}",
+            p50_p99(&case.rotation, ROTATION_DEADLINE),
+            p50_p99(&case.sync, SYNC_DEADLINE)
+        );
+        let target = match calm {
+            Some(calm) if case.name != ISO_CALM => {
+                let ratios = [
+                    ratio(&case.rotation, &calm.rotation, 50.0),
+                    ratio(&case.rotation, &calm.rotation, 99.0),
+                    ratio(&case.sync, &calm.sync, 50.0),
+                    ratio(&case.sync, &calm.sync, 99.0),
+                ];
+                let pass = ratios.iter().all(|(_, ok)| *ok);
+                let text: Vec<&str> = ratios.iter().map(|(s, _)| s.as_str()).collect();
+                cell = format!(
+                    "{cell} (rotation {} / {}, sync {} / {} of calm) {}",
+                    text[0],
+                    text[1],
+                    text[2],
+                    text[3],
+                    mark(pass)
+                );
+                "B ≤ 2× calm"
+            }
+            _ => "baseline",
+        };
+        let mut cells = vec![cell];
+        cells.extend(blank());
+        t.row(&label, cells, target);
+    }
+}
+
+/// `samples` against `calm` at percentile `p`: the ratio, and whether it is within the target.
+fn ratio(samples: &[Latency], calm: &[Latency], p: f64) -> (String, bool) {
+    match (percentile(samples, p), percentile(calm, p)) {
+        (Some(x), Some(base)) => {
+            let r = x.as_secs_f64() / base.as_secs_f64().max(1e-3);
+            (format!("×{r:.1}"), r <= BROWNOUT_FACTOR)
+        }
+        (None, Some(_)) => ("×∞".into(), false),
+        _ => ("no calm baseline".into(), false),
+    }
 }

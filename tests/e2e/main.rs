@@ -207,6 +207,7 @@ fn all_cases() -> Vec<(&'static str, Case)> {
         install::readme_install_and_worked_example_run_as_written,
         install::namespaced_install_reads_no_secret_outside_its_namespaces,
         tenants::a_team_that_cannot_read_the_principal_gets_managed_credentials_through_a_cluster_tenant,
+        tenants::a_tenant_whose_conductorone_refuses_everything_never_delays_another_tenant,
         helm::chart_readme_runs_as_written_with_a_real_helm,
         outage::changes_during_an_api_server_outage_are_acted_on_within_the_slo,
         outage::rotations_onboarding_and_creates_survive_repeated_restarts,

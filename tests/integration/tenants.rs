@@ -198,3 +198,110 @@ async fn a_tenant_whose_call_slots_are_all_taken_does_not_hold_up_another_tenant
     assert_eq!(w.c1.count("POST", ROTATE), 1, "minted through its own tenant's pool");
     assert_eq!(ctx.pools.tenants(), 2);
 }
+
+/// Isolation of the sync poller: a tenant whose ConductorOne never answers (every call times out
+/// and is retried) has more connectors due than the poller may read at once; another tenant's
+/// connector, due after them, still gets its sync status read at once, through a lane of its own.
+#[tokio::test]
+async fn a_tenant_whose_polls_all_hang_does_not_hold_up_another_tenants_sync_status() {
+    let w = World::new("1s").await;
+    world_with_tenant(&w, json!({"tenantRef": {"kind": "ClusterConductorOneTenant", "name": "prod"}}));
+    let hanging = support::fake_conductorone::FakeConductorOne::start().await;
+    let principal = hanging.register_principal("hanging");
+    hanging.inject(
+        support::fake_conductorone::FaultRule::new(support::fake_conductorone::Fault::Delay(
+            std::time::Duration::from_secs(30),
+        ))
+        .times(usize::MAX),
+    );
+    w.kube.put(
+        &format!("/api/v1/namespaces/{OPERATOR_NS}/secrets/c1-hanging"),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "c1-hanging", "namespace": OPERATOR_NS},
+               "data": {"clientId": b64(&principal.client_id), "clientSecret": b64(&principal.client_secret)}}),
+    );
+    let tenants =
+        [cluster_tenant("prod", json!({}), json!({})), cluster_tenant("hanging", json!({}), json!({}))];
+    let ctx = operator(&w, &tenants, &[]);
+    let source = |name: &str| Source {
+        tenant: Some(TenantRef { kind: TenantKind::ClusterConductorOneTenant, name: name.into() }),
+        secret_namespace: OPERATOR_NS.into(),
+        secret_name: format!("c1-{name}"),
+        defaults: None,
+        rate_limit: None,
+        not_ready: None,
+        ca_bundle: None,
+    };
+    let calm: BatonConnector = serde_json::from_value(w.kube.get(BC).unwrap()).unwrap();
+    // Eight connectors of the hanging tenant, each of its own app: eight polls, each taking 8 s
+    // (four attempts of the tests' 2 s timeout).
+    for i in 0..8 {
+        let mut bc = w.kube.get(BC).unwrap();
+        bc["metadata"]["name"] = json!(format!("hanging-{i}"));
+        bc["spec"]["conductorOne"] = json!({"tenantRef": {"kind": "ClusterConductorOneTenant", "name": "hanging"},
+            "appId": format!("app-{i}"), "connectorId": format!("conn-{i}")});
+        let bc: BatonConnector = serde_json::from_value(bc).unwrap();
+        ctx.sync_poller.track_resolved(&bc, Some(&source("hanging")));
+    }
+    let poller = tokio::spawn(ctx.sync_poller.clone().run(Arc::new(ctx.poller_io())));
+    // The hanging tenant's polls are out before the calm tenant's connector is due.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    ctx.sync_poller.track_resolved(&calm, Some(&source("prod")));
+    let reference = kube::runtime::reflector::ObjectRef::from(&calm);
+    let started = std::time::Instant::now();
+    let read = loop {
+        if let Some(poll) = ctx.sync_poller.last(&reference) {
+            break poll;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "the calm tenant's poll waited");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(read.result.is_ok(), "{:?}", read.result);
+    let hanging_polls =
+        ctx.sync_poller.results.lock().unwrap().keys().filter(|r| r.name.starts_with("hanging-")).count();
+    assert_eq!(hanging_polls, 0, "the hanging tenant's polls are still out");
+    poller.abort();
+}
+
+/// Isolation of deletions: the revocation on deletion takes a call slot of the connector's own
+/// tenant, so with the older form's shared slots and another tenant's all taken it still goes on,
+/// and with its own tenant's taken it waits.
+#[tokio::test]
+async fn a_deletion_waits_only_for_its_own_tenants_call_slots() {
+    let w = World::new("1s").await;
+    world_with_tenant(&w, json!({"tenantRef": {"kind": "ClusterConductorOneTenant", "name": "prod"}}));
+    let tenants =
+        [cluster_tenant("prod", json!({}), json!({})), cluster_tenant("sandbox", json!({}), json!({}))];
+    let ctx = operator(&w, &tenants, &[]);
+    reconcile_with(&w, ctx.clone()).await.unwrap();
+    assert_eq!(w.live_credentials().len(), 1, "minted");
+    w.kube.edit(BC, |bc| bc["metadata"]["deletionTimestamp"] = json!("2026-12-08T00:00:00Z"));
+    let pool_of = |name: &str| {
+        ctx.pools.for_source(&Source {
+            tenant: Some(TenantRef { kind: TenantKind::ClusterConductorOneTenant, name: name.into() }),
+            secret_namespace: OPERATOR_NS.into(),
+            secret_name: "c1-prod".into(),
+            defaults: None,
+            rate_limit: None,
+            not_ready: None,
+            ca_bundle: None,
+        })
+    };
+    let take_all = |pool: &baton_operator::controller::c1::pools::Pool| {
+        pool.slots.available_permits().try_into().unwrap()
+    };
+
+    let prod = pool_of("prod");
+    let held = prod.slots.try_acquire_many(take_all(&prod)).unwrap();
+    let _ = reconcile_with(&w, ctx.clone()).await;
+    assert_eq!(w.live_credentials().len(), 1, "its own tenant is busy: the revocation waits");
+    assert!(!w.kube.get(BC).unwrap()["metadata"]["finalizers"].as_array().unwrap().is_empty());
+    drop(held);
+
+    let sandbox = pool_of("sandbox");
+    let _other = sandbox.slots.try_acquire_many(take_all(&sandbox)).unwrap();
+    let shared = ctx.pools.shared.clone();
+    let _older = shared.slots.try_acquire_many(take_all(&shared)).unwrap();
+    reconcile_with(&w, ctx.clone()).await.unwrap();
+    assert!(w.live_credentials().is_empty(), "revoked through its own tenant's slots");
+    assert!(w.kube.get(BC).unwrap()["metadata"]["finalizers"].as_array().unwrap().is_empty());
+}

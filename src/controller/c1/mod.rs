@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod credential_calls;
 pub mod onboarding_steps;
+pub mod poll_schedule;
 pub mod pools;
 pub mod rotation_steps;
 pub mod sync_poller;

@@ -5,24 +5,26 @@
 //!
 //! The cadence fits a request budget (a share of the client's rate limit, so that rotations always
 //! find room): with more connectors than the budget covers per interval, the effective interval
-//! grows, and says so in a metric and the log. A connector whose sync runs is looked at more often,
+//! grows, and says so in a metric and the log. Each tenant has a lane of its own (its budget at
+//! the same share of its own rate, its pace, its polls in flight: [`super::poll_schedule`]), so a
+//! tenant whose ConductorOne is slow, unreachable or answers 429 delays only its own readings. A connector whose sync runs is looked at more often,
 //! one whose answer does not change less often. Connectors of one app that use the same API
 //! credentials are read with one list request.
 
 use std::{
-    collections::{BTreeSet, HashMap},
-    num::NonZeroU32,
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use kube::{ResourceExt, runtime::reflector::ObjectRef};
 use tokio::{
-    sync::{Notify, Semaphore, broadcast},
+    sync::{Notify, broadcast},
     time::Instant,
 };
 use tracing::{debug, info};
+
+use super::poll_schedule::{Entry, Lane, LaneKey, Schedule, Target, lane_budget};
 
 use crate::controller::store::{Key, cache::Caches};
 use crate::decide::credentials;
@@ -63,94 +65,20 @@ pub struct PollerIo {
     pub caches: Arc<Caches>,
 }
 
-/// Polls in flight at once: enough to hide latency, few enough that a slow ConductorOne holds only
-/// these.
-const IN_FLIGHT: usize = 4;
 /// How soon a connector whose API credentials cannot be read yet is looked at again (no request
 /// is made for it, so this costs no budget).
 const NO_CREDENTIALS_RETRY: Duration = Duration::from_secs(10);
-
-/// What one connector's poll reads, and with which credentials.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Target {
-    /// Where the principal's Secret is: the connector's namespace for the older form, the tenant's
-    /// Secret for a tenant (a cluster tenant's is in the operator's namespace).
-    namespace: String,
-    api_secret: String,
-    /// A tenant's connector: the tenant's pool, whose client reads it.
-    tenant: Option<super::pools::PoolKey>,
-    app_id: String,
-    connector_id: String,
-    /// The operator created the connector: if it disappears, someone deleted it.
-    created: bool,
-}
-
-impl Target {
-    /// Connectors in one group are read together.
-    fn group(&self) -> (String, String, String) {
-        (self.namespace.clone(), self.api_secret.clone(), self.app_id.clone())
-    }
-}
-
-struct Entry {
-    target: Target,
-    due: Instant,
-    /// Polls in a row that found nothing new.
-    unchanged: u32,
-}
-
-#[derive(Default)]
-struct Schedule {
-    entries: HashMap<Key, Entry>,
-    /// Entries waiting for their turn; an entry being polled is in `entries` but not here.
-    queue: BTreeSet<(Instant, Key)>,
-    /// Connectors per group, for the request count of one round.
-    groups: HashMap<(String, String, String), usize>,
-}
-
-impl Schedule {
-    /// Adds an entry; one under the same key must have been removed first.
-    fn insert(&mut self, key: Key, entry: Entry) {
-        *self.groups.entry(entry.target.group()).or_default() += 1;
-        self.queue.insert((entry.due, key.clone()));
-        self.entries.insert(key, entry);
-    }
-
-    fn remove(&mut self, key: &Key) -> Option<Entry> {
-        let old = self.entries.remove(key)?;
-        self.queue.remove(&(old.due, key.clone()));
-        self.unlink_group(&old.target);
-        Some(old)
-    }
-
-    fn unlink_group(&mut self, target: &Target) {
-        let group = target.group();
-        if let Some(n) = self.groups.get_mut(&group) {
-            *n -= 1;
-            if *n == 0 {
-                self.groups.remove(&group);
-            }
-        }
-    }
-
-    fn reschedule(&mut self, key: &Key, due: Instant) {
-        if let Some(e) = self.entries.get_mut(key) {
-            self.queue.remove(&(e.due, key.clone()));
-            e.due = due;
-            self.queue.insert((due, key.clone()));
-        }
-    }
-}
 
 pub struct SyncPoller {
     schedule: Mutex<Schedule>,
     wake: Notify,
     triggers: broadcast::Sender<ObjectRef<BatonConnector>>,
     interval: Duration,
-    /// Requests per second the poller may spend.
+    /// Requests per second the poller may spend through the operator's own client (the older
+    /// form's lane); a tenant's lane gets the same share of the tenant's rate.
     budget: f64,
-    pace: DefaultDirectRateLimiter,
-    in_flight: Arc<Semaphore>,
+    /// Each lane's budget, pace and polls in flight, made on first use.
+    lanes: Mutex<HashMap<LaneKey, Arc<Lane>>>,
     /// The last poll of each resource, so polls follow their own cadence however often a resource
     /// reconciles; the reconcile reads it ([`SyncPoller::last`]) instead of calling ConductorOne.
     pub results: Mutex<HashMap<ObjectRef<BatonConnector>, SyncPoll>>,
@@ -158,17 +86,13 @@ pub struct SyncPoller {
 
 impl SyncPoller {
     pub fn new(interval: Duration, budget: f64) -> Self {
-        let budget = budget.max(0.01);
-        let period = Duration::from_secs_f64(1.0 / budget);
-        let quota = Quota::with_period(period).unwrap_or(Quota::per_second(NonZeroU32::MIN));
         Self {
             schedule: Default::default(),
             wake: Notify::new(),
             triggers: broadcast::channel(1024).0,
             interval,
-            budget,
-            pace: RateLimiter::direct(quota.allow_burst(NonZeroU32::MIN)),
-            in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
+            budget: budget.max(0.01),
+            lanes: Default::default(),
             results: Default::default(),
         }
     }
@@ -178,11 +102,52 @@ impl SyncPoller {
         self.triggers.subscribe()
     }
 
-    /// The interval every connector is read at, at least: the configured one, or longer when the
-    /// budget cannot read every group that often.
+    /// The interval every connector is read at, at least: the configured one, or longer when a
+    /// lane's budget cannot read every group of the lane that often (the longest of the lanes).
     pub fn effective_interval(&self) -> Duration {
-        let groups = self.schedule.lock().expect("poll schedule poisoned").groups.len();
-        effective_interval(self.interval, self.budget, groups)
+        let lanes: Vec<(LaneKey, usize)> = {
+            let s = self.schedule.lock().expect("poll schedule poisoned");
+            s.lanes.iter().map(|(k, n)| (k.clone(), *n)).collect()
+        };
+        let made = self.lanes.lock().expect("poll lanes poisoned");
+        lanes
+            .into_iter()
+            .map(|(k, n)| {
+                effective_interval(self.interval, made.get(&k).map_or(self.budget, |l| l.budget), n)
+            })
+            .max()
+            .unwrap_or(self.interval)
+    }
+
+    /// One lane's interval: the configured one, or the time its budget needs for its groups.
+    fn lane_interval(&self, lane: &LaneKey, budget: f64) -> Duration {
+        let groups = self.schedule.lock().expect("poll schedule poisoned").lanes.get(lane).copied();
+        effective_interval(self.interval, budget, groups.unwrap_or(0))
+    }
+
+    /// A lane's budget, pace and slots: a tenant's at the poll share of the tenant's own rate.
+    fn lane(&self, key: &LaneKey, pools: &super::pools::Pools) -> Arc<Lane> {
+        let mut lanes = self.lanes.lock().expect("poll lanes poisoned");
+        if let Some(lane) = lanes.get(key) {
+            return lane.clone();
+        }
+        let budget = match key {
+            None => self.budget,
+            Some(_) => {
+                let tenant = pools.for_key(key.as_ref()).client.rate().0;
+                lane_budget(self.budget, pools.shared.client.rate().0, tenant)
+            }
+        };
+        let lane = Arc::new(Lane::new(budget));
+        lanes.insert(key.clone(), lane.clone());
+        lane
+    }
+
+    /// Drops the lanes no connector polls through any more (a tenant gone, or its budget changed).
+    fn prune_lanes(&self) {
+        let s = self.schedule.lock().expect("poll schedule poisoned");
+        let mut lanes = self.lanes.lock().expect("poll lanes poisoned");
+        lanes.retain(|k, lane| s.lanes.contains_key(k) || Arc::strong_count(lane) > 1);
     }
 
     pub fn tracked(&self) -> usize {
@@ -288,20 +253,28 @@ impl SyncPoller {
                     configured = %humantime::format_duration(self.interval),
                     effective = %humantime::format_duration(Duration::from_secs(effective.as_secs())),
                     budget_per_second = self.budget,
+                    tenants = self.lanes.lock().expect("poll lanes poisoned").keys().flatten().count(),
                     "sync status poll interval"
                 );
                 reported = Some(effective);
             }
             io.metrics.sync_poll_connectors.set(self.tracked() as i64);
-            for group in self.take_due(Instant::now()) {
-                let permit = self.in_flight.clone().acquire_owned().await.expect("never closed");
+            self.prune_lanes();
+            // A group goes out only with a slot of its lane; without one it waits in the queue, and a
+            // finished poll of that lane wakes this loop (never a wait here on one lane's slot).
+            let now = Instant::now();
+            let admit =
+                |lane: &LaneKey| self.lane(lane, &io.pools).in_flight.clone().try_acquire_owned().ok();
+            let taken = self.schedule.lock().expect("poll schedule poisoned").take_due(now, admit);
+            for (permit, group) in taken {
                 let (this, io) = (self.clone(), io.clone());
                 tokio::spawn(async move {
                     this.poll_group(&io, group).await;
                     drop(permit);
+                    this.wake.notify_one();
                 });
             }
-            let next = self.schedule.lock().expect("poll schedule poisoned").queue.first().map(|(d, _)| *d);
+            let next = self.schedule.lock().expect("poll schedule poisoned").next_due_after(now);
             let wake = self.wake.notified();
             match next {
                 Some(due) => {
@@ -318,25 +291,11 @@ impl SyncPoller {
     /// Polls every connector that is due now and waits for the answers. For tests, which drive
     /// the operator step by step.
     pub async fn poll_due(&self, io: &PollerIo) {
-        for group in self.take_due(Instant::now()) {
+        let taken =
+            self.schedule.lock().expect("poll schedule poisoned").take_due(Instant::now(), |_| Some(()));
+        for ((), group) in taken {
             self.poll_group(io, group).await;
         }
-    }
-
-    /// Takes the due entries out of the queue, grouped for reading.
-    fn take_due(&self, now: Instant) -> Vec<Vec<(Key, Target)>> {
-        let mut s = self.schedule.lock().expect("poll schedule poisoned");
-        let mut groups: HashMap<(String, String, String), Vec<(Key, Target)>> = HashMap::new();
-        while let Some((due, key)) = s.queue.first().cloned() {
-            if due > now {
-                break;
-            }
-            s.queue.remove(&(due, key.clone()));
-            if let Some(e) = s.entries.get(&key) {
-                groups.entry(e.target.group()).or_default().push((key, e.target.clone()));
-            }
-        }
-        groups.into_values().collect()
     }
 
     async fn poll_group(&self, io: &PollerIo, group: Vec<(Key, Target)>) {
@@ -357,7 +316,8 @@ impl SyncPoller {
         };
         let pool = io.pools.for_key(first.tenant.as_ref());
         let conductorone = &pool.client;
-        self.pace.until_ready().await;
+        let lane = self.lane(&first.tenant, &io.pools);
+        lane.pace.until_ready().await;
         let results: Vec<(Key, PollResult)> = if group.len() == 1 {
             let r = match conductorone.get_connector(&api, &first.app_id, &first.connector_id).await {
                 Ok(i) if i.deleted_at.is_some() => Err(deleted(&first)),
@@ -386,7 +346,7 @@ impl SyncPoller {
                 }
             }
         };
-        let effective = self.effective_interval();
+        let effective = self.lane_interval(&first.tenant, lane.budget);
         for (key, result) in results {
             self.record(key, result, effective);
         }
@@ -542,27 +502,5 @@ mod tests {
         assert!(points.iter().all(|p| (0.0..=1.0).contains(p)));
         let early = points.iter().filter(|p| **p < 0.5).count();
         assert!((400..600).contains(&early), "{early} of 1000 in the first half");
-    }
-
-    #[test]
-    fn schedule_counts_groups_and_requeues() {
-        let mut s = Schedule::default();
-        let t = |c: &str| Target {
-            namespace: "ns".into(),
-            api_secret: "api".into(),
-            tenant: None,
-            app_id: "app".into(),
-            connector_id: c.into(),
-            created: false,
-        };
-        let now = Instant::now();
-        s.insert(("ns".into(), "a".into()), Entry { target: t("1"), due: now, unchanged: 0 });
-        s.insert(("ns".into(), "b".into()), Entry { target: t("2"), due: now, unchanged: 0 });
-        assert_eq!(s.groups.len(), 1, "one app and one set of credentials: one request");
-        s.reschedule(&("ns".into(), "a".into()), now + Duration::from_secs(5));
-        assert_eq!(s.queue.len(), 2);
-        s.remove(&("ns".into(), "a".into()));
-        s.remove(&("ns".into(), "b".into()));
-        assert!(s.groups.is_empty() && s.queue.is_empty());
     }
 }

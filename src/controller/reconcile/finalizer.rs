@@ -69,13 +69,11 @@ pub async fn ensure(ctx: &Context, bc: &mut BatonConnector) -> Result<()> {
 pub async fn cleanup(ctx: &Context, bc: &BatonConnector) -> Result<Action> {
     let Some(index) = present(bc) else { return Ok(Action::await_change()) };
     if wanted(bc) && has_work(bc) {
-        // The shared slots: which tenant the resource uses is known only inside `clean_up`.
-        let Ok(_slot) = ctx.pools.shared.slots.try_acquire() else {
-            return Ok(Action::requeue(crate::decide::outcome::C1_BUSY_RETRY));
-        };
         let attempt = ctx.backoff.failures(&ObjectRef::from(bc)) + 1;
         let note = match clean_up(ctx, bc).await {
-            Ok(deleted) => Note {
+            // Every call slot of its tenant is taken (by a slow or refusing ConductorOne, say).
+            Ok(None) => return Ok(Action::requeue(crate::decide::outcome::C1_BUSY_RETRY)),
+            Ok(Some(deleted)) => Note {
                 warning: false,
                 reason: "CredentialRevoked",
                 action: "Delete",
@@ -108,8 +106,12 @@ pub async fn cleanup(ctx: &Context, bc: &BatonConnector) -> Result<Action> {
 }
 
 /// Revokes every minted credential, then deletes what onboarding created; returns what it deleted,
-/// or says what it could not do and why (no secrets in it).
-async fn clean_up(ctx: &Context, bc: &BatonConnector) -> std::result::Result<Vec<String>, CleanupError> {
+/// `None` when its tenant has no call slot free, or says what it could not do and why (no secrets
+/// in it).
+async fn clean_up(
+    ctx: &Context,
+    bc: &BatonConnector,
+) -> std::result::Result<Option<Vec<String>>, CleanupError> {
     let ns = bc.namespace().unwrap_or_default();
     let c1 = bc
         .spec
@@ -131,15 +133,18 @@ async fn clean_up(ctx: &Context, bc: &BatonConnector) -> std::result::Result<Vec
         true => CleanupError::retryable(p.to_string()),
         false => CleanupError::permanent(p.to_string()),
     })?;
-    // The tenant's own client: its rate limiter and token cache.
-    let conductorone = &ctx.pools.for_source(&source).client;
+    // The tenant's own client (its rate limiter and token cache) and slots, so that deletions of a
+    // tenant whose ConductorOne is slow or refuses everything hold up no other tenant's calls.
+    let pool = ctx.pools.for_source(&source);
+    let Ok(_slot) = pool.slots.try_acquire() else { return Ok(None) };
+    let conductorone = &pool.client;
     let failed = credential_calls::revoke_all(conductorone, bc, &creds).await;
     if let Some((_, e)) = failed.first() {
         let ids: Vec<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
         return Err(CleanupError::from_conductorone(format!("credentials {ids:?}: {e}"), e));
     }
     // The connector goes only once no credential of it is left valid.
-    onboarding_steps::delete_created(conductorone, bc, &creds).await
+    onboarding_steps::delete_created(conductorone, bc, &creds).await.map(Some)
 }
 
 fn remove_ops(index: usize) -> serde_json::Value {
