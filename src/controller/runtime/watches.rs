@@ -88,6 +88,7 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
                 c.caches.observe_secret(s.as_deref(), &event);
                 event
             })
+            .filter(not_first_list())
             .boxed()
         })
         .touched_objects();
@@ -169,7 +170,27 @@ where
         observe(&c.caches, scope.as_deref(), &event);
         event
     })
+    .filter(not_first_list())
     .touched_objects()
+}
+
+/// Leaves out the objects of a watch's first list as reconcile triggers. That list comes at start
+/// (the Secret watch's, once the BatonConnectors are listed), when the BatonConnector watch's own
+/// first list triggers every resource anyway, and reconciles wait for every first list before they
+/// read the caches: another trigger per child and per Secret (5,000 of each at a restart) would
+/// only churn the controller's queue, at the restart's memory peak. Re-lists still trigger.
+fn not_first_list<K, E>() -> impl FnMut(&Result<Event<K>, E>) -> future::Ready<bool> {
+    let mut first = true;
+    move |event| {
+        future::ready(match event {
+            Ok(Event::InitDone) => {
+                first = false;
+                true
+            }
+            Ok(Event::InitApply(_)) => !first,
+            _ => true,
+        })
+    }
 }
 
 fn scoped<K>(client: &kube::Client, scope: Option<&str>) -> Api<K>
