@@ -231,7 +231,7 @@ fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>,
         }
         Event::Init => {
             // A first list while nothing is kept per resource can find nothing gone.
-            let nothing_kept = ctx.sync_poller.tracked() == 0 && ctx.backoff.len() == 0;
+            let nothing_kept = ctx.sync_poller.tracked() == 0 && ctx.backoff.is_empty();
             let first = !relist.listed && !relist.first && nothing_kept;
             relist.first |= first;
             relist.seen = (!first).then(HashSet::new);
