@@ -91,6 +91,7 @@ pub async fn run_scope(ctx: Arc<Context>, scope: Option<String>, ready: Arc<Atom
                 c.caches.observe_secret(s.as_deref(), &event);
                 event
             })
+            .filter(not_first_list())
             .boxed()
         })
         .touched_objects();
@@ -176,7 +177,27 @@ where
         observe(&c.caches, scope.as_deref(), &event);
         event
     })
+    .filter(not_first_list())
     .touched_objects()
+}
+
+/// Leaves out the objects of a watch's first list as reconcile triggers. That list comes at start
+/// (the Secret watch's, once the BatonConnectors are listed), when the BatonConnector watch's own
+/// first list triggers every resource anyway, and reconciles wait for every first list before they
+/// read the caches: another trigger per child and per Secret (5,000 of each at a restart) would
+/// only churn the controller's queue, at the restart's memory peak. Re-lists still trigger.
+fn not_first_list<K, E>() -> impl FnMut(&Result<Event<K>, E>) -> future::Ready<bool> {
+    let mut first = true;
+    move |event| {
+        future::ready(match event {
+            Ok(Event::InitDone) => {
+                first = false;
+                true
+            }
+            Ok(Event::InitApply(_)) => !first,
+            _ => true,
+        })
+    }
 }
 
 fn scoped<K>(client: &kube::Client, scope: Option<&str>) -> Api<K>
@@ -189,10 +210,14 @@ where
     }
 }
 
-/// The resources a (re-)list of BatonConnectors has delivered so far: kept only while it runs.
+/// The resources a re-list of BatonConnectors has delivered so far: kept only while it runs, and not
+/// for the first list, which can find nothing gone.
 #[derive(Default)]
 struct Relist {
     seen: Option<HashSet<Key>>,
+    /// A first list without the keys is under way (when it fails and starts over, they are kept).
+    first: bool,
+    listed: bool,
 }
 
 /// Keeps the index and the poller in step with the BatonConnector watch.
@@ -203,7 +228,9 @@ fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>,
     let (object, listed) = match event {
         Event::Apply(g) => (g, false),
         Event::InitApply(g) => {
-            relist.seen.get_or_insert_with(HashSet::new).insert(key_of(g));
+            if let Some(seen) = &mut relist.seen {
+                seen.insert(key_of(g));
+            }
             (g, true)
         }
         Event::Delete(g) => {
@@ -211,13 +238,18 @@ fn follow_connectors(ctx: &Context, scope: Option<&str>, event: &Event<Guarded>,
             return;
         }
         Event::Init => {
-            relist.seen = Some(HashSet::new());
+            // A first list while nothing is kept per resource can find nothing gone.
+            let nothing_kept = ctx.sync_poller.tracked() == 0 && ctx.backoff.is_empty();
+            let first = !relist.listed && !relist.first && nothing_kept;
+            relist.first |= first;
+            relist.seen = (!first).then(HashSet::new);
             return;
         }
         Event::InitDone => {
+            relist.listed = true;
             // Deleted while the watch was down: no Delete event came for them. What is kept per
             // resource is kept for those the list found (in this scope) only.
-            let seen = relist.seen.take().unwrap_or_default();
+            let Some(seen) = relist.seen.take() else { return };
             let in_scope = |ns: &str| scope.is_none_or(|s| s == ns);
             let keep = |key: &Key| !in_scope(&key.0) || seen.contains(key);
             ctx.sync_poller.retain(keep);

@@ -460,11 +460,18 @@ struct Listed<V> {
     relisting: HashMap<Option<String>, HashSet<Key>>,
     /// Scopes whose first list has ended.
     listed: HashSet<Option<String>>,
+    /// Scopes whose first list is under way.
+    first: HashSet<Option<String>>,
 }
 
 impl<V> Default for Listed<V> {
     fn default() -> Self {
-        Self { items: HashMap::new(), relisting: HashMap::new(), listed: HashSet::new() }
+        Self {
+            items: HashMap::new(),
+            relisting: HashMap::new(),
+            listed: HashSet::new(),
+            first: HashSet::new(),
+        }
     }
 }
 
@@ -472,7 +479,20 @@ impl<V> Listed<V> {
     /// Starts a (re-)list of a scope; true unless one was under way already (its list failed and a
     /// fresh watcher starts over).
     fn begin(&mut self, scope: Option<&str>) -> bool {
-        self.relisting.insert(scope.map(str::to_string), HashSet::new()).is_none()
+        let scope = scope.map(str::to_string);
+        let in_scope = |k: &Key| scope.as_ref().is_none_or(|ns| *ns == k.0);
+        let under_way = self.first.contains(&scope) || self.relisting.contains_key(&scope);
+        if !under_way && !self.listed.contains(&scope) && !self.items.keys().any(in_scope) {
+            // The scope's first list, and the cache holds nothing of it: nothing can be found gone,
+            // so no keys need keeping (at a restart, a set of every key of the kind, at the peak).
+            self.first.insert(scope);
+            return true;
+        }
+        // A first list that failed and starts over keeps them: the failed one may have brought
+        // objects deleted since.
+        self.first.remove(&scope);
+        self.relisting.insert(scope, HashSet::new());
+        !under_way
     }
 
     fn put(&mut self, key: Key, version: Option<u64>, value: V) {
@@ -497,6 +517,7 @@ impl<V> Listed<V> {
     /// watch was down), which leaves the cache.
     fn end(&mut self, scope: Option<&str>) -> (bool, Vec<(Key, V)>) {
         let scope = scope.map(str::to_string);
+        self.first.remove(&scope);
         let mut dropped = Vec::new();
         if let Some(seen) = self.relisting.remove(&scope) {
             let gone: Vec<Key> = self

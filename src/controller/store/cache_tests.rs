@@ -57,6 +57,23 @@ fn a_relist_drops_what_was_deleted_meanwhile_in_its_scope_only() {
     assert_eq!(c.pending.borrow().unlisted, Some(1));
 }
 
+#[test]
+fn a_first_list_keeps_no_keys_unless_it_starts_over() {
+    let c = Caches::default();
+    c.expect_watches(1);
+    c.observe_secret(None, &Event::Init);
+    c.observe_secret(None, &Event::InitApply(secret("a", "x", 1, "v")));
+    c.observe_secret(None, &Event::InitApply(secret("a", "y", 1, "v")));
+    assert!(c.secrets.read().unwrap().relisting.is_empty(), "an empty cache's first list finds nothing gone");
+    // The list fails; "y" is deleted meanwhile; the fresh watcher lists again.
+    c.observe_secret(None, &Event::Init);
+    c.observe_secret(None, &Event::InitApply(secret("a", "x", 1, "v")));
+    c.observe_secret(None, &Event::InitDone);
+    assert!(held(&c, "a", "x").is_some());
+    assert!(held(&c, "a", "y").is_none(), "deleted while the first list started over");
+    assert!(c.pending.borrow().settled(), "one list, however often it starts");
+}
+
 #[tokio::test]
 async fn listed_deployments_read_back_from_the_cache_as_they_were() {
     use k8s_openapi::api::apps::v1::DeploymentStatus;
