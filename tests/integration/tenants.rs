@@ -53,6 +53,19 @@ fn cluster_tenant(name: &str, annotations: Value, extra: Value) -> ClusterConduc
     .unwrap()
 }
 
+/// The principal source of a cluster tenant whose Secret is in the operator's namespace.
+fn cluster_source(name: &str, secret: &str) -> Source {
+    Source {
+        tenant: Some(TenantRef { kind: TenantKind::ClusterConductorOneTenant, name: name.into() }),
+        secret_namespace: OPERATOR_NS.into(),
+        secret_name: secret.into(),
+        defaults: None,
+        rate_limit: None,
+        not_ready: None,
+        ca_bundle: None,
+    }
+}
+
 /// A watch's first list of these objects.
 fn listed<K: Clone>(items: &[K]) -> Vec<Event<K>> {
     std::iter::once(Event::Init)
@@ -170,17 +183,7 @@ async fn a_tenant_whose_call_slots_are_all_taken_does_not_hold_up_another_tenant
     world_with_tenant(&w, json!({"tenantRef": {"kind": "ClusterConductorOneTenant", "name": "prod"}}));
     let tenants =
         [cluster_tenant("prod", json!({}), json!({})), cluster_tenant("sandbox", json!({}), json!({}))];
-    let pool_of = |ctx: &Context, name: &str| {
-        ctx.pools.for_source(&Source {
-            tenant: Some(TenantRef { kind: TenantKind::ClusterConductorOneTenant, name: name.into() }),
-            secret_namespace: OPERATOR_NS.into(),
-            secret_name: "c1-prod".into(),
-            defaults: None,
-            rate_limit: None,
-            not_ready: None,
-            ca_bundle: None,
-        })
-    };
+    let pool_of = |ctx: &Context, name: &str| ctx.pools.for_source(&cluster_source(name, "c1-prod"));
 
     let ctx = operator(&w, &tenants, &[]);
     let prod = pool_of(&ctx, "prod");
@@ -222,15 +225,7 @@ async fn a_tenant_whose_polls_all_hang_does_not_hold_up_another_tenants_sync_sta
     let tenants =
         [cluster_tenant("prod", json!({}), json!({})), cluster_tenant("hanging", json!({}), json!({}))];
     let ctx = operator(&w, &tenants, &[]);
-    let source = |name: &str| Source {
-        tenant: Some(TenantRef { kind: TenantKind::ClusterConductorOneTenant, name: name.into() }),
-        secret_namespace: OPERATOR_NS.into(),
-        secret_name: format!("c1-{name}"),
-        defaults: None,
-        rate_limit: None,
-        not_ready: None,
-        ca_bundle: None,
-    };
+    let source = |name: &str| cluster_source(name, &format!("c1-{name}"));
     let calm: BatonConnector = serde_json::from_value(w.kube.get(BC).unwrap()).unwrap();
     // Eight connectors of the hanging tenant, each of its own app: eight polls, each taking 8 s
     // (four attempts of the tests' 2 s timeout).
@@ -275,17 +270,7 @@ async fn a_deletion_waits_only_for_its_own_tenants_call_slots() {
     reconcile_with(&w, ctx.clone()).await.unwrap();
     assert_eq!(w.live_credentials().len(), 1, "minted");
     w.kube.edit(BC, |bc| bc["metadata"]["deletionTimestamp"] = json!("2026-12-08T00:00:00Z"));
-    let pool_of = |name: &str| {
-        ctx.pools.for_source(&Source {
-            tenant: Some(TenantRef { kind: TenantKind::ClusterConductorOneTenant, name: name.into() }),
-            secret_namespace: OPERATOR_NS.into(),
-            secret_name: "c1-prod".into(),
-            defaults: None,
-            rate_limit: None,
-            not_ready: None,
-            ca_bundle: None,
-        })
-    };
+    let pool_of = |name: &str| ctx.pools.for_source(&cluster_source(name, "c1-prod"));
     let take_all = |pool: &baton_operator::controller::c1::pools::Pool| {
         pool.slots.available_permits().try_into().unwrap()
     };
