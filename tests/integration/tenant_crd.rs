@@ -113,23 +113,8 @@ fn tenant_crds_have_short_names_categories_columns_and_scope() {
 /// Every field of every CRD, nested ones included, has a description for `kubectl explain`.
 #[test]
 fn every_tenant_field_is_described() {
-    fn walk(path: &str, schema: &serde_json::Value, missing: &mut Vec<String>) {
-        let Some(props) = schema["properties"].as_object() else { return };
-        for (field, sub) in props {
-            let here = format!("{path}.{field}");
-            if sub["description"].as_str().is_none_or(|d| d.is_empty()) {
-                missing.push(here.clone());
-            }
-            walk(&here, sub, missing);
-            walk(&format!("{here}[]"), &sub["items"], missing);
-        }
-    }
     for plural in ["conductoronetenants", "clusterconductoronetenants"] {
-        let crd = crd(plural);
-        let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
-        let mut missing = Vec::new();
-        walk("spec", &root["properties"]["spec"], &mut missing);
-        walk("status", &root["properties"]["status"], &mut missing);
+        let mut missing = super::crd::undescribed(&crd(plural));
         // The label selector's own fields are Kubernetes' (described upstream).
         missing.retain(|p| !p.contains("selector."));
         assert!(missing.is_empty(), "{plural}: fields without a description: {missing:?}");
